@@ -1,0 +1,1 @@
+"""The small kit every service shares: settings, Postgres, migrations, the outbox, the broker, blobs, telemetry."""

@@ -1,0 +1,79 @@
+"""Object storage (S3 / MinIO) behind an async adapter: the minio SDK blocks, so every call runs in a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+from minio import Minio
+from minio.error import S3Error
+
+from fax_runtime.config import S3Settings
+
+
+class BlobNotFound(KeyError):
+    pass
+
+
+class BlobStore:
+    def __init__(self, settings: S3Settings) -> None:
+        self._bucket = settings.bucket
+        self._client = Minio(
+            settings.endpoint,
+            access_key=settings.access_key or None,
+            secret_key=settings.secret_key or None,
+            secure=settings.secure,
+        )
+
+    async def ensure_bucket(self) -> None:
+        def create() -> None:
+            if not self._client.bucket_exists(self._bucket):
+                try:
+                    self._client.make_bucket(self._bucket)
+                except S3Error as exc:  # another service created it first
+                    if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                        raise
+
+        await asyncio.to_thread(create)
+
+    async def ping(self) -> bool:
+        try:
+            return await asyncio.to_thread(self._client.bucket_exists, self._bucket)
+        except Exception:
+            return False
+
+    async def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        await asyncio.to_thread(
+            self._client.put_object, self._bucket, key, io.BytesIO(data), len(data), content_type=content_type
+        )
+
+    async def put_file(self, key: str, path: Path, content_type: str = "application/octet-stream") -> None:
+        await asyncio.to_thread(self._client.fput_object, self._bucket, key, str(path), content_type=content_type)
+
+    async def get_bytes(self, key: str) -> bytes:
+        def read() -> bytes:
+            try:
+                response = self._client.get_object(self._bucket, key)
+            except S3Error as exc:
+                if exc.code == "NoSuchKey":
+                    raise BlobNotFound(key) from exc
+                raise
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
+        return await asyncio.to_thread(read)
+
+    async def download(self, key: str, path: Path) -> None:
+        try:
+            await asyncio.to_thread(self._client.fget_object, self._bucket, key, str(path))
+        except S3Error as exc:
+            if exc.code == "NoSuchKey":
+                raise BlobNotFound(key) from exc
+            raise
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self._client.remove_object, self._bucket, key)

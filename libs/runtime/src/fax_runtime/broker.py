@@ -1,0 +1,77 @@
+"""RabbitMQ topology: the ``fax.events`` topic exchange, one quorum queue per (service, event), and dead letters.
+
+A handler that raises is nacked and redelivered; after ``DELIVERY_LIMIT`` deliveries the quorum queue
+dead-letters the message to ``fax.events.dlx``, where it waits in ``<queue>.dlq`` for an operator.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+from fast_depends.msgspec import MsgSpecSerializer
+from faststream.rabbit import ExchangeType, QueueType, RabbitBroker, RabbitExchange, RabbitQueue
+from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
+
+from fax_contracts import EXCHANGE, Event, routing_key
+
+DEAD_LETTER_EXCHANGE = "fax.events.dlx"
+DELIVERY_LIMIT = 5
+
+events_exchange = RabbitExchange(EXCHANGE, type=ExchangeType.TOPIC, durable=True)
+dead_letter_exchange = RabbitExchange(DEAD_LETTER_EXCHANGE, type=ExchangeType.DIRECT, durable=True)
+
+
+def create_broker(amqp_url: str) -> RabbitBroker:
+    return RabbitBroker(
+        amqp_url,
+        serializer=MsgSpecSerializer(),
+        middlewares=(RabbitTelemetryMiddleware(),),
+        # Our own logging covers outcomes; faststream's per-message lines would double it.
+        log_level=10,
+    )
+
+
+def queue_name(service: str, event_type: type[Event]) -> str:
+    return f"{service}.{routing_key(event_type)}"
+
+
+def event_queue(service: str, event_type: type[Event]) -> RabbitQueue:
+    """The durable quorum queue through which ``service`` consumes ``event_type``."""
+    name = queue_name(service, event_type)
+    return RabbitQueue(
+        name,
+        queue_type=QueueType.QUORUM,
+        durable=True,
+        routing_key=routing_key(event_type),
+        arguments={
+            "x-delivery-limit": DELIVERY_LIMIT,
+            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+            "x-dead-letter-routing-key": name,
+        },
+    )
+
+
+def dead_letter_queue(service: str, event_type: type[Event]) -> RabbitQueue:
+    name = queue_name(service, event_type)
+    return RabbitQueue(f"{name}.dlq", queue_type=QueueType.QUORUM, durable=True, routing_key=name)
+
+
+async def declare_dead_letters(broker: RabbitBroker, service: str, event_types: list[type[Event]]) -> None:
+    """Declare the dead-letter exchange and this service's DLQs (call after ``broker.start()``)."""
+    exchange = await broker.declare_exchange(dead_letter_exchange)
+    for event_type in event_types:
+        queue = await broker.declare_queue(dead_letter_queue(service, event_type))
+        await queue.bind(exchange, routing_key=queue_name(service, event_type))
+
+
+async def first_delivery(conn: asyncpg.Connection, consumer: str, event_id: object) -> bool:
+    """Record that ``consumer`` handled ``event_id`` (inside the handler's transaction).
+
+    False means a redelivery of an event already handled: the caller does nothing.
+    """
+    inserted = await conn.fetchval(
+        "INSERT INTO processed_events (consumer, event_id) VALUES ($1::text, $2::uuid) "
+        "ON CONFLICT DO NOTHING RETURNING true",
+        consumer,
+        event_id,
+    )
+    return bool(inserted)

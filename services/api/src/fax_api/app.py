@@ -1,0 +1,99 @@
+"""Composition root of the API: pools, stores and the outbox relay are built in the lifespan and closed there."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+from litestar import Litestar, Request, Response, get
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from fax_api.config import ApiSettings
+from fax_api.controllers import FaxesController
+from fax_api.kazoo import KazooError, error_response
+from fax_api.store import ApiStore
+from fax_runtime.blobs import BlobStore
+from fax_runtime.db import create_pool
+from fax_runtime.outbox import OutboxRelay
+
+
+def _kazoo_error(request: Request, exc: KazooError) -> Response:
+    return error_response(request, exc)
+
+
+def _http_error(request: Request, exc: HTTPException) -> Response:
+    message = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type"}.get(
+        exc.status_code, "error"
+    )
+    return error_response(request, KazooError(exc.status_code, message, {"message": str(exc.detail)}))
+
+
+def _unexpected_error(request: Request, exc: Exception) -> Response:
+    request.logger.exception("unhandled error", exc_info=exc)
+    return error_response(request, KazooError(HTTP_500_INTERNAL_SERVER_ERROR, "internal_server_error"))
+
+
+@get("/healthz", include_in_schema=False)
+async def healthz(state: State) -> Response:
+    """200 when Postgres, S3 and every peer service answer; 503 otherwise."""
+    checks = {"postgres": await _safe(state.store.ping), "s3": await state.blobs.ping()}
+    for url in state.settings.ready_peers:
+        checks[url] = await _peer_ready(state.http, url)
+    healthy = all(checks.values())
+    return Response(
+        content={"status": "ok" if healthy else "unavailable", "checks": checks}, status_code=200 if healthy else 503
+    )
+
+
+async def _safe(check: Callable[[], Awaitable[bool]]) -> bool:
+    try:
+        return bool(await check())
+    except Exception:
+        return False
+
+
+async def _peer_ready(client: httpx.AsyncClient, url: str) -> bool:
+    try:
+        return (await client.get(url)).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def create_app(settings: ApiSettings) -> Litestar:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        pool = await create_pool(settings.runtime.database_url)
+        blobs = BlobStore(settings.runtime.s3)
+        relay = asyncio.create_task(OutboxRelay(pool, settings.runtime.amqp_url).run(), name="outbox-relay")
+        app.state.settings = settings
+        app.state.store = ApiStore(pool)
+        app.state.blobs = blobs
+        app.state.http = httpx.AsyncClient(timeout=3)
+        try:
+            yield
+        finally:
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
+            await app.state.http.aclose()
+            await pool.close()
+
+    def provide_store(state: State) -> ApiStore:
+        return state.store
+
+    return Litestar(
+        route_handlers=[FaxesController, healthz],
+        lifespan=[lifespan],
+        dependencies={"store": Provide(provide_store, sync_to_thread=False)},
+        exception_handlers={KazooError: _kazoo_error, HTTPException: _http_error, Exception: _unexpected_error},
+        plugins=[OpenTelemetryPlugin(OpenTelemetryConfig(exclude=["/healthz"]))],
+        openapi_config=OpenAPIConfig(title="Fax platform API", version="0.1.0", path="/schema"),
+        request_max_body_size=60 * 1024 * 1024,
+    )

@@ -1,0 +1,174 @@
+"""Outbound fax jobs in Kazoo's terms: validating a submitted document and presenting a job.
+
+Pure functions, no I/O. Validation collects every failing field, the way Kazoo reports schema errors:
+``{"to_number": {"required": {"message": "Field is required but missing"}}}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fax_api.kazoo import GREGORIAN_UNIX_OFFSET
+
+QUEUED_STATES = ("attaching_files", "pending", "processing")
+FINISHED_STATES = ("completed", "failed")
+MAX_RETRIES = 4  # Kazoo's schema allows 1..4 total attempts
+
+TX_RESULT_DEFAULTS: dict[str, Any] = {
+    "error_message": "",
+    "fax_bad_rows": 0,
+    "fax_error_correction": False,
+    "fax_receiver_id": "",
+    "fax_speed": 0,
+    "pages_sent": 0,
+    "success": False,
+    "time_elapsed": 0,
+}
+
+_STRING_FIELDS = ("from_name", "from_number", "to_name", "to_number", "fax_identity", "fax_header", "fax_timezone")
+_DOCUMENT_STRINGS = ("url", "host", "referer", "content_type", "content")
+
+
+class FaxValidationError(ValueError):
+    def __init__(self, errors: dict[str, Any]) -> None:
+        super().__init__("invalid data")
+        self.errors = errors
+
+
+def _add(errors: dict[str, Any], field: str, rule: str, message: str, **extra: Any) -> None:
+    errors.setdefault(field, {})[rule] = {"message": message, **extra}
+
+
+def _check_send_to(errors: dict[str, Any], field: str, value: Any) -> None:
+    if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        return
+    _add(errors, field, "type", "Value is not of type string or array of strings", target="string,array")
+
+
+def validate_fax_request(doc: Any, *, require_document_url: bool = True) -> dict[str, Any]:
+    """Check a Kazoo fax document; return it with defaults applied, or raise FaxValidationError."""
+    errors: dict[str, Any] = {}
+    if not isinstance(doc, dict):
+        raise FaxValidationError({"data": {"type": {"message": "Value is not of type object", "target": "object"}}})
+    result = dict(doc)
+
+    for field in _STRING_FIELDS:
+        if field in doc and not isinstance(doc[field], str):
+            _add(errors, field, "type", "Value is not of type string", target="string")
+    to_number = doc.get("to_number")
+    if not isinstance(to_number, str) or not to_number.strip():
+        if "to_number" not in errors:
+            _add(errors, "to_number", "required", "Field is required but missing")
+    elif not any(ch.isdigit() for ch in to_number):
+        _add(errors, "to_number", "pattern", "Value is not a phone number")
+
+    document = doc.get("document", {})
+    if not isinstance(document, dict):
+        _add(errors, "document", "type", "Value is not of type object", target="object")
+        document = {}
+    document = {"method": "get", **document}
+    for field in _DOCUMENT_STRINGS:
+        if field in document and not isinstance(document[field], str):
+            _add(errors, f"document.{field}", "type", "Value is not of type string", target="string")
+    if document["method"] not in ("get", "post"):
+        _add(errors, "document.method", "enum", "Value not found in enumerated list of values", target=["get", "post"])
+    if isinstance(document.get("content"), str) and len(document["content"]) > 256:
+        _add(errors, "document.content", "maxLength", "String must not be more than 256 characters", target=256)
+    url = document.get("url")
+    if require_document_url and not (isinstance(url, str) and url.strip()):
+        if "document.url" not in errors:
+            _add(errors, "document.url", "required", "Field is required but missing")
+    elif isinstance(url, str) and not url.lower().startswith(("http://", "https://")):
+        _add(errors, "document.url", "pattern", "URL must start with http:// or https://")
+    result["document"] = document
+
+    retries = doc.get("retries", 1)
+    if not isinstance(retries, int) or isinstance(retries, bool):
+        _add(errors, "retries", "type", "Value is not of type integer", target="integer")
+    elif not 1 <= retries <= MAX_RETRIES:
+        _add(
+            errors,
+            "retries",
+            "maximum" if retries > MAX_RETRIES else "minimum",
+            f"Value must be between 1 and {MAX_RETRIES}",
+            target=MAX_RETRIES if retries > MAX_RETRIES else 1,
+        )
+    result["retries"] = retries
+
+    notifications = doc.get("notifications")
+    if notifications is not None:
+        if not isinstance(notifications, dict):
+            _add(errors, "notifications", "type", "Value is not of type object", target="object")
+        else:
+            for channel in ("email", "sms"):
+                target = notifications.get(channel)
+                if target is not None:
+                    if not isinstance(target, dict):
+                        _add(errors, f"notifications.{channel}", "type", "Value is not of type object", target="object")
+                    elif "send_to" in target:
+                        _check_send_to(errors, f"notifications.{channel}.send_to", target["send_to"])
+
+    callback = doc.get("callback")
+    if callback is not None:
+        if not isinstance(callback, dict):
+            _add(errors, "callback", "type", "Value is not of type object", target="object")
+        else:
+            if callback.get("method", "post") not in ("post", "put"):
+                _add(
+                    errors,
+                    "callback.method",
+                    "enum",
+                    "Value not found in enumerated list of values",
+                    target=["post", "put"],
+                )
+            if callback.get("type", "json") not in ("json", "www-url-form-encoded"):
+                _add(
+                    errors,
+                    "callback.type",
+                    "enum",
+                    "Value not found in enumerated list of values",
+                    target=["json", "www-url-form-encoded"],
+                )
+            if "url" in callback and not isinstance(callback["url"], str):
+                _add(errors, "callback.url", "type", "Value is not of type string", target="string")
+
+    # Fields the system owns are reset on every put/post, as Kazoo does.
+    for owned in ("attempts", "tx_result", "id", "status", "created", "delivered"):
+        result.pop(owned, None)
+    if errors:
+        raise FaxValidationError(errors)
+    return result
+
+
+def gregorian_seconds(moment: dt.datetime) -> int:
+    return int(moment.timestamp()) + GREGORIAN_UNIX_OFFSET
+
+
+def job_view(job: dict[str, Any]) -> dict[str, Any]:
+    """The Kazoo representation of a stored job (``job`` is a row of fax_jobs as a dict)."""
+    data: dict[str, Any] = dict(job["request"])
+    data.update(
+        id=job["id"].hex,
+        status=job["status"],
+        attempts=job["attempts"],
+        retries=job["retries"],
+        created=gregorian_seconds(job["created_at"]),
+        delivered=gregorian_seconds(job["delivered_at"]) if job["delivered_at"] else "undefined",
+        tx_result={**TX_RESULT_DEFAULTS, **job["tx_result"]},
+    )
+    data.setdefault("fax_timezone", "undefined")
+    if job["pages"] is not None:
+        data["pages"] = job["pages"]
+    return data
+
+
+def job_summary(job: dict[str, Any]) -> dict[str, Any]:
+    """One row of an outgoing/outbox listing."""
+    return {
+        "id": job["id"].hex,
+        "status": job["status"],
+        "created": gregorian_seconds(job["created_at"]),
+        "from": job["from_number"],
+        "to": job["to_number"],
+    }

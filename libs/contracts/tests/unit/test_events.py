@@ -4,7 +4,15 @@ import uuid
 import msgspec
 import pytest
 
-from fax_contracts import ALL_EVENTS, DocumentReady, JobSubmitted, TransmissionFailed, decode_event, encode_event, routing_key
+from fax_contracts import (
+    ALL_EVENTS,
+    DocumentReady,
+    JobSubmitted,
+    TransmissionFailed,
+    decode_event,
+    encode_event,
+    routing_key,
+)
 
 
 def _common() -> dict:

@@ -6,6 +6,7 @@ import asyncio
 import io
 from pathlib import Path
 
+import urllib3
 from minio import Minio
 from minio.error import S3Error
 
@@ -24,6 +25,12 @@ class BlobStore:
             access_key=settings.access_key or None,
             secret_key=settings.secret_key or None,
             secure=settings.secure,
+            # The SDK's default retries with backoff would stall a health probe for seconds when S3 is down.
+            http_client=urllib3.PoolManager(
+                timeout=urllib3.Timeout(connect=3, read=60),
+                retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)),
+                maxsize=16,
+            ),
         )
 
     async def ensure_bucket(self) -> None:

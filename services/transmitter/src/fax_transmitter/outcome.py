@@ -1,0 +1,33 @@
+"""What a transmission attempt means for the job: Kazoo's ``tx_result`` and whether to try again. No I/O."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fax_transmitter.loopback import TransmissionOutcome
+
+# spandsp's T30_ERR_FILEERROR: the document could not be read. Sending it again cannot help.
+T30_ERR_FILEERROR = 41
+NOT_RETRYABLE_CODES = frozenset({T30_ERR_FILEERROR})
+
+
+def tx_result(outcome: TransmissionOutcome, *, time_elapsed: int) -> dict[str, Any]:
+    return {
+        "success": outcome.success,
+        "error_message": "" if outcome.success else outcome.result_text,
+        "pages_sent": outcome.pages_sent,
+        "fax_speed": outcome.bit_rate,
+        "fax_error_correction": outcome.ecm_used,
+        "fax_bad_rows": outcome.bad_rows,
+        "fax_receiver_id": outcome.remote_ident,
+        "remote_station_id": outcome.remote_ident,
+        "time_elapsed": time_elapsed,
+        "result_code": outcome.result_code,
+        "result_text": outcome.result_text,
+        "fax_t38_used": outcome.t38_used,
+    }
+
+
+def should_retry(outcome: TransmissionOutcome, *, attempt: int, retries: int) -> bool:
+    """Kazoo's ``retries`` is the total number of attempts."""
+    return not outcome.success and attempt < retries and outcome.result_code not in NOT_RETRYABLE_CODES

@@ -1,0 +1,54 @@
+from fax_transmitter.loopback import TransmissionOutcome
+from fax_transmitter.outcome import T30_ERR_FILEERROR, should_retry, tx_result
+
+
+def _outcome(**overrides: object) -> TransmissionOutcome:
+    values = dict(
+        success=True,
+        result_code=0,
+        result_text="OK",
+        pages_sent=2,
+        bit_rate=14400,
+        ecm_used=True,
+        bad_rows=0,
+        remote_ident="FAR END",
+        line_seconds=45.6,
+    )
+    values.update(overrides)
+    return TransmissionOutcome(**values)  # type: ignore[arg-type]
+
+
+def test_tx_result_has_kazoo_fields_and_ours() -> None:
+    result = tx_result(_outcome(), time_elapsed=50)
+    assert result == {
+        "success": True,
+        "error_message": "",
+        "pages_sent": 2,
+        "fax_speed": 14400,
+        "fax_error_correction": True,
+        "fax_bad_rows": 0,
+        "fax_receiver_id": "FAR END",
+        "remote_station_id": "FAR END",
+        "time_elapsed": 50,
+        "result_code": 0,
+        "result_text": "OK",
+        "fax_t38_used": False,
+    }
+
+
+def test_failure_text_becomes_the_error_message() -> None:
+    result = tx_result(_outcome(success=False, result_code=2, result_text="T0 expired"), time_elapsed=61)
+    assert result["success"] is False and result["error_message"] == "T0 expired"
+
+
+def test_retries_is_the_total_number_of_attempts() -> None:
+    failed = _outcome(success=False, result_code=2, result_text="T0 expired")
+    assert should_retry(failed, attempt=1, retries=3)
+    assert should_retry(failed, attempt=2, retries=3)
+    assert not should_retry(failed, attempt=3, retries=3)
+    assert not should_retry(failed, attempt=1, retries=1)
+
+
+def test_unreadable_document_is_not_retried_and_success_never_is() -> None:
+    assert not should_retry(_outcome(success=False, result_code=T30_ERR_FILEERROR), attempt=1, retries=4)
+    assert not should_retry(_outcome(), attempt=1, retries=4)

@@ -1,0 +1,24 @@
+"""Composition root of the fetcher."""
+
+from __future__ import annotations
+
+from faststream import AckPolicy
+
+from fax_contracts import JobSubmitted
+from fax_fetcher.config import FetcherSettings
+from fax_fetcher.handlers import DocumentPreparer
+from fax_fetcher.store import FetcherStore
+from fax_runtime.broker import event_queue, events_exchange
+from fax_runtime.worker import WorkerContext, WorkerSpec
+
+SERVICE = "fetcher"
+
+
+def create_worker(settings: FetcherSettings) -> WorkerSpec:
+    async def wire(context: WorkerContext) -> None:
+        preparer = DocumentPreparer(FetcherStore(context.pool), context.blobs, settings)
+        context.broker.subscriber(
+            event_queue(SERVICE, JobSubmitted), events_exchange, ack_policy=AckPolicy.NACK_ON_ERROR
+        )(preparer.on_job_submitted)
+
+    return WorkerSpec(name=SERVICE, consumes=[JobSubmitted], wire=wire)

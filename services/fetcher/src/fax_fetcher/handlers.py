@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import tempfile
 from pathlib import Path
@@ -12,7 +11,7 @@ from fax_contracts import JobSubmitted
 from fax_fetcher.config import FetcherSettings
 from fax_fetcher.download import DocumentRequest, FetchError, fetch_document
 from fax_fetcher.network_guard import NetworkGuard
-from fax_fetcher.render import RenderError, render_to_fax_tiff, validate_fax_tiff
+from fax_fetcher.render import RenderError, render_to_fax_tiff
 from fax_fetcher.store import FetcherStore
 from fax_runtime.blobs import BlobStore
 
@@ -68,8 +67,8 @@ class DocumentPreparer:
                 timeout_s=self._settings.conversion_timeout_s,
                 max_pages=self._settings.max_pages,
             )
-            # spandsp sends a truncated TIFF and reports success, so nothing leaves here undecoded.
-            pages = await asyncio.to_thread(validate_fax_tiff, rendered.tiff_path)
+            # render_to_fax_tiff decodes every page before it returns: spandsp would send a truncated TIFF.
+            pages = rendered.pages
             key = tiff_key(event.job_id)
             await self._blobs.put_bytes(f"jobs/{event.job_id}/original", fetched.body)
             await self._blobs.put_file(key, rendered.tiff_path, content_type="image/tiff")

@@ -1,0 +1,1 @@
+"""fax_smtp_gateway."""

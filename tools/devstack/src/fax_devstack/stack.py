@@ -1,0 +1,292 @@
+"""``make run``: backing services, migrations, the demo tenant, the five services, and their supervision.
+
+The run ends with exit code 0 when asked to stop (SIGINT, SIGTERM) and non-zero when the platform could not
+start or a service died; either way it stops the services first and then the infrastructure it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from fax_devstack.infra import Endpoints, InfraPorts, LocalInfra, ProvidedServices
+from fax_devstack.processes import ChildProcess, DevstackError, ensure_port_free, log_tail, spawn
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_PORT = 8000
+DEFAULT_SMTP_DOMAIN = "fax.localhost"
+DEFAULT_READY_TIMEOUT = 90  # seconds; FAX_DEVSTACK_READY_TIMEOUT for slower machines
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One service process: its module (run as ``python -m``) and the variable naming its health port.
+
+    ``port_offset`` places the health port relative to the API port, so one ``FAX_API_PORT`` moves them all.
+    """
+
+    module: str
+    port_variable: str
+    port_offset: int
+    health_path: str = "/healthz"
+
+
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("fax_api", "FAX_API_PORT", 0),
+    ServiceSpec("fax_fetcher", "FAX_FETCHER_HEALTH_PORT", 1),
+    ServiceSpec("fax_transmitter", "FAX_TRANSMITTER_HEALTH_PORT", 2),
+    ServiceSpec("fax_notifier", "FAX_NOTIFIER_HEALTH_PORT", 3),
+    ServiceSpec("fax_smtp_gateway", "FAX_SMTP_GATEWAY_HEALTH_PORT", 4),
+)
+
+CREDENTIAL_KEYS = ("FAX_ACCOUNT_ID", "FAX_AUTH_TOKEN", "FAX_FAXBOX_ID", "FAX_FAXBOX_EMAIL", "FAX_INBOUND_NUMBER")
+
+
+def _integer(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise DevstackError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def service_ports(env: Mapping[str, str], services: Sequence[ServiceSpec] = SERVICES) -> dict[str, int]:
+    """Each service's port: its own variable when the user set it, else the API port plus its offset."""
+    api_port = _integer(env, "FAX_API_PORT", DEFAULT_API_PORT)
+    return {spec.module: _integer(env, spec.port_variable, api_port + spec.port_offset) for spec in services}
+
+
+def service_environment(
+    env: Mapping[str, str],
+    endpoints: Endpoints,
+    state_dir: Path,
+    services: Sequence[ServiceSpec] = SERVICES,
+) -> dict[str, str]:
+    """The environment every service gets: the user's (so every ``FAX_*`` setting passes through) plus the
+    endpoints and the ports of this devstack. Settings the user chose win over the devstack's defaults."""
+    ports = service_ports(env, services)
+    workers = [spec for spec in services if spec.module != "fax_api"]
+    defaults = {
+        "FAX_LINE": "loopback",
+        "FAX_LOOPBACK_RECEIVED_DIR": str(state_dir / "loopback" / "received"),
+        "FAX_API_HOST": "127.0.0.1",
+        "FAX_API_READY_PEERS": ",".join(f"http://127.0.0.1:{ports[spec.module]}{spec.health_path}" for spec in workers),
+    }
+    merged = {**defaults, **{key: value for key, value in env.items() if value.strip()}}
+    merged.update({spec.port_variable: str(ports[spec.module]) for spec in services})
+    merged.update(
+        {
+            "FAX_DATABASE_URL": endpoints.database_url,
+            "FAX_AMQP_URL": endpoints.amqp_url,
+            "FAX_S3_ENDPOINT": endpoints.s3_endpoint,
+            "FAX_S3_ACCESS_KEY": endpoints.s3_access_key,
+            "FAX_S3_SECRET_KEY": endpoints.s3_secret_key,
+            "FAX_S3_BUCKET": endpoints.s3_bucket,
+            "FAX_S3_SECURE": "true" if endpoints.s3_secure else "false",
+        }
+    )
+    return merged
+
+
+def write_credentials(path: Path, values: Mapping[str, str]) -> None:
+    """``KEY=value`` lines (readable by ``set -a; . file``), written atomically and private to the user."""
+    text = "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
+    partial = path.with_suffix(".tmp")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+    partial.replace(path)
+
+
+async def prepare_database(database_url: str, smtp_domain: str) -> dict[str, str]:
+    """Apply the migrations and ensure the demo tenant; the credentials, keyed as in ``credentials.env``."""
+    from fax_api.demo import ensure_demo_tenant
+    from fax_runtime.migrations import apply
+
+    await apply(database_url)
+    tenant = await ensure_demo_tenant(database_url, smtp_domain)
+    return {
+        "FAX_ACCOUNT_ID": tenant.account_id,
+        "FAX_AUTH_TOKEN": tenant.auth_token,
+        "FAX_FAXBOX_ID": tenant.faxbox_id,
+        "FAX_FAXBOX_EMAIL": tenant.faxbox_email,
+        "FAX_INBOUND_NUMBER": tenant.inbound_number,
+    }
+
+
+def banner(api_url: str, state_dir: Path, credentials: Mapping[str, str]) -> str:
+    """What the user sees once the platform is ready: where it is and a request to try."""
+    body = (
+        '{"data":{"document":{"url":"http://myserver.com/fax.pdf","method":"get"},"retries":3,'
+        '"from_name":"Test Fax","from_number":"18884732963","to_name":"To Name","to_number":"18884732963"}}'
+    )
+    return "\n".join(
+        [
+            "",
+            f"Fax platform ready at {api_url}",
+            f"  credentials: {state_dir / 'credentials.env'}",
+            f"  logs:        {state_dir / 'logs'}/",
+            "",
+            "Send a fax (point document.url at a PDF the fetcher can reach):",
+            f"  curl -X PUT -H 'X-Auth-Token: {credentials['FAX_AUTH_TOKEN']}' \\",
+            f"    -d '{body}' \\",
+            f"    {api_url}/v2/accounts/{credentials['FAX_ACCOUNT_ID']}/faxes",
+            "",
+            "Ctrl-C stops everything.",
+            "",
+        ]
+    )
+
+
+class Stack:
+    """The platform on one machine: infrastructure, then services, supervised until told to stop."""
+
+    def __init__(self, state_dir: Path, env: Mapping[str, str]) -> None:
+        self.state_dir = state_dir.resolve()
+        self.env = dict(env)
+        self.infra = LocalInfra(
+            self.state_dir, provided=ProvidedServices.from_env(self.env), ports=InfraPorts.from_env(self.env)
+        )
+        self.ports = service_ports(self.env)
+        self.children: list[ChildProcess] = []
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['fax_api']}"
+
+    async def start(self) -> dict[str, str]:
+        """Bring everything up; the demo credentials once ``/healthz`` answers 200."""
+        for module, port in self.ports.items():
+            ensure_port_free(port, module)
+        (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)
+
+        endpoints = await self.infra.start()
+
+        began = time.monotonic()
+        smtp_domain = self.env.get("FAX_SMTP_DOMAIN", "").strip() or DEFAULT_SMTP_DOMAIN
+        credentials = await prepare_database(endpoints.database_url, smtp_domain)
+        write_credentials(self.state_dir / "credentials.env", credentials)
+        log.info("migrations and demo tenant ready in %.1f s", time.monotonic() - began)
+
+        environment = service_environment(self.env, endpoints, self.state_dir)
+        os.makedirs(environment["FAX_LOOPBACK_RECEIVED_DIR"], exist_ok=True)
+        began = time.monotonic()
+        for spec in SERVICES:
+            self.children.append(
+                await spawn(
+                    spec.module,
+                    [sys.executable, "-m", spec.module],
+                    log_path=self.state_dir / "logs" / f"{spec.module}.log",
+                    env=environment,
+                )
+            )
+        await self._wait_until_healthy()
+        log.info("services healthy in %.1f s", time.monotonic() - began)
+        return credentials
+
+    async def _wait_until_healthy(self) -> None:
+        limit = _integer(self.env, "FAX_DEVSTACK_READY_TIMEOUT", DEFAULT_READY_TIMEOUT)
+        deadline = time.monotonic() + limit
+        async with httpx.AsyncClient(timeout=2) as client:
+            while True:
+                dead = [child for child in self.children if not child.running()]
+                if dead:
+                    raise DevstackError(f"{dead[0].name} exited with code {dead[0].returncode} while starting")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{self.api_url}/healthz")).status_code == 200:
+                        return
+                if time.monotonic() > deadline:
+                    raise DevstackError(f"{self.api_url}/healthz did not answer 200 within {limit} s")
+                await asyncio.sleep(0.25)
+
+    async def supervise(self) -> ChildProcess:
+        """Wait until a service exits; that service."""
+        waits = {asyncio.ensure_future(child.wait()): child for child in self.children}
+        try:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+        return waits[next(iter(done))]
+
+    def services_log_tail(self, lines: int = 25) -> str:
+        """The end of each service's log, for a failure report ("" before any service was started).
+
+        The backing services' errors already carry their own log's end (see ``wait_until_ready``).
+        """
+        return "\n".join(f"--- {child.log_path}\n{log_tail(child.log_path, lines)}" for child in self.children)
+
+    async def stop(self) -> None:
+        """Services first (SIGTERM, then SIGKILL after 15 s), then the infrastructure this run started."""
+        began = time.monotonic()
+        children, self.children = self.children, []
+        await asyncio.gather(*(child.stop(grace=15) for child in children), return_exceptions=True)
+        services_stopped = time.monotonic()
+        await self.infra.stop()
+        log.info(
+            "stopped: services in %.1f s, infrastructure in %.1f s",
+            services_stopped - began,
+            time.monotonic() - services_stopped,
+        )
+
+
+async def run(state_dir: Path, env: Mapping[str, str]) -> int:
+    """Run the platform until SIGINT/SIGTERM (exit 0) or a failure (exit 1)."""
+    loop = asyncio.get_running_loop()
+    stop_requested = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop_requested.set)
+    stack = Stack(state_dir, env)
+    stopper = asyncio.ensure_future(stop_requested.wait())
+    try:
+        starting = asyncio.ensure_future(stack.start())
+        await asyncio.wait({starting, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            print("stopping while starting ...", file=sys.stderr)
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, DevstackError):
+                await starting
+            return 0
+        try:
+            credentials = starting.result()
+        except Exception as exc:
+            # A DevstackError already says what to do; anything else (a migration, the demo seed) needs its trace.
+            if not isinstance(exc, DevstackError):
+                log.error("startup failed", exc_info=exc)
+            print(f"\nThe platform did not start: {exc}\n\n{stack.services_log_tail()}", file=sys.stderr)
+            return 1
+        print(banner(stack.api_url, stack.state_dir, credentials), flush=True)
+
+        supervisor = asyncio.ensure_future(stack.supervise())
+        await asyncio.wait({supervisor, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if supervisor.done():
+            died = supervisor.result()
+            print(
+                f"\n{died.name} exited with code {died.returncode}; stopping everything.\n"
+                f"--- end of {died.log_path}\n{log_tail(died.log_path, 40)}",
+                file=sys.stderr,
+            )
+            return 1
+        supervisor.cancel()
+        print("stopping ...", file=sys.stderr, flush=True)
+        return 0
+    finally:
+        stopper.cancel()
+        # The signal handlers stay installed until cleanup is over: a second Ctrl-C cannot cut it short.
+        await stack.stop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)

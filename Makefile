@@ -1,0 +1,46 @@
+# Fax platform. `make` (or `make help`) lists the targets; `make run` brings everything up on this machine.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# pip puts uv in ~/.local/bin when it installs for the user only; pyenv users find it through their shims.
+export PATH := $(HOME)/.local/bin:$(PATH)
+
+APT_PACKAGES := rabbitmq-server libspandsp-dev ghostscript libtiff-tools poppler-utils
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+STATE_DIR ?= .devstack
+TEST_PATHS = $(wildcard libs/*/tests/unit services/*/tests/unit tools/*/tests/unit) tests/integration
+
+.PHONY: help setup run test lint fmt
+
+help: ## Show this list
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-6s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+# Debian's own python3 refuses a system-wide `pip install` (PEP 668): then uv goes to the user's ~/.local.
+setup: ## Install what is missing: system packages, uv, the Python workspace (safe to repeat)
+	@missing=""; \
+	for package in $(APT_PACKAGES); do \
+		dpkg -s "$$package" 2>/dev/null | grep -q '^Status: install ok installed' || missing="$$missing $$package"; \
+	done; \
+	if ! command -v uv >/dev/null && ! python3 -m pip --version >/dev/null 2>&1; then missing="$$missing python3-pip"; fi; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	fi
+	@command -v uv >/dev/null || python3 -m pip install uv || python3 -m pip install --user --break-system-packages uv
+	uv sync
+
+run: setup ## Run the whole platform on this machine (state in .devstack/, STATE_DIR=... to move it; Ctrl-C stops it)
+	uv run python -m fax_devstack run --state-dir $(STATE_DIR)
+
+test: setup ## Lint, then every package's unit tests and the integration tests
+	uv run ruff check .
+	uv run pytest -q $(TEST_PATHS)
+
+lint: ## Check style and formatting without changing anything
+	uv run ruff check .
+	uv run ruff format --check .
+
+fmt: ## Format the code and apply the safe lint fixes
+	uv run ruff format .
+	uv run ruff check --fix .

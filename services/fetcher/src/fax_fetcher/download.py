@@ -13,15 +13,13 @@ import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
-if TYPE_CHECKING:
-    from fax_fetcher.network_guard import NetworkGuard
+from fax_runtime.network_guard import BlockedAddressError, NetworkGuard
 
 MAX_POST_CONTENT_CHARS = 256
 USER_AGENT = "fax-platform-fetcher/0.1"
@@ -70,11 +68,11 @@ class GuardedResolver(AbstractResolver):
     ) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
         allowed: list[ResolveResult] = []
-        refusal: FetchError | None = None
+        refusal: BlockedAddressError | None = None
         for result in results:
             try:
                 self._guard.check(result["host"], hostname=host)
-            except FetchError as error:
+            except BlockedAddressError as error:
                 refusal = refusal or error
             else:
                 allowed.append(result)

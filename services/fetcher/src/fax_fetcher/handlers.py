@@ -10,10 +10,10 @@ from typing import Any
 from fax_contracts import JobSubmitted
 from fax_fetcher.config import FetcherSettings
 from fax_fetcher.download import DocumentRequest, FetchError, fetch_document
-from fax_fetcher.network_guard import NetworkGuard
 from fax_fetcher.render import RenderError, render_to_fax_tiff
 from fax_fetcher.store import FetcherStore
 from fax_runtime.blobs import BlobStore
+from fax_runtime.network_guard import BlockedAddressError, NetworkGuard
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class DocumentPreparer:
             return
         try:
             key, pages = await self._prepare(event, job["request"]["document"])
-        except (FetchError, RenderError) as exc:
+        except (FetchError, BlockedAddressError, RenderError) as exc:
             log.info("job %s failed: %s", event.job_id, exc)
             await self._store.mark_failed(event.job_id, str(exc))
             return

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from fax_fetcher.download import DocumentRequest, FetchError, fetch_document
-from fax_fetcher.network_guard import BlockedAddressError, NetworkGuard
+from fax_runtime.network_guard import BlockedAddressError, NetworkGuard
 
 LOOPBACK = NetworkGuard.from_setting("127.0.0.0/8, ::1/128")
 PDF_BODY = b"%PDF-1.4\n% pretend document\n"

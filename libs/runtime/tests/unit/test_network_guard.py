@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fax_fetcher.download import FetchError
-from fax_fetcher.network_guard import BlockedAddressError, NetworkGuard
+from fax_runtime.network_guard import BlockedAddressError, NetworkGuard
 
 BLOCKED = [
     ("0.0.0.0", "unspecified address"),
@@ -78,7 +77,7 @@ def test_public_addresses_pass(address: str) -> None:
 
 
 def test_error_text_for_a_private_address() -> None:
-    with pytest.raises(FetchError) as caught:
+    with pytest.raises(BlockedAddressError) as caught:
         NetworkGuard().check("10.0.0.1")
 
     assert str(caught.value) == (

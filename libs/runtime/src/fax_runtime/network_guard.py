@@ -12,8 +12,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from fax_fetcher.download import FetchError
-
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -62,8 +60,11 @@ _NAT64_V6 = ipaddress.ip_network("64:ff9b::/96")
 _TEREDO_V6 = ipaddress.ip_network("2001::/32")
 
 
-class BlockedAddressError(FetchError):
-    """The fetcher refused to connect to an address; str(error) explains why and how to allow it."""
+class BlockedAddressError(Exception):
+    """A connection to this address was refused (document fetches and callbacks alike).
+
+    str(error) explains why and how to allow it.
+    """
 
     def __init__(self, address: str, reason: str, *, hostname: str | None = None) -> None:
         self.address = address

@@ -6,7 +6,8 @@
    ``_BUCKET``, ``_SECURE``): services someone already runs;
 2. testcontainers (Postgres, RabbitMQ, MinIO) when a Docker engine answers;
 3. ``fax_devstack.infra`` under ``<repo>/.devstack/test``: the same local services ``make run`` uses, on their own
-   ports (``FAX_TEST_DEVSTACK_PORT_BASE``, default 23000) so that both can run at once.
+   ports (``FAX_TEST_DEVSTACK_PORT_BASE``, default 23000) so that both can run at once; ``FAX_TEST_STATE_DIR``
+   moves its state (two test sessions at once need two of each).
 
 Whatever is not given by (1) comes from (2), or else (3). ``database_url`` is a fresh database per test, cloned
 from a template migrated once per session (pgqueuer's approach: a clone costs milliseconds, a migration does not).
@@ -35,9 +36,9 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[1]
 INTEGRATION_DIR = REPO / "tests" / "integration"
-TEST_STATE_DIR = REPO / ".devstack" / "test"
 DEFAULT_TEST_PORT_BASE = 23000
-TEMPLATE_DATABASE = "fax_template"
+# One template per session, so sessions sharing a Postgres server (FAX_TEST_DATABASE_URL) never drop each other's.
+TEMPLATE_DATABASE = f"fax_template_{uuid.uuid4().hex[:8]}"
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,8 @@ async def infra() -> AsyncIterator[Endpoints]:
     raw_base = os.environ.get("FAX_TEST_DEVSTACK_PORT_BASE", "").strip()
     ports = InfraPorts.from_base(int(raw_base) if raw_base else DEFAULT_TEST_PORT_BASE)
     # With everything provided, LocalInfra starts nothing and only assembles the endpoints.
-    local = LocalInfra(TEST_STATE_DIR, provided=provided, ports=ports)
+    state_dir = Path(os.environ.get("FAX_TEST_STATE_DIR", "").strip() or REPO / ".devstack" / "test")
+    local = LocalInfra(state_dir, provided=provided, ports=ports)
     try:
         endpoints = await local.start()
         await asyncio.to_thread(_ensure_bucket, endpoints)

@@ -3,20 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
-import pytest
-
-from tests.integration.documents import make_pdf, serve_documents
 from tests.integration.stack import REPO, fresh_database, running_stack
 from tests.integration.test_walking_skeleton import curl_create_fax, wait_until_finished
-
-
-@pytest.fixture(scope="module")
-def document_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    pdf = make_pdf(tmp_path_factory.mktemp("docs") / "fax.pdf")
-    with serve_documents({"/fax.pdf": pdf.read_bytes()}) as base_url:
-        yield base_url
 
 
 def test_loopback_address_is_refused_unless_allowed(infra, document_server: str) -> None:

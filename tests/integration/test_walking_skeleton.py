@@ -19,21 +19,9 @@ import pytest
 from minio import Minio
 from PIL import Image, ImageSequence
 
-from tests.integration.documents import make_pdf, serve_documents
 from tests.integration.stack import REPO, RunningStack, fresh_database, running_stack
 
 FINISHED = ("completed", "failed")
-
-
-@pytest.fixture(scope="module")
-def document_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    pdf = make_pdf(tmp_path_factory.mktemp("docs") / "fax.pdf")
-    files = {
-        "/fax.pdf": pdf.read_bytes(),
-        "/page.html": b"<html><body><h1>Not a fax document</h1></body></html>",
-    }
-    with serve_documents(files) as base_url:
-        yield base_url
 
 
 @pytest.fixture(scope="module")

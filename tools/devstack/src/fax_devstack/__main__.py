@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fax_devstack.processes import DevstackError
 from fax_devstack.stack import run
+from fax_runtime.config import ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         return asyncio.run(run(arguments.state_dir, os.environ))
-    except DevstackError as exc:
+    except (DevstackError, ConfigError) as exc:
         print(f"devstack: {exc}", file=sys.stderr)
         return 1
 

@@ -22,6 +22,7 @@ import httpx
 
 from fax_devstack.infra import Endpoints, InfraPorts, LocalInfra, ProvidedServices
 from fax_devstack.processes import ChildProcess, DevstackError, ensure_port_free, log_tail, spawn
+from fax_runtime.config import env_int
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +55,10 @@ SERVICES: tuple[ServiceSpec, ...] = (
 CREDENTIAL_KEYS = ("FAX_ACCOUNT_ID", "FAX_AUTH_TOKEN", "FAX_FAXBOX_ID", "FAX_FAXBOX_EMAIL", "FAX_INBOUND_NUMBER")
 
 
-def _integer(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise DevstackError(f"{name} must be a whole number, got {raw!r}") from exc
-
-
 def service_ports(env: Mapping[str, str], services: Sequence[ServiceSpec] = SERVICES) -> dict[str, int]:
     """Each service's port: its own variable when the user set it, else the API port plus its offset."""
-    api_port = _integer(env, "FAX_API_PORT", DEFAULT_API_PORT)
-    return {spec.module: _integer(env, spec.port_variable, api_port + spec.port_offset) for spec in services}
+    api_port = env_int(env, "FAX_API_PORT", DEFAULT_API_PORT)
+    return {spec.module: env_int(env, spec.port_variable, api_port + spec.port_offset) for spec in services}
 
 
 def service_environment(
@@ -199,7 +190,7 @@ class Stack:
         return credentials
 
     async def _wait_until_healthy(self) -> None:
-        limit = _integer(self.env, "FAX_DEVSTACK_READY_TIMEOUT", DEFAULT_READY_TIMEOUT)
+        limit = env_int(self.env, "FAX_DEVSTACK_READY_TIMEOUT", DEFAULT_READY_TIMEOUT)
         deadline = time.monotonic() + limit
         async with httpx.AsyncClient(timeout=2) as client:
             while True:

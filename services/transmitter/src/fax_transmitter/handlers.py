@@ -8,12 +8,14 @@ import logging
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 from fax_contracts import DocumentReady
 from fax_runtime.blobs import BlobStore
 from fax_transmitter.config import TransmitterSettings
-from fax_transmitter.loopback import FaxOptions, send_over_loopback
-from fax_transmitter.outcome import should_retry, tx_result
+from fax_transmitter.loopback import TransmissionOutcome, send_over_loopback
+from fax_transmitter.options import fax_options_for
+from fax_transmitter.outcome import call_not_made, should_retry, tx_result
 from fax_transmitter.store import TransmitterStore
 
 log = logging.getLogger(__name__)
@@ -34,20 +36,12 @@ class Transmitter:
             log.info("job %s: not waiting to be sent; nothing to do", job_id)
             return
         attempt = job["attempts"]
-        request = job["request"]
-        options = FaxOptions(
-            local_ident=(request.get("fax_identity") or request.get("from_number") or self._settings.station_ident)[
-                :20
-            ],
-            page_header=request.get("fax_header", ""),
-        )
-        with tempfile.TemporaryDirectory(prefix="fax-tx-") as tmp:
-            tiff = Path(tmp) / "fax.tif"
-            await self._blobs.download(job["tiff_key"], tiff)
-            received = self._settings.loopback_received_dir / f"{job_id}-{attempt}.tif"
-            received.parent.mkdir(parents=True, exist_ok=True)
-            # spandsp blocks at page boundaries (TIFF I/O): the DSP runs in a worker thread, never on the loop.
-            outcome = await asyncio.to_thread(send_over_loopback, tiff, received, options)
+        try:
+            outcome = await self._place_call(job_id, attempt, job)
+        except Exception as exc:
+            # The attempt is claimed: whatever broke, it must end recorded, or the job would hang in 'processing'.
+            log.exception("job %s: attempt %d could not be made", job_id, attempt)
+            outcome = call_not_made(f"transmitter error: {exc}")
         elapsed = int((dt.datetime.now(dt.UTC) - job["created_at"]).total_seconds())
         result = tx_result(outcome, time_elapsed=elapsed)
         if outcome.success:
@@ -57,6 +51,16 @@ class Transmitter:
             retry = should_retry(outcome, attempt=attempt, retries=job["retries"])
             await self._store.record_failure(job_id, attempt, result, retry)
             log.info("job %s: attempt %d failed (%s); retry=%s", job_id, attempt, outcome.result_text, retry)
+
+    async def _place_call(self, job_id: uuid.UUID, attempt: int, job: dict[str, Any]) -> TransmissionOutcome:
+        options = fax_options_for(job["request"], self._settings.station_ident)
+        with tempfile.TemporaryDirectory(prefix="fax-tx-") as tmp:
+            tiff = Path(tmp) / "fax.tif"
+            await self._blobs.download(job["tiff_key"], tiff)
+            received = self._settings.loopback_received_dir / f"{job_id}-{attempt}.tif"
+            received.parent.mkdir(parents=True, exist_ok=True)
+            # spandsp blocks at page boundaries (TIFF I/O): the DSP runs in a worker thread, never on the loop.
+            return await asyncio.to_thread(send_over_loopback, tiff, received, options)
 
     async def retry_due_jobs(self, poll_seconds: float = 5.0) -> None:
         """Retries failed attempts once their delay has passed (runs until cancelled)."""

@@ -11,6 +11,25 @@ T30_ERR_FILEERROR = 41
 NOT_RETRYABLE_CODES = frozenset({T30_ERR_FILEERROR})
 
 
+# Not a spandsp code: the call was never placed (the document could not be read from storage, say).
+CALL_NOT_MADE = -1
+
+
+def call_not_made(reason: str) -> TransmissionOutcome:
+    """The outcome of an attempt that failed before dialling; retried like a dropped call."""
+    return TransmissionOutcome(
+        success=False,
+        result_code=CALL_NOT_MADE,
+        result_text=reason,
+        pages_sent=0,
+        bit_rate=0,
+        ecm_used=False,
+        bad_rows=0,
+        remote_ident="",
+        line_seconds=0.0,
+    )
+
+
 def tx_result(outcome: TransmissionOutcome, *, time_elapsed: int) -> dict[str, Any]:
     return {
         "success": outcome.success,

@@ -1,5 +1,5 @@
 from fax_transmitter.loopback import TransmissionOutcome
-from fax_transmitter.outcome import T30_ERR_FILEERROR, should_retry, tx_result
+from fax_transmitter.outcome import T30_ERR_FILEERROR, call_not_made, should_retry, tx_result
 
 
 def _outcome(**overrides: object) -> TransmissionOutcome:
@@ -52,3 +52,9 @@ def test_retries_is_the_total_number_of_attempts() -> None:
 def test_unreadable_document_is_not_retried_and_success_never_is() -> None:
     assert not should_retry(_outcome(success=False, result_code=T30_ERR_FILEERROR), attempt=1, retries=4)
     assert not should_retry(_outcome(), attempt=1, retries=4)
+
+
+def test_an_attempt_that_never_dialled_is_a_retryable_failure_with_its_reason() -> None:
+    outcome = call_not_made("transmitter error: S3 unavailable")
+    assert tx_result(outcome, time_elapsed=3)["error_message"] == "transmitter error: S3 unavailable"
+    assert should_retry(outcome, attempt=1, retries=2) and not should_retry(outcome, attempt=2, retries=2)

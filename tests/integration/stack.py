@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -145,3 +146,4 @@ def running_stack(state_dir: Path, env_overrides: Mapping[str, str]) -> Iterator
                 run.interrupt()
             except subprocess.TimeoutExpired:
                 run.kill()
+        shutil.rmtree(state_dir, ignore_errors=True)

@@ -11,11 +11,14 @@ from fax_runtime.config import RuntimeSettings, env_int, env_str
 
 
 class FetcherSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the fetcher is configured with, read once in ``__main__``."""
+
     runtime: RuntimeSettings
     allow_networks: str = ""  # comma-separated CIDRs the network guard lets through
     max_document_bytes: int = 50 * 1024 * 1024
     conversion_timeout_s: int = 180
     max_pages: int = 500
+    max_image_pixels: int = 100_000_000  # decoded pixels per image page: decompression bombs stop here
     health_host: str = "127.0.0.1"
     health_port: int = 8001
 
@@ -28,6 +31,7 @@ class FetcherSettings(msgspec.Struct, frozen=True, kw_only=True):
             max_document_bytes=env_int(env, "FAX_FETCH_MAX_BYTES", 50 * 1024 * 1024),
             conversion_timeout_s=env_int(env, "FAX_CONVERSION_TIMEOUT", 180),
             max_pages=env_int(env, "FAX_MAX_PAGES", 500),
+            max_image_pixels=env_int(env, "FAX_MAX_IMAGE_PIXELS", 100_000_000),
             health_host=env_str(env, "FAX_FETCHER_HEALTH_HOST", "127.0.0.1"),
             health_port=env_int(env, "FAX_FETCHER_HEALTH_PORT", 8001),
         )

@@ -1,7 +1,8 @@
-"""Turns a submitted job's document into a validated fax TIFF in S3, or ends the job with the reason it can't."""
+"""Turns a submitted job's documents into a validated fax TIFF in S3, or ends the job with the reason it can't."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import tempfile
 from pathlib import Path
@@ -10,9 +11,9 @@ from typing import Any
 from fax_contracts import JobSubmitted
 from fax_fetcher.config import FetcherSettings
 from fax_fetcher.download import DocumentRequest, FetchError, fetch_document
-from fax_fetcher.render import RenderError, render_to_fax_tiff
+from fax_fetcher.render import RenderError, RenderOptions, render_documents, write_pdf_copy, write_previews
 from fax_fetcher.store import FetcherStore
-from fax_runtime.blobs import BlobStore
+from fax_runtime.blobs import BlobNotFound, BlobStore
 from fax_runtime.network_guard import BlockedAddressError, NetworkGuard
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,16 @@ log = logging.getLogger(__name__)
 
 def tiff_key(job_id: object) -> str:
     return f"jobs/{job_id}/fax.tif"
+
+
+def pdf_key(job_id: object) -> str:
+    """Where a prepared job's PDF copy is: derived, not stored, like the previews' keys."""
+    return f"jobs/{job_id}/fax.pdf"
+
+
+def preview_key(job_id: object, page: int) -> str:
+    """Where the PNG preview of a prepared job's page (1 to the job's `pages`) is."""
+    return f"jobs/{job_id}/preview-{page}.png"
 
 
 def document_request(document: dict[str, Any]) -> DocumentRequest:
@@ -33,7 +44,29 @@ def document_request(document: dict[str, Any]) -> DocumentRequest:
     )
 
 
+def upload_keys(job_id: object, document: dict[str, Any]) -> list[str] | None:
+    """The S3 keys of a job's uploaded documents, in order; None when the document is to be fetched by URL.
+
+    Only keys under the job's own prefix are accepted, so a request can never make the fetcher read (and fax)
+    another job's document.
+    """
+    uploads = document.get("uploads")
+    if uploads is None:
+        if not document.get("url"):
+            raise RenderError("the job has no document: neither a document URL nor uploaded files")
+        return None
+    if not isinstance(uploads, list) or not uploads or not all(isinstance(key, str) for key in uploads):
+        raise RenderError("document uploads must be a non-empty list of object keys")
+    prefix = f"jobs/{job_id}/"
+    for key in uploads:
+        if not key.startswith(prefix) or ".." in key:
+            raise RenderError(f"document upload {key!r} does not belong to this job")
+    return uploads
+
+
 class DocumentPreparer:
+    """Handles JobSubmitted: fetch or read the documents, render them as one fax, store it and its copies."""
+
     def __init__(self, store: FetcherStore, blobs: BlobStore, settings: FetcherSettings) -> None:
         self._store = store
         self._blobs = blobs
@@ -46,30 +79,55 @@ class DocumentPreparer:
             log.info("job %s: document already prepared or job gone; nothing to do", event.job_id)
             return
         try:
-            key, pages = await self._prepare(event, job["request"]["document"])
+            prepared = await self._prepare(event, job["request"])
         except (FetchError, BlockedAddressError, RenderError) as exc:
             log.info("job %s failed: %s", event.job_id, exc)
             await self._store.mark_failed(event.job_id, str(exc))
             return
+        key, pages = prepared
         await self._store.mark_ready(event.job_id, key, pages)
         log.info("job %s: %d page(s) ready", event.job_id, pages)
 
-    async def _prepare(self, event: JobSubmitted, document: dict[str, Any]) -> tuple[str, int]:
-        fetched = await fetch_document(
-            document_request(document), guard=self._guard, max_bytes=self._settings.max_document_bytes
-        )
+    async def _prepare(self, event: JobSubmitted, request: dict[str, Any]) -> tuple[str, int]:
+        document = request.get("document") or {}
+        options = RenderOptions.from_request(request)
+        keys = upload_keys(event.job_id, document)
         with tempfile.TemporaryDirectory(prefix="fax-fetch-") as tmp:
-            source = Path(tmp) / "source"
-            source.write_bytes(fetched.body)
-            rendered = await render_to_fax_tiff(
-                source,
-                Path(tmp) / "fax.tif",
+            work = Path(tmp)
+            if keys is None:
+                fetched = await fetch_document(
+                    document_request(document), guard=self._guard, max_bytes=self._settings.max_document_bytes
+                )
+                sources = [work / "source-0"]
+                await asyncio.to_thread(sources[0].write_bytes, fetched.body)
+                await self._blobs.put_bytes(f"jobs/{event.job_id}/original", fetched.body)
+            else:
+                sources = [await self._read_upload(key, work / f"source-{index}") for index, key in enumerate(keys)]
+            rendered = await render_documents(
+                sources,
+                work / "fax.tif",
+                options=options,
                 timeout_s=self._settings.conversion_timeout_s,
                 max_pages=self._settings.max_pages,
+                max_pixels=self._settings.max_image_pixels,
             )
-            # render_to_fax_tiff decodes every page before it returns: spandsp would send a truncated TIFF.
-            pages = rendered.pages
-            key = tiff_key(event.job_id)
-            await self._blobs.put_bytes(f"jobs/{event.job_id}/original", fetched.body)
-            await self._blobs.put_file(key, rendered.tiff_path, content_type="image/tiff")
-        return key, pages
+            # render_documents decodes every page before it returns: spandsp would send a truncated TIFF.
+            await write_pdf_copy(rendered.tiff_path, work / "fax.pdf", timeout_s=self._settings.conversion_timeout_s)
+            previews = await asyncio.to_thread(write_previews, rendered.tiff_path, work)
+            preview_keys = [preview_key(event.job_id, page) for page in range(1, len(previews) + 1)]
+            for key, path in zip(preview_keys, previews, strict=True):
+                await self._blobs.put_file(key, path, content_type="image/png")
+            await self._blobs.put_file(pdf_key(event.job_id), work / "fax.pdf", content_type="application/pdf")
+            # The TIFF goes last: its key in the job row is what says the document is ready.
+            await self._blobs.put_file(tiff_key(event.job_id), rendered.tiff_path, content_type="image/tiff")
+        return tiff_key(event.job_id), rendered.pages
+
+    async def _read_upload(self, key: str, path: Path) -> Path:
+        try:
+            body = await self._blobs.get_bytes(key)
+        except BlobNotFound:
+            raise RenderError(f"uploaded document {key} is missing") from None
+        if len(body) > self._settings.max_document_bytes:
+            raise RenderError(f"document larger than {self._settings.max_document_bytes // (1024 * 1024)} MB limit")
+        await asyncio.to_thread(path.write_bytes, body)
+        return path

@@ -29,6 +29,11 @@ class FetcherStore:
         return dict(row) if row else None
 
     async def mark_ready(self, job_id: uuid.UUID, tiff_key: str, pages: int) -> bool:
+        """Record the prepared document and queue DocumentReady; False if the job was no longer waiting for it.
+
+        The PDF copy and the previews need no columns: their keys follow from the job id and `pages`
+        (`fax_fetcher.handlers.pdf_key`, `preview_key`).
+        """
         async with self._pool.acquire() as conn, conn.transaction():
             account_id = await conn.fetchval(Q["document_ready"], job_id, tiff_key, pages)
             if account_id is None:
@@ -47,6 +52,7 @@ class FetcherStore:
         return True
 
     async def mark_failed(self, job_id: uuid.UUID, error: str) -> bool:
+        """End the job failed with `error` and queue DocumentFailed; False if it was no longer waiting."""
         async with self._pool.acquire() as conn, conn.transaction():
             account_id = await conn.fetchval(Q["document_failed"], job_id, error)
             if account_id is None:

@@ -122,11 +122,11 @@ async def test_postscript_renders(documents: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"Dear recipient,\nplease find the invoice attached.\n", "unsupported document format: plain text"),
         (os.urandom(4096).replace(b"%PDF-", b"xxxxx"), "unsupported document format: binary data"),
         (b"", "empty document"),
         (b"<!DOCTYPE html><html><body>Login</body></html>", "unsupported document format: HTML page"),
-        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "unsupported document format: PNG image"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "could not convert document: not a valid PNG image"),
+        (b"PK\x03\x04" + bytes(60), "could not convert document: corrupt ZIP archive"),
     ],
 )
 async def test_unsupported_documents_are_refused(content: bytes, message: str, tmp_path: Path) -> None:
@@ -136,7 +136,7 @@ async def test_unsupported_documents_are_refused(content: bytes, message: str, t
     with pytest.raises(RenderError) as caught:
         await render_to_fax_tiff(source, tmp_path / "fax.tif")
 
-    assert str(caught.value) == message
+    assert str(caught.value).startswith(message)
     assert _names(tmp_path) == ["upload"]
 
 
@@ -206,22 +206,31 @@ async def test_postscript_over_the_page_limit_is_refused(tmp_path: Path) -> None
         (b"%!PS-Adobe-3.0\n%%Title: converted from %PDF-1.4\n", "postscript"),
         (b"\xef\xbb\xbf%!PS\n", "postscript"),
         (b"\xc5\xd0\xd3\xc6\x1e\x00\x00\x00", "postscript"),
+        (b"II*\x00\x08\x00\x00\x00", "tiff"),
+        (b"MM\x00*\x00\x00\x00\x08", "tiff"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "png"),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", "jpeg"),
+        (b"GIF89a\x01\x00", "gif"),
+        (b"BM\x36\x00\x00\x00", "bmp"),
+        (b"PK\x03\x04\x14\x00\x06\x00", "office"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00", "office"),
+        (b"{\\rtf1\\ansi", "office"),
+        ("Grüße aus Köln\n".encode(), "text"),
     ],
 )
-def test_sniff_recognises_pdf_and_postscript(head: bytes, expected: str) -> None:
+def test_sniff_recognises_what_it_can_render(head: bytes, expected: str) -> None:
     assert sniff_format(head) == expected
 
 
 @pytest.mark.parametrize(
     ("head", "looks_like"),
     [
-        (b"II*\x00\x08\x00\x00\x00", "TIFF image"),
-        (b"\xff\xd8\xff\xe0\x00\x10JFIF", "JPEG image"),
-        (b"PK\x03\x04\x14\x00\x06\x00", "ZIP archive (an Office document?)"),
-        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00", "legacy Microsoft Office document"),
-        (b"{\\rtf1\\ansi", "RTF document"),
-        ("Grüße aus Köln\n".encode(), "plain text"),
         (b"\x00\x01\x02\x03binary", "binary data"),
+        (b"\x1f\x8b\x08\x00", "gzip archive"),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "WebP image"),
+        (b"<?xml version='1.0'?><svg>", "SVG image"),
+        (b"<html><body>", "HTML page"),
+        ("Grüße".encode("latin-1"), "binary data"),
     ],
 )
 def test_sniff_names_what_it_refuses(head: bytes, looks_like: str) -> None:

@@ -1,0 +1,225 @@
+"""Images and plain text to fax pages; run as ``python -m fax_fetcher.raster`` in a child process.
+
+Decoders for hostile images are where crashes, hangs and memory blow-ups live, so the fetcher never runs them in
+its own process: `render.py` starts this module with a memory limit and a timeout, and a crash or kill costs only
+the child. Every page it writes is a 1728 px wide, bilevel, G4 TIFF at 204 x `y_dpi`, named ``page-NNNNN.tif``.
+
+Exit status 0 prints the page count; exit status 2 prints the job's error text on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+FAX_WIDTH_PX = 1728
+FAX_X_DPI = 204
+# Legal is the longest page an image becomes: a taller image (a long screenshot) is shrunk to fit, not cropped.
+MAX_PAGE_HEIGHT_INCHES = 14.0
+TEXT_FONT_CANDIDATES = (
+    "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",
+    "/usr/share/fonts/truetype/noto/NotoSansMono-Regular.ttf",
+)
+TEXT_POINT_SIZE = 10
+# The fax line width by A4 length: at 204 x 196 dpi exactly the 1728 x 2292 page ghostscript draws PDFs on.
+TEXT_PAGE_INCHES = (FAX_WIDTH_PX / FAX_X_DPI, 2292 / 196)
+TEXT_MARGIN_INCHES = 0.5
+IMAGE_FORMATS = {"tiff": "TIFF", "png": "PNG", "jpeg": "JPEG", "gif": "GIF", "bmp": "BMP"}
+IMAGE_MODES = ("auto", "dither", "threshold")
+
+
+class RasterError(Exception):
+    """str(error) is the job's error text."""
+
+
+def image_pages(
+    source: Path, fmt: str, out_dir: Path, *, y_dpi: int, image_mode: str, max_pixels: int, max_pages: int
+) -> int:
+    """Write one fax page per image frame (TIFF) or per image (others); return the page count."""
+    # The explicit check below refuses every frame over the cap before it is decoded, with the image's dimensions
+    # in the error; Pillow's own check would only raise at twice the cap, with a vaguer text.
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with Image.open(source, formats=[IMAGE_FORMATS[fmt]]) as image:
+            # A GIF's frames are an animation, not pages.
+            frames = getattr(image, "n_frames", 1) if fmt == "tiff" else 1
+            if frames > max_pages:
+                raise RasterError(f"document has {frames} pages, more than the {max_pages} page limit")
+            for index in range(frames):
+                image.seek(index)
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise RasterError(
+                        f"image is {width} x {height} pixels, more than the {max_pixels // 1_000_000} megapixel limit"
+                    )
+                image.load()
+                page = fit_to_fax_page(image, y_dpi=y_dpi, image_mode=image_mode, is_jpeg=fmt == "jpeg")
+                _save_page(page, out_dir, index + 1, y_dpi)
+            return frames
+    except RasterError:
+        raise
+    except (Image.DecompressionBombError, MemoryError):
+        raise RasterError(f"image too large to decode (limit {max_pixels // 1_000_000} megapixels)") from None
+    except Exception as error:
+        name = fmt.upper() if fmt != "jpeg" else "JPEG"
+        raise RasterError(f"could not convert document: not a valid {name} image ({_short(error)})") from None
+
+
+def fit_to_fax_page(image: Image.Image, *, y_dpi: int, image_mode: str, is_jpeg: bool = False) -> Image.Image:
+    """One bilevel page, 1728 px wide at 204 x `y_dpi`, keeping the image's physical aspect ratio.
+
+    Transparent pixels become white paper, JPEGs are turned upright by their EXIF orientation, landscape images
+    are rotated to portrait, and an image taller than a legal page is shrunk to fit it and centred.
+    """
+    bilevel_source = image.mode == "1"
+    if is_jpeg:
+        image = ImageOps.exif_transpose(image) or image
+    x_src, y_src = _source_dpi(image)
+    grey = _flatten_to_grey(image)
+    # Physical aspect (height / width); fax pixels are not square at standard and superfine resolution.
+    aspect = (grey.height / y_src) / (grey.width / x_src)
+    if aspect < 1:
+        grey = grey.transpose(Image.Transpose.ROTATE_90)
+        aspect = 1 / aspect
+    width = FAX_WIDTH_PX
+    height = max(1, round(FAX_WIDTH_PX / FAX_X_DPI * aspect * y_dpi))
+    max_height = round(MAX_PAGE_HEIGHT_INCHES * y_dpi)
+    if height > max_height:
+        width = max(1, round(FAX_WIDTH_PX * max_height / height))
+        height = max_height
+    scaled = grey.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    if width != FAX_WIDTH_PX:
+        canvas = Image.new("L", (FAX_WIDTH_PX, height), 255)
+        canvas.paste(scaled, ((FAX_WIDTH_PX - width) // 2, 0))
+        scaled = canvas
+    threshold = image_mode == "threshold" or (image_mode == "auto" and bilevel_source)
+    if threshold:
+        return scaled.point(lambda value: 255 if value >= 128 else 0, mode="1")
+    return scaled.convert("1", dither=Image.Dither.FLOYDSTEINBERG)
+
+
+def _source_dpi(image: Image.Image) -> tuple[float, float]:
+    dpi = image.info.get("dpi")
+    try:
+        x_dpi, y_dpi = (float(value) for value in dpi)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return 1.0, 1.0
+    if x_dpi <= 0 or y_dpi <= 0:
+        return 1.0, 1.0
+    return x_dpi, y_dpi
+
+
+def _flatten_to_grey(image: Image.Image) -> Image.Image:
+    """Greyscale on white paper: alpha (and palette transparency) is composited over white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # Pillow clips 16-bit samples converting to "L"; scale them into 8 bits first.
+        image = image.convert("I").point(lambda value: value / 256).convert("L")
+    if image.mode == "F":
+        image = image.convert("L")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        paper.alpha_composite(rgba)
+        return paper.convert("L")
+    return image.convert("L")
+
+
+def text_pages(source: Path, out_dir: Path, *, y_dpi: int, max_pages: int, max_bytes: int = 10 * 1024 * 1024) -> int:
+    """Paginate UTF-8 text in a monospace font, A4 length with half-inch margins; return the page count."""
+    raw = source.read_bytes()[: max_bytes + 1]
+    if len(raw) > max_bytes:
+        raise RasterError(f"text document larger than {max_bytes // (1024 * 1024)} MB")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise RasterError(f"could not convert document: text is not valid UTF-8 (byte {error.start})") from None
+    font_path = next((path for path in TEXT_FONT_CANDIDATES if Path(path).exists()), None)
+    if font_path is None:
+        raise RasterError("plain text needs the DejaVu Sans Mono font (Debian package fonts-dejavu-core)")
+    # Text is laid out with square pixels at 204 dpi, then resampled to the job's resolution like any image.
+    font = ImageFont.truetype(font_path, round(TEXT_POINT_SIZE * FAX_X_DPI / 72))
+    page_w, page_h = (round(inches * FAX_X_DPI) for inches in TEXT_PAGE_INCHES)
+    margin = round(TEXT_MARGIN_INCHES * FAX_X_DPI)
+    char_w = font.getlength("M")
+    ascent, descent = font.getmetrics()
+    line_h = round((ascent + descent) * 1.15)
+    columns = int((page_w - 2 * margin) // char_w)
+    rows = (page_h - 2 * margin) // line_h
+    count = 0
+    for lines in _paginate(text, columns, rows):
+        count += 1
+        if count > max_pages:
+            raise RasterError(f"document has more than {max_pages} pages, the limit")
+        page = Image.new("L", (page_w, page_h), 255)
+        draw = ImageDraw.Draw(page)
+        for row, line in enumerate(lines):
+            draw.text((margin, margin + row * line_h), line, font=font, fill=0)
+        page.info["dpi"] = (FAX_X_DPI, FAX_X_DPI)
+        _save_page(fit_to_fax_page(page, y_dpi=y_dpi, image_mode="threshold"), out_dir, count, y_dpi)
+    return count
+
+
+def _paginate(text: str, columns: int, rows: int) -> Iterator[list[str]]:
+    """Pages of at most `rows` lines: tabs expanded, long lines wrapped, form feeds start a new page."""
+    for sheet in text.replace("\r\n", "\n").replace("\r", "\n").split("\f"):
+        lines: list[str] = []
+        for line in sheet.split("\n"):
+            line = "".join(char if char.isprintable() else " " for char in line.expandtabs(8))
+            lines.extend(textwrap.wrap(line, columns, drop_whitespace=False, replace_whitespace=False) or [""])
+        while lines and lines[-1] == "":
+            lines.pop()
+        for start in range(0, max(len(lines), 1), rows):
+            yield lines[start : start + rows]
+
+
+def _save_page(page: Image.Image, out_dir: Path, number: int, y_dpi: int) -> None:
+    page.save(out_dir / f"page-{number:05d}.tif", format="TIFF", compression="group4", dpi=(FAX_X_DPI, y_dpi))
+
+
+def _short(error: BaseException) -> str:
+    return (str(error) or type(error).__name__).splitlines()[0][:120]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line for the child process; see the module docstring for the protocol."""
+    parser = argparse.ArgumentParser(prog="python -m fax_fetcher.raster")
+    parser.add_argument("--format", required=True, choices=[*IMAGE_FORMATS, "text"])
+    parser.add_argument("--y-dpi", type=int, required=True)
+    parser.add_argument("--image-mode", choices=IMAGE_MODES, default="auto")
+    parser.add_argument("--max-pixels", type=int, required=True)
+    parser.add_argument("--max-pages", type=int, required=True)
+    parser.add_argument("source", type=Path)
+    parser.add_argument("out_dir", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        if args.format == "text":
+            pages = text_pages(args.source, args.out_dir, y_dpi=args.y_dpi, max_pages=args.max_pages)
+        else:
+            pages = image_pages(
+                args.source,
+                args.format,
+                args.out_dir,
+                y_dpi=args.y_dpi,
+                image_mode=args.image_mode,
+                max_pixels=args.max_pixels,
+                max_pages=args.max_pages,
+            )
+    except RasterError as error:
+        print(error, file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("could not convert document: it needs more memory than the conversion limit", file=sys.stderr)
+        return 2
+    print(pages)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,406 @@
+"""Hostile documents against the real fetcher: each ends its job `failed` with its reason, in time, and the fetcher
+still prepares a good job afterwards.
+
+The fetcher's DocumentPreparer is driven directly, with real Postgres and S3: the documents arrive as uploads in S3
+(the path an API upload takes), so no HTTP server is involved. Inputs are generated on the spot and kept small:
+the bombs are a few hundred kilobytes that claim gigapixels or a hundred thousand pages.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+import uuid
+import zipfile
+import zlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+from minio import Minio
+from PIL import Image
+
+from fax_contracts import JobSubmitted
+from fax_devstack.infra import Endpoints
+from fax_fetcher.config import FetcherSettings
+from fax_fetcher.handlers import DocumentPreparer, pdf_key, preview_key
+from fax_fetcher.store import FetcherStore
+from fax_runtime.blobs import BlobStore
+from fax_runtime.config import RuntimeSettings, S3Settings
+from fax_runtime.db import create_pool
+from tests.integration.documents import TWO_PAGE_POSTSCRIPT, make_pdf
+
+ACCOUNT = "acct-documents"
+CONVERSION_TIMEOUT_S = 5
+# The conversion limit plus what fetching from S3, validation and bookkeeping may add on a slow machine.
+JOB_TIME_LIMIT_S = CONVERSION_TIMEOUT_S + 10
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The corpus
+
+
+def _pdf(objects: list[bytes], *, root: int = 1) -> bytes:
+    """A PDF with a correct cross-reference table, so ghostscript reads it as written instead of repairing it."""
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, root, xref)
+    return bytes(out)
+
+
+def hundred_thousand_page_pdf() -> bytes:
+    """100,000 pages in ~1 MB: the page tree lists one page object 100,000 times."""
+    kids = b" ".join([b"3 0 R"] * 100_000)
+    return _pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [" + kids + b"] /Count 100000 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>",
+        ]
+    )
+
+
+def pageless_pdf() -> bytes:
+    return _pdf([b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [] /Count 0 >>"])
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def giant_png(side: int = 50_000) -> bytes:
+    """A one-colour 1-bit PNG of side x side pixels: 2.5 gigapixels in a few hundred kilobytes."""
+    row = b"\x00" + b"\xff" * ((side + 7) // 8)
+    compressor = zlib.compressobj(9)
+    # Compressing the same row many times over is cheap; a block of rows at a time keeps the Python loop short.
+    block = row * 100
+    data = b"".join(compressor.compress(block) for _ in range(side // 100)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", data) + _png_chunk(b"IEND", b"")
+
+
+def png_with_bad_crc() -> bytes:
+    good = _image_bytes(Image.new("RGB", (200, 200), "red"), "PNG")
+    # Flip a byte inside the IDAT data: the chunk's CRC no longer matches.
+    index = good.index(b"IDAT") + 10
+    return good[:index] + bytes([good[index] ^ 0xFF]) + good[index + 1 :]
+
+
+def tiff_bomb() -> bytes:
+    """A TIFF header claiming 100,000 x 100,000 8-bit pixels in one deflate strip: the zip bomb's image cousin."""
+    strip = zlib.compress(b"\x00" * 1_000_000, 9)
+    entries = [
+        (256, 4, 1, 100_000),  # ImageWidth
+        (257, 4, 1, 100_000),  # ImageLength
+        (258, 3, 1, 8),  # BitsPerSample
+        (259, 3, 1, 8),  # Compression: deflate
+        (262, 3, 1, 1),  # Photometric: min-is-black
+        (273, 4, 1, 0),  # StripOffsets, patched below
+        (277, 3, 1, 1),  # SamplesPerPixel
+        (278, 4, 1, 100_000),  # RowsPerStrip
+        (279, 4, 1, len(strip)),  # StripByteCounts
+    ]
+    ifd_offset = 8
+    ifd_size = 2 + 12 * len(entries) + 4
+    strip_offset = ifd_offset + ifd_size
+    ifd = struct.pack("<H", len(entries))
+    for tag, kind, count, value in entries:
+        value = strip_offset if tag == 273 else value
+        packed = struct.pack("<H", value) + b"\x00\x00" if kind == 3 else struct.pack("<I", value)
+        ifd += struct.pack("<HHI", tag, kind, count) + packed
+    return b"II*\x00" + struct.pack("<I", ifd_offset) + ifd + struct.pack("<I", 0) + strip
+
+
+def tiff_with_many_pages(pages: int = 600) -> bytes:
+    frames = [Image.new("1", (64, 64), 1) for _ in range(pages)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="TIFF", save_all=True, append_images=frames[1:], compression="group4")
+    return buffer.getvalue()
+
+
+def giant_gif() -> bytes:
+    """A GIF whose logical screen is 65,535 x 65,535 (4.3 gigapixels) around one tiny frame."""
+    small = _image_bytes(Image.new("P", (4, 4), 0), "GIF")
+    return small[:6] + struct.pack("<HH", 65_535, 65_535) + small[10:]
+
+
+def giant_jpeg() -> bytes:
+    """A JPEG whose frame header claims 60,000 x 60,000 pixels."""
+    good = _image_bytes(Image.new("L", (16, 16), 128), "JPEG")
+    sof = good.index(b"\xff\xc0")
+    return good[: sof + 5] + struct.pack(">HH", 60_000, 60_000) + good[sof + 9 :]
+
+
+def giant_bmp() -> bytes:
+    """A BMP header claiming 60,000 x 60,000 24-bit pixels over a few bytes of data."""
+    good = _image_bytes(Image.new("RGB", (4, 4), "white"), "BMP")
+    return good[:18] + struct.pack("<ii", 60_000, 60_000) + good[26:]
+
+
+def _image_bytes(image: Image.Image, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Hostile:
+    name: str
+    build: Callable[[], bytes]
+    error: str  # the job's error_message must start with this
+    request: dict[str, Any] | None = None  # extra request fields
+
+
+def _valid_pdf() -> bytes:
+    return _pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+            b"<< /Length 22 >>\nstream\n0 0 m 612 792 l S\nendstream",
+        ]
+    )
+
+
+HOSTILE = [
+    Hostile("empty file", lambda: b"", "empty document"),
+    Hostile("random bytes", lambda: bytes(range(1, 256)) * 40, "unsupported document format: binary data"),
+    Hostile("gzip archive", lambda: b"\x1f\x8b\x08\x00" + bytes(60), "unsupported document format: gzip archive"),
+    Hostile(
+        "HTML login page",
+        lambda: b"<!DOCTYPE html><html><body>Login</body></html>",
+        "unsupported document format: HTML page",
+    ),
+    Hostile(
+        "PDF header, then garbage",
+        lambda: b"%PDF-1.7\n" + bytes(range(256)) * 20,
+        "could not convert document: not a valid PDF",
+    ),
+    Hostile("PDF truncated to its header", lambda: _valid_pdf()[:60], "could not convert document: not a valid PDF"),
+    Hostile("PDF without pages", pageless_pdf, "could not convert document: not a valid PDF"),
+    Hostile(
+        "PDF of 100,000 pages", hundred_thousand_page_pdf, "document has 100000 pages, more than the 500 page limit"
+    ),
+    Hostile(
+        "PostScript that loops forever",
+        lambda: b"%!PS\n{ 1 pop } loop\n",
+        f"document conversion timed out after {CONVERSION_TIMEOUT_S} s",
+    ),
+    Hostile(
+        "PostScript that prints forever",
+        lambda: b"%!PS\n{ (spam) print } loop\n",
+        f"document conversion timed out after {CONVERSION_TIMEOUT_S} s",
+    ),
+    # ghostscript honours LastPage for PostScript by discarding pages, not by stopping: endless pages meet the timer.
+    Hostile(
+        "PostScript with endless pages",
+        lambda: b"%!PS\n{ showpage } loop\n",
+        f"document conversion timed out after {CONVERSION_TIMEOUT_S} s",
+    ),
+    Hostile(
+        "PostScript of 600 pages",
+        lambda: b"%!PS\n1 1 600 { pop showpage } for\n",
+        "document has more than 500 pages, the limit",
+    ),
+    Hostile(
+        "PostScript error",
+        lambda: b"%!PS\n/foo nosuchoperator\n",
+        "could not convert document: PostScript error /undefined in nosuchoperator",
+    ),
+    Hostile("PNG of 50,000 x 50,000", giant_png, "image is 50000 x 50000 pixels, more than the 100 megapixel limit"),
+    Hostile("PNG with a bad CRC", png_with_bad_crc, "could not convert document: not a valid PNG image"),
+    Hostile(
+        "PNG truncated",
+        lambda: _image_bytes(Image.new("RGB", (300, 300), "blue"), "PNG")[:80],
+        "could not convert document: not a valid PNG image",
+    ),
+    Hostile(
+        "TIFF claiming 10 gigapixels", tiff_bomb, "image is 100000 x 100000 pixels, more than the 100 megapixel limit"
+    ),
+    Hostile("TIFF of 600 pages", tiff_with_many_pages, "document has 600 pages, more than the 500 page limit"),
+    Hostile(
+        "GIF with a 65,535 x 65,535 screen",
+        giant_gif,
+        "image is 65535 x 65535 pixels, more than the 100 megapixel limit",
+    ),
+    Hostile(
+        "JPEG claiming 60,000 x 60,000", giant_jpeg, "image is 60000 x 60000 pixels, more than the 100 megapixel limit"
+    ),
+    Hostile(
+        "JPEG truncated",
+        lambda: _image_bytes(Image.effect_noise((400, 400), 64), "JPEG")[:2000],
+        "could not convert document: not a valid JPEG image",
+    ),
+    Hostile(
+        "BMP claiming 60,000 x 60,000", giant_bmp, "image is 60000 x 60000 pixels, more than the 100 megapixel limit"
+    ),
+    Hostile(
+        "text that is not UTF-8", lambda: b"Invoice " * 50 + b"\xff\xfe\x00", "unsupported document format: binary data"
+    ),
+    Hostile(
+        "text with a bad byte after the first kilobyte",
+        lambda: b"Invoice\n" * 500 + b"\xff",
+        "could not convert document: text is not valid UTF-8",
+    ),
+    Hostile(
+        "ZIP archive that is no Office document",
+        lambda: _zip({"a.exe": b"MZ"}),
+        "unsupported document format: ZIP archive",
+    ),
+    Hostile("corrupt ZIP", lambda: b"PK\x03\x04" + bytes(100), "could not convert document: corrupt ZIP archive"),
+    Hostile("unknown resolution", _valid_pdf, "unknown fax_resolution 'ultra'", {"fax_resolution": "ultra"}),
+]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Fixtures
+
+
+@dataclass
+class Harness:
+    pool: asyncpg.Pool
+    blobs: BlobStore
+    s3: Minio
+    bucket: str
+    preparer: DocumentPreparer
+
+    async def submit(self, documents: list[bytes], **request: Any) -> uuid.UUID:
+        """A job whose documents are uploads in S3, as the API leaves them; returns its id once it is prepared."""
+        job_id = uuid.uuid4()
+        keys = [f"jobs/{job_id}/upload-{index}" for index in range(len(documents))]
+        for key, body in zip(keys, documents, strict=True):
+            await self.blobs.put_bytes(key, body)
+        document = {"uploads": keys}
+        await self.pool.execute(
+            "INSERT INTO fax_jobs (id, account_id, status, request, to_number, from_number, retries)"
+            " VALUES ($1::uuid, $2::text, 'attaching_files', $3::jsonb, '15550001234', '', 1)",
+            job_id,
+            ACCOUNT,
+            {"document": document, **request},
+        )
+        await self.preparer.on_job_submitted(
+            JobSubmitted(event_id=uuid.uuid4(), occurred_at=_now(), job_id=job_id, account_id=ACCOUNT)
+        )
+        return job_id
+
+    async def job(self, job_id: uuid.UUID) -> asyncpg.Record:
+        row = await self.pool.fetchrow(
+            "SELECT status, error_message, tiff_key, pages FROM fax_jobs WHERE id = $1", job_id
+        )
+        assert row is not None
+        return row
+
+
+def _now() -> Any:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC)
+
+
+@pytest.fixture
+async def harness(infra: Endpoints, database_url: str) -> AsyncIterator[Harness]:
+    s3 = S3Settings(
+        endpoint=infra.s3_endpoint,
+        access_key=infra.s3_access_key,
+        secret_key=infra.s3_secret_key,
+        bucket=infra.s3_bucket,
+        secure=infra.s3_secure,
+    )
+    settings = FetcherSettings(
+        runtime=RuntimeSettings(database_url=database_url, amqp_url=infra.amqp_url, s3=s3),
+        conversion_timeout_s=CONVERSION_TIMEOUT_S,
+    )
+    pool = await create_pool(database_url)
+    try:
+        await pool.execute("INSERT INTO accounts (id, name) VALUES ($1, 'documents test')", ACCOUNT)
+        blobs = BlobStore(s3)
+        client = Minio(infra.s3_endpoint, infra.s3_access_key, infra.s3_secret_key, secure=infra.s3_secure)
+        yield Harness(pool, blobs, client, infra.s3_bucket, DocumentPreparer(FetcherStore(pool), blobs, settings))
+    finally:
+        await pool.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Tests
+
+
+async def test_hostile_documents_fail_with_their_reason_and_a_good_job_still_succeeds(harness: Harness) -> None:
+    assert len(HOSTILE) >= 20
+    outcomes: dict[str, tuple[str, str, float]] = {}
+    for case in HOSTILE:
+        body = case.build()
+        started = time.monotonic()
+        job_id = await harness.submit([body], **(case.request or {}))
+        elapsed = time.monotonic() - started
+        row = await harness.job(job_id)
+        outcomes[case.name] = (row["status"], row["error_message"], elapsed)
+
+    wrong = {
+        name: outcome
+        for (name, outcome), case in zip(outcomes.items(), HOSTILE, strict=True)
+        if outcome[0] != "failed" or not outcome[1].startswith(case.error) or outcome[2] > JOB_TIME_LIMIT_S
+    }
+    assert not wrong, wrong
+
+    good = await harness.submit([TWO_PAGE_POSTSCRIPT, b"Hello from the text part\n", giant_png(side=1000)])
+    row = await harness.job(good)
+    assert row["status"] == "pending", row["error_message"]
+    assert row["pages"] == 4
+    assert row["tiff_key"] == f"jobs/{good}/fax.tif"
+    previews = [preview_key(good, page) for page in range(1, 5)]
+    for key in [row["tiff_key"], pdf_key(good), *previews]:
+        assert harness.s3.stat_object(harness.bucket, key).size > 0
+
+
+async def test_documents_of_one_job_become_one_fax_in_order(harness: Harness, tmp_path: Any) -> None:
+    pdf = make_pdf(tmp_path / "two.pdf").read_bytes()
+    photo = _image_bytes(Image.linear_gradient("L").resize((600, 800)), "JPEG")
+
+    job_id = await harness.submit([photo, pdf], fax_resolution="standard", fax_ecm=False)
+
+    row = await harness.job(job_id)
+    assert row["status"] == "pending", row["error_message"]
+    assert row["pages"] == 3
+    tiff = harness.s3.get_object(harness.bucket, row["tiff_key"]).read()
+    with Image.open(io.BytesIO(tiff)) as image:
+        assert image.n_frames == 3
+        for index in range(3):
+            image.seek(index)
+            assert image.width == 1728
+            assert image.info["compression"] == "group3"
+            assert round(float(image.info["dpi"][1])) == 98
+
+
+async def test_a_missing_upload_fails_the_job(harness: Harness) -> None:
+    job_id = uuid.uuid4()
+    key = f"jobs/{job_id}/upload-0"
+    await harness.pool.execute(
+        "INSERT INTO fax_jobs (id, account_id, status, request, to_number) VALUES ($1, $2, 'attaching_files', $3, '1')",
+        job_id,
+        ACCOUNT,
+        {"document": {"uploads": [key]}},
+    )
+
+    await harness.preparer.on_job_submitted(
+        JobSubmitted(event_id=uuid.uuid4(), occurred_at=_now(), job_id=job_id, account_id=ACCOUNT)
+    )
+
+    row = await harness.job(job_id)
+    assert (row["status"], row["error_message"]) == ("failed", f"uploaded document {key} is missing")

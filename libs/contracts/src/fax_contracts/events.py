@@ -61,15 +61,61 @@ class TransmissionFailed(Event, frozen=True, kw_only=True, tag="fax.transmission
     result_code: int = 0
 
 
+class InboundReceived(Event, frozen=True, kw_only=True, tag="fax.inbound.received.v1"):
+    """A fax was received on one of the account's numbers and stored as a TIFF at ``tiff_key``."""
+
+    fax_id: uuid.UUID
+    account_id: str
+    faxbox_id: str | None = None
+    from_number: str
+    to_number: str
+    pages: int
+    tiff_key: str
+
+
+class InboundFailed(Event, frozen=True, kw_only=True, tag="fax.inbound.failed.v1"):
+    """An incoming fax call ended without a usable fax."""
+
+    fax_id: uuid.UUID
+    account_id: str
+    faxbox_id: str | None = None
+    from_number: str
+    to_number: str
+    pages: int = 0
+    error: str
+
+
+class IntakeRejected(Event, frozen=True, kw_only=True, tag="fax.intake.rejected.v1"):
+    """An email to a faxbox was not turned into a fax (sender not permitted, no attachment, ...)."""
+
+    account_id: str
+    faxbox_id: str | None = None
+    sender: str
+    to_number: str = ""
+    error: str
+
+
 ALL_EVENTS: tuple[type[Event], ...] = (
     JobSubmitted,
     DocumentReady,
     DocumentFailed,
     TransmissionCompleted,
     TransmissionFailed,
+    InboundReceived,
+    InboundFailed,
+    IntakeRejected,
 )
 
-AnyEvent = JobSubmitted | DocumentReady | DocumentFailed | TransmissionCompleted | TransmissionFailed
+AnyEvent = (
+    JobSubmitted
+    | DocumentReady
+    | DocumentFailed
+    | TransmissionCompleted
+    | TransmissionFailed
+    | InboundReceived
+    | InboundFailed
+    | IntakeRejected
+)
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(AnyEvent)

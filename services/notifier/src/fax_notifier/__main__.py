@@ -1,20 +1,13 @@
-"""``python -m fax_notifier``: connects to its infrastructure and reports healthy.
+"""``python -m fax_notifier``: email, SMS and HTTP callbacks for finished faxes."""
 
-Email, SMS and callback delivery arrive with the notifications issue; until then it consumes nothing.
-"""
-
+from fax_notifier.app import create_worker
 from fax_notifier.config import Settings
-from fax_runtime.worker import WorkerContext, WorkerSpec, serve
-
-
-async def _wire(context: WorkerContext) -> None:
-    """No subscribers yet."""
+from fax_runtime.worker import serve
 
 
 def main() -> None:
     settings = Settings.from_env()
-    spec = WorkerSpec(name="notifier", consumes=[], wire=_wire, relay_outbox=False)
-    serve(spec, settings.runtime, settings.health_host, settings.health_port)
+    serve(create_worker(settings), settings.runtime, settings.health_host, settings.health_port)
 
 
 if __name__ == "__main__":

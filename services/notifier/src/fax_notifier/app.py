@@ -1,0 +1,91 @@
+"""Composition root of the notifier: mailer, HTTP client, SMS provider, dispatcher, sweeper and subscribers."""
+
+from __future__ import annotations
+
+from faststream import AckPolicy
+
+from fax_contracts import (
+    DocumentFailed,
+    InboundFailed,
+    InboundReceived,
+    IntakeRejected,
+    TransmissionCompleted,
+    TransmissionFailed,
+)
+from fax_notifier.attachments import FaxAttachments
+from fax_notifier.config import Settings
+from fax_notifier.dispatcher import Dispatcher, Sweeper
+from fax_notifier.domain import Channel
+from fax_notifier.handlers import NotificationHandlers
+from fax_notifier.http import GuardedHttp
+from fax_notifier.mail import Mailer, SmtpMailer
+from fax_notifier.sms import create_sms_provider
+from fax_notifier.store import NotifierStore
+from fax_runtime.blobs import BlobStore
+from fax_runtime.broker import event_queue, events_exchange
+from fax_runtime.network_guard import NetworkGuard
+from fax_runtime.worker import WorkerContext, WorkerSpec
+
+SERVICE = "notifier"
+
+
+class Notifier:
+    """Everything the notifier runs, built from settings and the shared pool and blob store."""
+
+    def __init__(
+        self, settings: Settings, store: NotifierStore, blobs: BlobStore, mailer: Mailer | None = None
+    ) -> None:
+        self.http = GuardedHttp(NetworkGuard.from_setting(settings.allow_networks))
+        self.dispatcher = Dispatcher(
+            store,
+            mailer if mailer is not None else SmtpMailer(settings.smtp),
+            self.http,
+            create_sms_provider(settings.sms, self.http),
+            FaxAttachments(blobs, settings.attachment),
+            sender=settings.smtp.sender,
+            callback_retry_interval=settings.callback_retry_interval,
+            message_retry_interval=settings.message_retry_interval,
+            lease=settings.claim_lease,
+        )
+        self.handlers = NotificationHandlers(
+            store,
+            self.dispatcher,
+            retry_for={
+                Channel.EMAIL: settings.message_retry_for,
+                Channel.SMS: settings.message_retry_for,
+                Channel.CALLBACK: settings.callback_retry_for,
+            },
+            name=settings.public_name,
+        )
+        self.sweeper = Sweeper(self.dispatcher, settings.sweep_interval)
+
+    async def close(self) -> None:
+        await self.sweeper.stop()
+        await self.http.close()
+
+
+CONSUMES = (TransmissionCompleted, TransmissionFailed, DocumentFailed, InboundReceived, InboundFailed, IntakeRejected)
+
+
+def create_worker(settings: Settings, service: str = SERVICE) -> WorkerSpec:
+    """The notifier as a worker; ``service`` names its queues (tests use their own)."""
+
+    async def wire(context: WorkerContext) -> None:
+        notifier = Notifier(settings, NotifierStore(context.pool), context.blobs)
+        handlers = notifier.handlers
+        by_event = {
+            TransmissionCompleted: handlers.on_transmission_completed,
+            TransmissionFailed: handlers.on_transmission_failed,
+            DocumentFailed: handlers.on_document_failed,
+            InboundReceived: handlers.on_inbound_received,
+            InboundFailed: handlers.on_inbound_failed,
+            IntakeRejected: handlers.on_intake_rejected,
+        }
+        for event_type, handler in by_event.items():
+            context.broker.subscriber(
+                event_queue(service, event_type), events_exchange, ack_policy=AckPolicy.NACK_ON_ERROR
+            )(handler)
+        notifier.sweeper.start()
+        context.on_close.append(notifier.close)
+
+    return WorkerSpec(name=service, consumes=list(CONSUMES), wire=wire)

@@ -1,0 +1,62 @@
+"""The fax attached to an email: the stored PDF copy, else the TIFF converted with ``tiff2pdf``, or the TIFF itself."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+from fax_runtime.blobs import BlobNotFound, BlobStore
+
+
+class ConversionError(RuntimeError):
+    pass
+
+
+def pdf_key(job_id: object) -> str:
+    return f"jobs/{job_id}/fax.pdf"
+
+
+def tiff_key(job_id: object) -> str:
+    return f"jobs/{job_id}/fax.tif"
+
+
+async def tiff_to_pdf(tiff: bytes) -> bytes:
+    """Convert with libtiff's ``tiff2pdf`` in a subprocess (G4 pages pass through without recompression)."""
+    with tempfile.TemporaryDirectory(prefix="fax-notify-") as work:
+        source, target = Path(work) / "fax.tif", Path(work) / "fax.pdf"
+        await asyncio.to_thread(source.write_bytes, tiff)
+        process = await asyncio.create_subprocess_exec(
+            "tiff2pdf", "-o", str(target), str(source),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, stderr = await process.communicate()
+        if process.returncode != 0:
+            raise ConversionError(f"tiff2pdf exited {process.returncode}: {stderr.decode(errors='replace')[:300]}")
+        return await asyncio.to_thread(target.read_bytes)
+
+
+class FaxAttachments:
+    """Finds or makes the file to attach; ``fmt`` is "pdf", "tiff" or "none"."""
+
+    def __init__(self, blobs: BlobStore, fmt: str) -> None:
+        self._blobs = blobs
+        self._fmt = fmt
+
+    async def for_job(self, job_id: str, tiff: str | None = None) -> tuple[str, str, bytes] | None:
+        """``(filename, content_type, data)`` or None (attachments off, or nothing stored for this fax)."""
+        if self._fmt == "none":
+            return None
+        source = tiff or tiff_key(job_id)
+        if self._fmt == "pdf":
+            try:
+                return ("fax.pdf", "application/pdf", await self._blobs.get_bytes(pdf_key(job_id)))
+            except BlobNotFound:
+                pass
+        try:
+            data = await self._blobs.get_bytes(source)
+        except BlobNotFound:
+            return None
+        if self._fmt == "tiff":
+            return ("fax.tif", "image/tiff", data)
+        return ("fax.pdf", "application/pdf", await tiff_to_pdf(data))

@@ -1,0 +1,59 @@
+-- The notifier's SQL (loaded by fax_notifier.store).
+
+-- name: job_for_notification
+SELECT j.id, j.account_id, j.status, j.request, j.to_number, j.from_number, j.attempts, j.pages, j.tiff_key,
+       j.error_message, j.tx_result, f.settings AS faxbox_settings
+FROM fax_jobs j
+LEFT JOIN faxboxes f ON f.id = j.request ->> 'faxbox_id' AND f.account_id = j.account_id
+WHERE j.id = $1::uuid;
+
+-- name: faxbox_settings
+SELECT settings FROM faxboxes WHERE id = $1::text AND account_id = $2::text;
+
+-- name: plan_delivery
+INSERT INTO notification_deliveries
+    (event_id, channel, recipient, kind, account_id, job_id, payload, give_up_at, status, last_error, finished_at)
+VALUES ($1::uuid, $2::text, $3::text, $4::text, $5::text, $6::uuid, $7::jsonb,
+        now() + make_interval(secs => $8::double precision), $9::text, $10::text,
+        CASE WHEN $9::text = 'pending' THEN NULL ELSE now() END)
+ON CONFLICT (event_id, channel, recipient) DO NOTHING
+RETURNING id;
+
+-- name: claim_delivery
+UPDATE notification_deliveries
+SET attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => $2::double precision)
+WHERE id = $1::bigint AND status = 'pending' AND next_attempt_at <= now()
+RETURNING id, event_id, channel, recipient, kind, account_id, job_id, payload, attempts, give_up_at <= now() AS expired;
+
+-- name: claim_due
+UPDATE notification_deliveries d
+SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => $2::double precision)
+FROM (
+    SELECT id FROM notification_deliveries
+    WHERE status = 'pending' AND next_attempt_at <= now()
+    ORDER BY next_attempt_at
+    LIMIT $1::integer
+    FOR UPDATE SKIP LOCKED
+) due
+WHERE d.id = due.id
+RETURNING d.id, d.event_id, d.channel, d.recipient, d.kind, d.account_id, d.job_id, d.payload, d.attempts,
+          d.give_up_at <= now() AS expired;
+
+-- name: record_attempt
+INSERT INTO notification_attempts (delivery_id, attempt, outcome, detail)
+VALUES ($1::bigint, $2::integer, $3::text, $4::text);
+
+-- name: finish_delivery
+UPDATE notification_deliveries
+SET status = $2::text, last_error = $3::text, finished_at = now()
+WHERE id = $1::bigint AND status = 'pending';
+
+-- name: reschedule_delivery
+-- Never past give_up_at, so the last retry happens at the deadline rather than silently after it.
+UPDATE notification_deliveries
+SET last_error = $2::text,
+    next_attempt_at = LEAST(now() + make_interval(secs => $3::double precision), give_up_at)
+WHERE id = $1::bigint AND status = 'pending';
+
+-- name: callback_secret
+SELECT callback_secret FROM accounts WHERE id = $1::text;

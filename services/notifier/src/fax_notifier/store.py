@@ -1,0 +1,147 @@
+"""The notifier's access to Postgres: the only module here that speaks SQL."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from fax_notifier.domain import Channel, Kind, PlannedDelivery
+from fax_runtime.sql import load_queries
+
+Q = load_queries("fax_notifier")
+
+
+class JobView(msgspec.Struct, frozen=True, kw_only=True):
+    """What notifications need to know about an outbound job."""
+
+    id: uuid.UUID
+    account_id: str
+    status: str
+    request: dict[str, Any]
+    to_number: str
+    from_number: str
+    attempts: int
+    pages: int | None
+    tiff_key: str | None
+    error_message: str
+    faxbox_settings: dict[str, Any] | None
+
+
+class ClaimedDelivery(msgspec.Struct, frozen=True, kw_only=True):
+    """A delivery this process now owns until its lease runs out."""
+
+    id: int
+    event_id: uuid.UUID
+    channel: Channel
+    recipient: str
+    kind: Kind
+    account_id: str
+    job_id: uuid.UUID | None
+    payload: dict[str, Any]
+    attempts: int
+    expired: bool
+
+
+def _json(value: Any) -> Any:
+    """The pool decodes jsonb (fax_runtime.db); a bare connection without that codec hands back text."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _claimed(row: asyncpg.Record) -> ClaimedDelivery:
+    return ClaimedDelivery(
+        id=row["id"],
+        event_id=row["event_id"],
+        channel=Channel(row["channel"]),
+        recipient=row["recipient"],
+        kind=Kind(row["kind"]),
+        account_id=row["account_id"],
+        job_id=row["job_id"],
+        payload=_json(row["payload"]),
+        attempts=row["attempts"],
+        expired=row["expired"],
+    )
+
+
+class NotifierStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def job(self, job_id: uuid.UUID) -> JobView | None:
+        row = await self._pool.fetchrow(Q["job_for_notification"], job_id)
+        if row is None:
+            return None
+        values = dict(row)
+        values["request"] = _json(values["request"]) or {}
+        values["faxbox_settings"] = _json(values["faxbox_settings"])
+        values.pop("tx_result", None)
+        return msgspec.convert(values, JobView)
+
+    async def faxbox_settings(self, faxbox_id: str, account_id: str) -> dict[str, Any] | None:
+        value = await self._pool.fetchval(Q["faxbox_settings"], faxbox_id, account_id)
+        return _json(value) if value is not None else None
+
+    async def plan(
+        self,
+        event_id: uuid.UUID,
+        account_id: str,
+        job_id: uuid.UUID | None,
+        deliveries: list[PlannedDelivery],
+        retry_for: dict[Channel, float],
+    ) -> list[int]:
+        """Record the deliveries an event causes; the ids of those that are new and still to be sent.
+
+        The unique (event, channel, recipient) key makes a redelivered event a no-op. An invalid recipient is
+        recorded as failed straight away, with an attempt row saying why: reported, never retried.
+        """
+        new: list[int] = []
+        async with self._pool.acquire() as conn, conn.transaction():
+            for delivery in deliveries:
+                status = "failed" if delivery.invalid else "pending"
+                delivery_id = await conn.fetchval(
+                    Q["plan_delivery"],
+                    event_id,
+                    delivery.channel.value,
+                    delivery.recipient,
+                    delivery.kind.value,
+                    account_id,
+                    job_id,
+                    delivery.payload,
+                    retry_for[delivery.channel],
+                    status,
+                    delivery.invalid,
+                )
+                if delivery_id is None:
+                    continue
+                if delivery.invalid:
+                    await conn.execute(Q["record_attempt"], delivery_id, 0, "failed", delivery.invalid)
+                else:
+                    new.append(delivery_id)
+        return new
+
+    async def claim(self, delivery_id: int, lease: float) -> ClaimedDelivery | None:
+        """Take a due delivery; None if it is done or someone else holds it."""
+        row = await self._pool.fetchrow(Q["claim_delivery"], delivery_id, lease)
+        return _claimed(row) if row else None
+
+    async def claim_due(self, limit: int, lease: float) -> list[ClaimedDelivery]:
+        """Take up to ``limit`` deliveries whose retry time has come (SKIP LOCKED: sweepers never collide)."""
+        rows = await self._pool.fetch(Q["claim_due"], limit, lease)
+        return [_claimed(row) for row in rows]
+
+    async def finish(self, delivery: ClaimedDelivery, status: str, detail: str) -> None:
+        """Close a delivery as ``sent`` or ``failed`` and log the attempt, atomically."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(Q["record_attempt"], delivery.id, delivery.attempts, status, detail)
+            await conn.execute(Q["finish_delivery"], delivery.id, "sent" if status == "sent" else "failed", detail)
+
+    async def retry_later(self, delivery: ClaimedDelivery, detail: str, interval: float) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(Q["record_attempt"], delivery.id, delivery.attempts, "retry", detail)
+            await conn.execute(Q["reschedule_delivery"], delivery.id, detail, interval)
+
+    async def callback_secret(self, account_id: str) -> str | None:
+        return await self._pool.fetchval(Q["callback_secret"], account_id)

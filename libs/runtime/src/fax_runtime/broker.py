@@ -6,7 +6,6 @@ dead-letters the message to ``fax.events.dlx``, where it waits in ``<queue>.dlq`
 
 from __future__ import annotations
 
-import asyncpg
 from fast_depends.msgspec import MsgSpecSerializer
 from faststream.rabbit import ExchangeType, QueueType, RabbitBroker, RabbitExchange, RabbitQueue
 from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
@@ -61,17 +60,3 @@ async def declare_dead_letters(broker: RabbitBroker, service: str, event_types: 
     for event_type in event_types:
         queue = await broker.declare_queue(dead_letter_queue(service, event_type))
         await queue.bind(exchange, routing_key=queue_name(service, event_type))
-
-
-async def first_delivery(conn: asyncpg.Connection, consumer: str, event_id: object) -> bool:
-    """Record that ``consumer`` handled ``event_id`` (inside the handler's transaction).
-
-    False means a redelivery of an event already handled: the caller does nothing.
-    """
-    inserted = await conn.fetchval(
-        "INSERT INTO processed_events (consumer, event_id) VALUES ($1::text, $2::uuid) "
-        "ON CONFLICT DO NOTHING RETURNING true",
-        consumer,
-        event_id,
-    )
-    return bool(inserted)

@@ -10,16 +10,14 @@ from __future__ import annotations
 import asyncio
 import errno
 import ipaddress
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
-from fax_runtime.network_guard import BlockedAddressError, NetworkGuard
+from fax_runtime.guarded_resolver import GuardedResolver
+from fax_runtime.network_guard import NetworkGuard
 
 MAX_POST_CONTENT_CHARS = 256
 USER_AGENT = "fax-platform-fetcher/0.1"
@@ -54,34 +52,6 @@ class FetchedDocument:
     body: bytes
     content_type: str | None
     final_url: str
-
-
-class GuardedResolver(AbstractResolver):
-    """Wraps a resolver and drops every resolved address the guard refuses; raises when none is left."""
-
-    def __init__(self, guard: NetworkGuard, inner: AbstractResolver | None = None) -> None:
-        self._guard = guard
-        self._inner = inner if inner is not None else DefaultResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        allowed: list[ResolveResult] = []
-        refusal: BlockedAddressError | None = None
-        for result in results:
-            try:
-                self._guard.check(result["host"], hostname=host)
-            except BlockedAddressError as error:
-                refusal = refusal or error
-            else:
-                allowed.append(result)
-        if refusal is not None and not allowed:
-            raise refusal
-        return allowed
-
-    async def close(self) -> None:
-        await self._inner.close()
 
 
 async def fetch_document(

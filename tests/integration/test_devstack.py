@@ -24,7 +24,17 @@ from minio import Minio
 from fax_devstack.infra import Endpoints, InfraPorts, LocalInfra, ProvidedServices
 from tests.integration.stack import REPO, TEST_PORT_RANGE, DevstackRun, free_port_block, ports_free
 
-CREDENTIAL_KEYS = {"FAX_ACCOUNT_ID", "FAX_AUTH_TOKEN", "FAX_FAXBOX_ID", "FAX_FAXBOX_EMAIL", "FAX_INBOUND_NUMBER"}
+CREDENTIAL_KEYS = {
+    "FAX_ACCOUNT_ID",
+    "FAX_AUTH_TOKEN",
+    "FAX_FAXBOX_ID",
+    "FAX_FAXBOX_EMAIL",
+    "FAX_INBOUND_NUMBER",
+    "FAX_ACCOUNT_NAME",
+    "FAX_API_KEY",
+    "FAX_USERNAME",
+    "FAX_PASSWORD",
+}
 
 
 def _free_api_port() -> int:

@@ -15,8 +15,12 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from fax_api.account_routes import ApiKeyController, TokenController, UsersController
+from fax_api.account_store import AccountStore
 from fax_api.config import ApiSettings
 from fax_api.controllers import FaxesController
+from fax_api.faxbox_routes import FaxboxesController
+from fax_api.faxbox_store import FaxboxStore
 from fax_api.kazoo import KazooError, error_response
 from fax_api.store import ApiStore
 from fax_runtime.blobs import BlobStore
@@ -74,6 +78,8 @@ def create_app(settings: ApiSettings) -> Litestar:
         relay = asyncio.create_task(OutboxRelay(pool, settings.runtime.amqp_url).run(), name="outbox-relay")
         app.state.settings = settings
         app.state.store = ApiStore(pool)
+        app.state.accounts = AccountStore(pool)
+        app.state.faxboxes = FaxboxStore(pool, settings.smtp_domain)
         app.state.blobs = blobs
         app.state.http = httpx.AsyncClient(timeout=3)
         try:
@@ -88,10 +94,27 @@ def create_app(settings: ApiSettings) -> Litestar:
     def provide_store(state: State) -> ApiStore:
         return state.store
 
+    def provide_accounts(state: State) -> AccountStore:
+        return state.accounts
+
+    def provide_faxboxes(state: State) -> FaxboxStore:
+        return state.faxboxes
+
     return Litestar(
-        route_handlers=[FaxesController, healthz],
+        route_handlers=[
+            FaxesController,
+            FaxboxesController,
+            UsersController,
+            ApiKeyController,
+            TokenController,
+            healthz,
+        ],
         lifespan=[lifespan],
-        dependencies={"store": Provide(provide_store, sync_to_thread=False)},
+        dependencies={
+            "store": Provide(provide_store, sync_to_thread=False),
+            "accounts": Provide(provide_accounts, sync_to_thread=False),
+            "faxboxes": Provide(provide_faxboxes, sync_to_thread=False),
+        },
         exception_handlers={KazooError: _kazoo_error, HTTPException: _http_error, Exception: _unexpected_error},
         plugins=[OpenTelemetryPlugin(OpenTelemetryConfig(exclude=["/healthz"]))],
         openapi_config=OpenAPIConfig(title="Fax platform API", version="0.1.0", path="/schema"),

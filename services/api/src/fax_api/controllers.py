@@ -19,6 +19,7 @@ from fax_api.faxes import (
     validate_fax_request,
 )
 from fax_api.kazoo import KazooError, bad_identifier, envelope, revision_of
+from fax_api.kazoo_request import OutgoingFax, kazoo_body
 from fax_api.store import ApiStore
 
 
@@ -51,7 +52,12 @@ class FaxesController(Controller):
     dependencies = {"caller": Provide(authorized_account)}
     tags = ["faxes"]
 
-    @put(["/", "/outgoing"], status_code=201, summary="Create an outgoing fax from a document URL")
+    @put(
+        ["/", "/outgoing"],
+        status_code=201,
+        summary="Create an outgoing fax from a document URL",
+        operation_class=kazoo_body(OutgoingFax),
+    )
     async def create_fax(self, request: Request, caller: str, store: ApiStore) -> Response:
         try:
             fax_request = validate_fax_request(await _read_kazoo_request(request))

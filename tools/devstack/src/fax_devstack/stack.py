@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import shlex
@@ -110,13 +111,8 @@ async def prepare_database(database_url: str, smtp_domain: str) -> dict[str, str
 
     await apply(database_url)
     tenant = await ensure_demo_tenant(database_url, smtp_domain)
-    return {
-        "FAX_ACCOUNT_ID": tenant.account_id,
-        "FAX_AUTH_TOKEN": tenant.auth_token,
-        "FAX_FAXBOX_ID": tenant.faxbox_id,
-        "FAX_FAXBOX_EMAIL": tenant.faxbox_email,
-        "FAX_INBOUND_NUMBER": tenant.inbound_number,
-    }
+    # Every field of the demo tenant, as FAX_ACCOUNT_ID, FAX_AUTH_TOKEN, ..., FAX_API_KEY, FAX_USERNAME, ...
+    return {f"FAX_{field.name.upper()}": getattr(tenant, field.name) for field in dataclasses.fields(tenant)}
 
 
 def banner(api_url: str, state_dir: Path, credentials: Mapping[str, str]) -> str:

@@ -1,0 +1,165 @@
+"""Kazoo users, the account API key, and the two ways to get a token: ``user_auth`` and ``api_auth``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.di import Provide
+from litestar.params import Parameter
+
+from fax_api.account_store import AccountStore, UsernameTaken
+from fax_api.accounts import UserValidationError, auth_view, user_summary, user_view, validate_user
+from fax_api.auth import authorized_account
+from fax_api.faxbox_routes import MAX_PAGE_SIZE, paged
+from fax_api.kazoo import KazooError, bad_identifier, envelope, revision_of
+from fax_api.kazoo_request import ApiAuth, User, UserAuth, kazoo_body, read_kazoo_data
+
+
+def _invalid_credentials() -> KazooError:
+    return KazooError(401, "invalid_credentials", {"message": "invalid credentials"})
+
+
+def _required(field: str) -> dict[str, Any]:
+    return {field: {"required": {"message": "Field is required but missing"}}}
+
+
+def _valid_user(doc: Any, *, password_required: bool) -> dict[str, Any]:
+    try:
+        return validate_user(doc, password_required=password_required)
+    except UserValidationError as exc:
+        raise KazooError(400, "invalid data", exc.errors) from None
+
+
+def _username_taken(username: str) -> KazooError:
+    return KazooError(
+        400, "invalid data", {"username": {"unique": {"message": "Value is already in use", "cause": username}}}
+    )
+
+
+def _user_answer(request: Request, user: dict[str, Any], status_code: int = 200) -> Response:
+    data = user_view(user)
+    return envelope(request, data, revision=revision_of(user["revision"], data), status_code=status_code)
+
+
+class UsersController(Controller):
+    path = "/v2/accounts/{account_id:str}/users"
+    dependencies = {"caller": Provide(authorized_account)}
+    tags = ["users"]
+
+    @get("/", summary="List the account's users")
+    async def list_users(
+        self,
+        request: Request,
+        caller: str,
+        accounts: AccountStore,
+        page_size: int = Parameter(default=50, ge=1, le=MAX_PAGE_SIZE),
+        start_key: str = Parameter(default="", description="id of the first user of the page (next_start_key)"),
+    ) -> Response:
+        rows = await accounts.user_page(caller, start_key, page_size + 1)
+        return paged(request, rows, page_size, start_key, user_summary)
+
+    @put("/", status_code=201, summary="Create a user", operation_class=kazoo_body(User))
+    async def create_user(self, request: Request, caller: str, accounts: AccountStore) -> Response:
+        user = _valid_user(await read_kazoo_data(request), password_required=True)
+        try:
+            created = await accounts.create_user(caller, user)
+        except UsernameTaken:
+            raise _username_taken(user["username"]) from None
+        return _user_answer(request, created, status_code=201)
+
+    @get("/{user_id:str}", summary="A user")
+    async def get_user(self, request: Request, caller: str, user_id: str, accounts: AccountStore) -> Response:
+        user = await accounts.get_user(caller, user_id)
+        if user is None:
+            raise bad_identifier(user_id)
+        return _user_answer(request, user)
+
+    @post("/{user_id:str}", status_code=200, summary="Replace a user", operation_class=kazoo_body(User))
+    async def replace_user(self, request: Request, caller: str, user_id: str, accounts: AccountStore) -> Response:
+        user = _valid_user(await read_kazoo_data(request), password_required=False)
+        current = await accounts.get_user(caller, user_id)
+        if current is None:
+            raise bad_identifier(user_id)
+        # Kazoo's credentials hash covers the username: a new username needs the password to rehash it.
+        if user["password"] is None and user["username"] != current["username"]:
+            raise KazooError(400, "invalid data", _required("password"))
+        try:
+            updated = await accounts.update_user(caller, user_id, user)
+        except UsernameTaken:
+            raise _username_taken(user["username"]) from None
+        if updated is None:
+            raise bad_identifier(user_id)
+        return _user_answer(request, updated)
+
+    @delete("/{user_id:str}", status_code=200, summary="Remove a user (and revoke their tokens)")
+    async def delete_user(self, request: Request, caller: str, user_id: str, accounts: AccountStore) -> Response:
+        user = await accounts.delete_user(caller, user_id)
+        if user is None:
+            raise bad_identifier(user_id)
+        return _user_answer(request, user)
+
+
+class ApiKeyController(Controller):
+    path = "/v2/accounts/{account_id:str}/api_key"
+    dependencies = {"caller": Provide(authorized_account)}
+    tags = ["accounts"]
+
+    @get("/", summary="The account's API key (for api_auth)")
+    async def get_api_key(self, request: Request, caller: str, accounts: AccountStore) -> Response:
+        api_key = await accounts.api_key(caller)
+        if api_key is None:
+            raise bad_identifier(caller)
+        return envelope(request, {"api_key": api_key})
+
+    @put("/", status_code=201, summary="Replace the API key; the old key and its tokens stop working")
+    async def rotate_api_key(self, request: Request, caller: str, accounts: AccountStore) -> Response:
+        api_key = await accounts.rotate_api_key(caller)
+        if api_key is None:
+            raise bad_identifier(caller)
+        return envelope(request, {"api_key": api_key}, status_code=201)
+
+
+class TokenController(Controller):
+    path = "/v2"
+    tags = ["auth"]
+
+    @put("/user_auth", status_code=201, summary="A token from user credentials", operation_class=kazoo_body(UserAuth))
+    async def user_auth(self, request: Request, accounts: AccountStore) -> Response:
+        doc = await read_kazoo_data(request)
+        errors: dict[str, Any] = {}
+        credentials, method = doc.get("credentials"), doc.get("method", "md5")
+        account_name, phone_number = doc.get("account_name"), doc.get("phone_number")
+        if not isinstance(credentials, str) or not credentials:
+            errors.update(_required("credentials"))
+        if method not in ("md5", "sha"):
+            errors["method"] = {
+                "enum": {"message": "Value not found in enumerated list of values", "target": ["md5", "sha"]}
+            }
+        if not isinstance(account_name, str) and not isinstance(phone_number, str):
+            errors.update(_required("account_name"))
+        if errors:
+            raise KazooError(400, "invalid data", errors)
+        found = await accounts.token_for_credentials(
+            credentials,  # type: ignore[arg-type]
+            method,
+            account_name if isinstance(account_name, str) else "",
+            phone_number if isinstance(phone_number, str) else "",
+        )
+        if found is None:
+            raise _invalid_credentials()
+        account_id, user_id, token = found
+        return envelope(request, auth_view(account_id, user_id), status_code=201, auth_token=token)
+
+    @put(
+        "/api_auth", status_code=201, summary="A token from the account's API key", operation_class=kazoo_body(ApiAuth)
+    )
+    async def api_auth(self, request: Request, accounts: AccountStore) -> Response:
+        api_key = (await read_kazoo_data(request)).get("api_key")
+        if not isinstance(api_key, str) or not api_key:
+            raise KazooError(400, "invalid data", _required("api_key"))
+        found = await accounts.token_for_api_key(api_key)
+        if found is None:
+            raise _invalid_credentials()
+        account_id, token = found
+        return envelope(request, auth_view(account_id, None), status_code=201, auth_token=token)

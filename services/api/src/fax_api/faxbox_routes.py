@@ -1,0 +1,134 @@
+"""Kazoo ``/v2/accounts/{account_id}/faxboxes``: list, create, fetch, replace, patch, remove."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar.di import Provide
+from litestar.params import Parameter
+
+from fax_api.auth import authorized_account
+from fax_api.faxbox_store import AddressTaken, FaxboxFields, FaxboxStore
+from fax_api.faxboxes import (
+    FaxboxValidationError,
+    faxbox_document,
+    faxbox_summary,
+    faxbox_view,
+    merge_patch,
+    validate_faxbox,
+)
+from fax_api.kazoo import KazooError, bad_identifier, envelope, revision_of
+from fax_api.kazoo_request import Faxbox, FaxboxPatch, kazoo_body, read_kazoo_data
+
+MAX_PAGE_SIZE = 500
+
+
+def paged(request: Request, rows: list[dict[str, Any]], page_size: int, start_key: str, view: Any) -> Response:
+    """Kazoo's paging: ``rows`` holds one row more than a page when another page follows."""
+    page, following = rows[:page_size], rows[page_size:]
+    extra: dict[str, Any] = {"page_size": len(page)}
+    if start_key:
+        extra["start_key"] = start_key
+    if following:
+        extra["next_start_key"] = following[0]["id"]
+    return envelope(request, [view(row) for row in page], **extra)
+
+
+def _validated(doc: Any) -> FaxboxFields:
+    try:
+        return validate_faxbox(doc)
+    except FaxboxValidationError as exc:
+        raise KazooError(400, "invalid data", exc.errors) from None
+
+
+def _address_taken(address: str | None) -> KazooError:
+    # The same answer whoever owns the address: nothing about the other faxbox or account is told.
+    return KazooError(
+        400,
+        "invalid data",
+        {
+            "custom_smtp_email_address": {
+                "unique": {"message": "Value is already in use", "cause": address or ""},
+            }
+        },
+    )
+
+
+def _answer(request: Request, faxbox: dict[str, Any], status_code: int = 200) -> Response:
+    data = faxbox_view(faxbox)
+    return envelope(request, data, revision=revision_of(faxbox["revision"], data), status_code=status_code)
+
+
+class FaxboxesController(Controller):
+    path = "/v2/accounts/{account_id:str}/faxboxes"
+    dependencies = {"caller": Provide(authorized_account)}
+    tags = ["faxboxes"]
+
+    @get("/", summary="List the account's faxboxes")
+    async def list_faxboxes(
+        self,
+        request: Request,
+        caller: str,
+        faxboxes: FaxboxStore,
+        page_size: int = Parameter(default=50, ge=1, le=MAX_PAGE_SIZE),
+        start_key: str = Parameter(default="", description="id of the first faxbox of the page (next_start_key)"),
+    ) -> Response:
+        rows = await faxboxes.page(caller, start_key, page_size + 1)
+        return paged(request, rows, page_size, start_key, faxbox_summary)
+
+    @put("/", status_code=201, summary="Create a faxbox", operation_class=kazoo_body(Faxbox))
+    async def create_faxbox(self, request: Request, caller: str, faxboxes: FaxboxStore) -> Response:
+        name, custom, settings = _validated(await read_kazoo_data(request))
+        try:
+            faxbox = await faxboxes.create(caller, name, custom, settings)
+        except AddressTaken as exc:
+            raise _address_taken(exc.address) from None
+        return _answer(request, faxbox, status_code=201)
+
+    @get("/{faxbox_id:str}", summary="A faxbox")
+    async def get_faxbox(self, request: Request, caller: str, faxbox_id: str, faxboxes: FaxboxStore) -> Response:
+        faxbox = await faxboxes.get(caller, faxbox_id)
+        if faxbox is None:
+            raise bad_identifier(faxbox_id)
+        return _answer(request, faxbox)
+
+    @post("/{faxbox_id:str}", status_code=200, summary="Replace a faxbox", operation_class=kazoo_body(Faxbox))
+    async def replace_faxbox(self, request: Request, caller: str, faxbox_id: str, faxboxes: FaxboxStore) -> Response:
+        fields = _validated(await read_kazoo_data(request))
+        return await self._update(request, caller, faxbox_id, faxboxes, lambda _current: fields)
+
+    @patch("/{faxbox_id:str}", summary="Change some fields of a faxbox", operation_class=kazoo_body(FaxboxPatch))
+    async def patch_faxbox(self, request: Request, caller: str, faxbox_id: str, faxboxes: FaxboxStore) -> Response:
+        changes = await read_kazoo_data(request)
+        return await self._update(
+            request,
+            caller,
+            faxbox_id,
+            faxboxes,
+            lambda current: _validated(merge_patch(faxbox_document(current), changes)),
+        )
+
+    @delete("/{faxbox_id:str}", status_code=200, summary="Remove a faxbox (its numbers are unassigned)")
+    async def delete_faxbox(self, request: Request, caller: str, faxbox_id: str, faxboxes: FaxboxStore) -> Response:
+        faxbox = await faxboxes.delete(caller, faxbox_id)
+        if faxbox is None:
+            raise bad_identifier(faxbox_id)
+        return _answer(request, faxbox)
+
+    @staticmethod
+    async def _update(
+        request: Request,
+        caller: str,
+        faxbox_id: str,
+        faxboxes: FaxboxStore,
+        build: Callable[[dict[str, Any]], FaxboxFields],
+    ) -> Response:
+        try:
+            faxbox = await faxboxes.update(caller, faxbox_id, build)
+        except AddressTaken as exc:
+            raise _address_taken(exc.address) from None
+        if faxbox is None:
+            raise bad_identifier(faxbox_id)
+        return _answer(request, faxbox)

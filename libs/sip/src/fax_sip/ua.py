@@ -1,0 +1,706 @@
+"""The user agent core (RFC 3261 §8, §12–15): calls out and in, dialogs, re-INVITE, CANCEL, BYE, OPTIONS, REGISTER.
+
+One ``SipUserAgent`` owns one UDP socket. Requests we send go through client transactions; requests we receive get
+server transactions, which answer retransmissions. Responses are sent back to where the request came from (the
+``rport`` behaviour of RFC 3581), and every request goes to the outbound proxy when one is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fax_sip.digest import DigestError, digest_response, parse_challenge
+from fax_sip.message import NameAddr, SipMessage, SipParseError, SipUri, new_branch, new_tag, parse_message, response_to
+from fax_sip.sdp import SdpError, SessionDescription
+from fax_sip.transactions import Address, ClientTransaction, ServerTransaction, Timers, TransactionTimeout
+
+log = logging.getLogger(__name__)
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"
+USER_AGENT = "fax-platform"
+
+
+class CallFailed(Exception):
+    """A call or re-INVITE ended with a final non-2xx answer (or 408 for no answer in time, 487 when cancelled)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class SipSettings:
+    bind_host: str = "127.0.0.1"
+    bind_port: int = 5060
+    contact_host: str | None = None  # the address others reach us at, when it is not bind_host
+    user: str = "fax"
+    outbound_proxy: Address | None = None
+    auth_username: str | None = None
+    auth_password: str | None = None
+    register: bool = False
+    registrar: Address | None = None  # defaults to the outbound proxy
+    register_expires: int = 300
+    t1: float = 0.5
+
+
+IncomingHandler = Callable[["IncomingCall"], Awaitable[None]]
+ReinviteHandler = Callable[[SessionDescription], Awaitable[SessionDescription | None]]
+
+
+class SipUserAgent(asyncio.DatagramProtocol):
+    def __init__(self, settings: SipSettings, on_incoming: IncomingHandler | None = None) -> None:
+        self.settings = settings
+        self._on_incoming = on_incoming
+        self._timers = Timers(t1=settings.t1)
+        self._transport: asyncio.DatagramTransport | None = None
+        self._client: dict[tuple[str, str], ClientTransaction] = {}
+        self._server: dict[tuple[str, str], ServerTransaction] = {}
+        self._dialogs: dict[tuple[str, str], Call] = {}
+        self._incoming: dict[str, IncomingCall] = {}  # by the INVITE's branch, until answered or refused
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.registered = asyncio.Event()
+
+    # --- lifecycle -------------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._transport, _ = await loop.create_datagram_endpoint(
+            lambda: self, local_addr=(self.settings.bind_host, self.settings.bind_port)
+        )
+        if self.settings.register:
+            self._spawn(self._keep_registered())
+
+    async def close(self) -> None:
+        for call in list(self._dialogs.values()):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(call.hangup(), 2)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for transaction in list(self._client.values()):
+            transaction.cancel()
+        for server in list(self._server.values()):
+            server.close()
+        if self._transport is not None:
+            self._transport.close()
+
+    @property
+    def port(self) -> int:
+        assert self._transport is not None
+        return self._transport.get_extra_info("sockname")[1]
+
+    @property
+    def contact_host(self) -> str:
+        return self.settings.contact_host or self.settings.bind_host
+
+    def _spawn(self, coroutine: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- transport -------------------------------------------------------------------------------------------------
+
+    def send(self, message: SipMessage, destination: Address) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.sendto(message.encode(), destination)
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        if not data.strip():
+            return  # keep-alive
+        try:
+            message = parse_message(data)
+        except SipParseError as exc:
+            log.debug("dropping unparseable datagram from %s: %s", addr, exc)
+            return
+        try:
+            if message.is_request:
+                self._on_request(message, addr)
+            else:
+                self._on_response(message)
+        except Exception:
+            log.exception("SIP message from %s could not be handled", addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("SIP socket error: %s", exc)
+
+    # --- requests we send ------------------------------------------------------------------------------------------
+
+    def _via(self, branch: str) -> str:
+        return f"SIP/2.0/UDP {self.contact_host}:{self.port};branch={branch};rport"
+
+    def contact(self) -> str:
+        return f"<sip:{self.settings.user}@{self.contact_host}:{self.port}>"
+
+    def _destination(self, uri: str, route: list[str] | None = None) -> Address:
+        if self.settings.outbound_proxy is not None:
+            return self.settings.outbound_proxy
+        target = SipUri.parse(NameAddr.parse(route[0]).uri if route else uri)
+        return target.host, target.port
+
+    def start_transaction(
+        self, request: SipMessage, destination: Address, on_provisional: Callable[[SipMessage], None] | None = None
+    ) -> ClientTransaction:
+        transaction = ClientTransaction(
+            request, destination, self.send, self._timers, on_provisional, lambda t: self._client.pop(t.key, None)
+        )
+        self._client[transaction.key] = transaction
+        transaction.start()
+        return transaction
+
+    async def request(
+        self, request: SipMessage, destination: Address, on_provisional: Callable[[SipMessage], None] | None = None
+    ) -> SipMessage:
+        """Send ``request``, answering one digest challenge per realm; the final response."""
+        tried: set[str] = set()
+        while True:
+            transaction = self.start_transaction(request, destination, on_provisional)
+            try:
+                response = await transaction.final
+            except TransactionTimeout:
+                return response_to(request, 408, "Request Timeout")
+            if response.status not in (401, 407) or self.settings.auth_username is None:
+                return response
+            header = response.get("www-authenticate" if response.status == 401 else "proxy-authenticate")
+            try:
+                challenge = parse_challenge(header)
+            except DigestError:
+                return response
+            realm_key = f"{challenge.get('realm')}:{challenge.get('nonce')}"
+            if realm_key in tried:
+                return response
+            tried.add(realm_key)
+            try:
+                authorization = digest_response(
+                    challenge, method=request.method, uri=request.uri, username=self.settings.auth_username,
+                    password=self.settings.auth_password or "",
+                )
+            except DigestError:
+                return response
+            request = _next_attempt(request, self._via(new_branch()))
+            request.set("authorization" if response.status == 401 else "proxy-authorization", authorization)
+
+    # --- calls out -------------------------------------------------------------------------------------------------
+
+    async def invite(
+        self,
+        target: str,
+        *,
+        from_number: str,
+        from_name: str = "",
+        offer: SessionDescription,
+        on_progress: Callable[[int], None] | None = None,
+        timeout: float = 60.0,
+    ) -> Call:
+        """Call ``target`` (``sip:number@host:port``); the answered call, or ``CallFailed``.
+
+        Cancelling the awaiting task while it rings sends CANCEL (§9.1) and waits for the 487.
+        """
+        local = NameAddr(f"sip:{from_number}@{self.contact_host}", from_name, new_tag())
+        remote = NameAddr(target)
+        call_id = f"{secrets.token_hex(12)}@{self.contact_host}"
+        request = SipMessage(method="INVITE", uri=target)
+        request.add("via", self._via(new_branch()))
+        request.add("max-forwards", "70")
+        request.add("from", str(local))
+        request.add("to", str(remote))
+        request.add("call-id", call_id)
+        request.add("cseq", "1 INVITE")
+        request.add("contact", self.contact())
+        request.add("p-asserted-identity", str(NameAddr(local.uri, from_name)))
+        request.add("allow", ALLOW)
+        request.add("user-agent", USER_AGENT)
+        request.add("content-type", "application/sdp")
+        request.body = offer.encode()
+        destination = self._destination(target)
+        sent: list[SipMessage] = [request]
+
+        def provisional(response: SipMessage) -> None:
+            if on_progress is not None:
+                on_progress(response.status)
+
+        attempt = asyncio.ensure_future(self._invite_with_auth(sent, destination, provisional))
+        try:
+            response = await asyncio.wait_for(asyncio.shield(attempt), timeout)
+        except (TimeoutError, asyncio.CancelledError) as stop:
+            final = await self._cancel(sent[-1], destination, attempt)
+            if final is not None and 200 <= final.status < 300:
+                # The answer crossed our CANCEL: the call exists, so end it properly.
+                call = self._new_outgoing_dialog(sent[-1], final, offer)
+                await call.hangup()
+            if isinstance(stop, asyncio.CancelledError):
+                raise
+            raise CallFailed(408, "no answer") from None
+        if not 200 <= response.status < 300:
+            raise CallFailed(response.status, response.reason)
+        return self._new_outgoing_dialog(sent[-1], response, offer)
+
+    async def _invite_with_auth(
+        self, sent: list[SipMessage], destination: Address, provisional: Callable[[SipMessage], None]
+    ) -> SipMessage:
+        tried: set[str] = set()
+        while True:
+            request = sent[-1]
+            transaction = self.start_transaction(request, destination, provisional)
+            try:
+                response = await transaction.final
+            except TransactionTimeout:
+                return response_to(request, 408, "Request Timeout")
+            if response.status not in (401, 407) or self.settings.auth_username is None:
+                return response
+            header = response.get("www-authenticate" if response.status == 401 else "proxy-authenticate")
+            try:
+                challenge = parse_challenge(header)
+                key = f"{challenge.get('realm')}:{challenge.get('nonce')}"
+                if key in tried:
+                    return response
+                tried.add(key)
+                authorization = digest_response(
+                    challenge, method="INVITE", uri=request.uri, username=self.settings.auth_username,
+                    password=self.settings.auth_password or "",
+                )
+            except DigestError:
+                return response
+            retry = _next_attempt(request, self._via(new_branch()))
+            retry.set("authorization" if response.status == 401 else "proxy-authorization", authorization)
+            sent.append(retry)
+
+    async def _cancel(
+        self, invite: SipMessage, destination: Address, attempt: asyncio.Future[SipMessage]
+    ) -> SipMessage | None:
+        transaction = self._client.get((invite.branch, "INVITE"))
+        if transaction is not None and not transaction.final.done():
+            cancel = SipMessage(method="CANCEL", uri=invite.uri)
+            cancel.add("via", invite.top_via)
+            for route in invite.get_all("route"):
+                cancel.add("route", route)
+            cancel.add("max-forwards", "70")
+            cancel.add("from", invite.get("from"))
+            cancel.add("to", invite.get("to"))
+            cancel.add("call-id", invite.call_id)
+            cancel.add("cseq", f"{invite.cseq[0]} CANCEL")
+            self.start_transaction(cancel, destination)
+        with contextlib.suppress(Exception):
+            return await asyncio.wait_for(asyncio.shield(attempt), 64 * self._timers.t1)
+        attempt.cancel()
+        return None
+
+    def _new_outgoing_dialog(self, invite: SipMessage, response: SipMessage, offer: SessionDescription) -> Call:
+        remote = NameAddr.parse(response.get("to"))
+        contact = response.get_all("contact")
+        call = Call(
+            self,
+            call_id=invite.call_id,
+            local=NameAddr.parse(invite.get("from")),
+            remote=remote,
+            remote_target=NameAddr.parse(contact[0]).uri if contact else invite.uri,
+            route_set=list(reversed(response.get_all("record-route"))),
+            local_cseq=invite.cseq[0],
+            local_sdp=offer,
+            remote_sdp=_sdp_of(response),
+        )
+        call.send_ack(invite.cseq[0], auth=invite)
+        self._dialogs[call.key] = call
+        return call
+
+    # --- registration ----------------------------------------------------------------------------------------------
+
+    async def _keep_registered(self) -> None:
+        registrar = self.settings.registrar or self.settings.outbound_proxy
+        if registrar is None:
+            log.error("FAX_SIP_REGISTER is on but no registrar or trunk is set")
+            return
+        call_id = f"{secrets.token_hex(12)}@{self.contact_host}"
+        tag = new_tag()
+        cseq = 0
+        aor = f"sip:{self.settings.auth_username or self.settings.user}@{registrar[0]}"
+        while True:
+            cseq += 1
+            request = SipMessage(method="REGISTER", uri=f"sip:{registrar[0]}:{registrar[1]}")
+            request.add("via", self._via(new_branch()))
+            request.add("max-forwards", "70")
+            request.add("from", f"<{aor}>;tag={tag}")
+            request.add("to", f"<{aor}>")
+            request.add("call-id", call_id)
+            request.add("cseq", f"{cseq} REGISTER")
+            request.add("contact", self.contact())
+            request.add("expires", str(self.settings.register_expires))
+            response = await self.request(request, registrar)
+            cseq = max(cseq, _cseq_number(response))
+            if 200 <= response.status < 300:
+                self.registered.set()
+                granted = _granted_expiry(response, self.settings.register_expires)
+                await asyncio.sleep(max(granted * 0.8, 5))  # refresh well before it lapses
+            else:
+                self.registered.clear()
+                log.warning("REGISTER refused: %d %s; retrying in 30 s", response.status, response.reason)
+                await asyncio.sleep(30)
+
+    # --- requests we receive ---------------------------------------------------------------------------------------
+
+    def _on_request(self, request: SipMessage, source: Address) -> None:
+        method = request.method
+        if method == "ACK":
+            self._on_ack(request)
+            return
+        key = (request.branch, method)
+        existing = self._server.get(key)
+        if existing is not None:
+            existing.on_retransmission()
+            return
+        server = ServerTransaction(request, source, self.send, self._timers, lambda s: self._server.pop(s.key, None))
+        self._server[key] = server
+        if method == "CANCEL":
+            self._on_cancel(request, server)
+        elif method == "INVITE" and "tag=" not in request.get("to"):
+            self._on_new_invite(request, server)
+        elif method in ("INVITE", "BYE"):
+            call = self._dialogs.get((request.call_id, NameAddr.parse(request.get("to")).tag))
+            if call is None:
+                server.respond(response_to(request, 481, "Call/Transaction Does Not Exist"))
+            elif method == "BYE":
+                server.respond(response_to(request, 200, "OK"))
+                call.terminate("remote-bye")
+            else:
+                self._spawn(call.on_reinvite_request(request, server))
+        elif method == "OPTIONS":
+            response = response_to(request, 200, "OK", to_tag=new_tag())
+            response.add("allow", ALLOW)
+            response.add("accept", "application/sdp")
+            response.add("user-agent", USER_AGENT)
+            server.respond(response)
+        else:
+            response = response_to(request, 405 if method in ("REGISTER", "SUBSCRIBE", "PUBLISH") else 501,
+                                   "Method Not Allowed" if method in ("REGISTER", "SUBSCRIBE", "PUBLISH")
+                                   else "Not Implemented")
+            response.add("allow", ALLOW)
+            server.respond(response)
+
+    def _on_ack(self, ack: SipMessage) -> None:
+        server = self._server.get((ack.branch, "INVITE"))
+        if server is not None and server.final_sent and server.last_response.status >= 300:
+            server.acked.set()  # the ACK of a refusal belongs to its transaction
+            return
+        call = self._dialogs.get((ack.call_id, NameAddr.parse(ack.get("to")).tag))
+        if call is not None:
+            call.on_ack(ack.cseq[0])
+
+    def _on_new_invite(self, request: SipMessage, server: ServerTransaction) -> None:
+        server.respond(response_to(request, 100, "Trying"))
+        try:
+            offer = _sdp_of(request)
+        except SdpError as exc:
+            server.respond(response_to(request, 400, f"Bad SDP: {exc}"[:60], to_tag=new_tag()))
+            return
+        if offer is None:
+            # We answer only offers: a fax endpoint without an SDP offer cannot pick a codec (no late offer).
+            server.respond(response_to(request, 488, "Not Acceptable Here", to_tag=new_tag()))
+            return
+        incoming = IncomingCall(self, request, server, offer)
+        if self._on_incoming is None:
+            incoming.reject_now(480, "Temporarily Unavailable")
+            return
+        self._incoming[request.branch] = incoming
+        self._spawn(self._run_incoming(incoming))
+
+    async def _run_incoming(self, incoming: IncomingCall) -> None:
+        try:
+            assert self._on_incoming is not None
+            await self._on_incoming(incoming)
+        except Exception:
+            log.exception("incoming call %s: handler failed", incoming.call_id)
+        finally:
+            if not incoming.server.final_sent:
+                incoming.reject_now(500, "Server Internal Error")
+            self._incoming.pop(incoming.request.branch, None)
+
+    def _on_cancel(self, cancel: SipMessage, server: ServerTransaction) -> None:
+        incoming = self._incoming.get(cancel.branch)
+        if incoming is None:
+            server.respond(response_to(cancel, 481, "Call/Transaction Does Not Exist"))
+            return
+        server.respond(response_to(cancel, 200, "OK", to_tag=incoming.local_tag))
+        incoming.reject_now(487, "Request Terminated")
+        incoming.cancelled.set()
+
+    def _on_response(self, response: SipMessage) -> None:
+        try:
+            _, method = response.cseq
+            branch = response.branch
+        except SipParseError:
+            return
+        transaction = self._client.get((branch, method))
+        if transaction is not None:
+            transaction.on_response(response)
+            return
+        if method == "INVITE" and 200 <= response.status < 300:
+            # A retransmitted 2xx after its transaction ended: our ACK was lost (§13.2.2.4).
+            call = self._dialogs.get((response.call_id, NameAddr.parse(response.get("from")).tag))
+            if call is not None:
+                call.resend_ack(response.cseq[0])
+
+    def forget(self, call: Call) -> None:
+        self._dialogs.pop(call.key, None)
+
+
+class IncomingCall:
+    """An INVITE waiting for us to decide: ``ringing()``, then ``answer(sdp)`` or ``reject(status, reason)``."""
+
+    def __init__(self, ua: SipUserAgent, request: SipMessage, server: ServerTransaction, offer: SessionDescription):
+        self._ua = ua
+        self.request = request
+        self.server = server
+        self.offer = offer
+        self.local_tag = new_tag()
+        self.cancelled = asyncio.Event()
+        caller = NameAddr.parse(request.get("from"))
+        self.call_id = request.call_id
+        self.from_name = caller.display
+        self.from_number = _user_of(caller.uri)
+        # Trunks put the dialled number (the DID) in the Request-URI; To usually agrees.
+        self.to_number = _user_of(request.uri) or _user_of(NameAddr.parse(request.get("to")).uri)
+
+    def _response(self, status: int, reason: str) -> SipMessage:
+        return response_to(self.request, status, reason, to_tag=self.local_tag)
+
+    async def ringing(self) -> None:
+        if not self.server.final_sent:
+            self.server.respond(self._response(180, "Ringing"))
+
+    def reject_now(self, status: int, reason: str) -> None:
+        if not self.server.final_sent:
+            self.server.respond(self._response(status, reason))
+
+    async def reject(self, status: int, reason: str) -> None:
+        self.reject_now(status, reason)
+
+    async def answer(self, sdp: SessionDescription) -> Call:
+        if self.server.final_sent:
+            raise CallFailed(487, "Request Terminated")
+        response = self._response(200, "OK")
+        response.add("contact", self._ua.contact())
+        response.add("allow", ALLOW)
+        response.add("content-type", "application/sdp")
+        response.body = sdp.encode()
+        contact = self.request.get_all("contact")
+        call = Call(
+            self._ua,
+            call_id=self.call_id,
+            local=NameAddr.parse(self.request.get("to")).with_tag(self.local_tag),
+            remote=NameAddr.parse(self.request.get("from")),
+            remote_target=NameAddr.parse(contact[0]).uri if contact else "",
+            route_set=self.request.get_all("record-route"),
+            local_cseq=0,
+            local_sdp=sdp,
+            remote_sdp=self.offer,
+            remote_address=self.server.source,
+        )
+        self._ua._dialogs[call.key] = call
+        self.server.respond(response)
+        call.retransmit_until_acked(response, self.server.source, self.request.cseq[0])
+        return call
+
+
+class Call:
+    """A confirmed dialog (§12): in-dialog requests, re-INVITEs both ways, BYE."""
+
+    def __init__(
+        self,
+        ua: SipUserAgent,
+        *,
+        call_id: str,
+        local: NameAddr,
+        remote: NameAddr,
+        remote_target: str,
+        route_set: list[str],
+        local_cseq: int,
+        local_sdp: SessionDescription,
+        remote_sdp: SessionDescription | None,
+        remote_address: Address | None = None,
+    ) -> None:
+        self._ua = ua
+        self.call_id = call_id
+        self.local = local
+        self.remote = remote
+        self.remote_target = remote_target or remote.uri
+        self.route_set = route_set
+        self._cseq = local_cseq
+        self.local_sdp = local_sdp
+        self.remote_sdp = remote_sdp or SessionDescription(origin_host="")
+        self._remote_address = remote_address
+        self.on_reinvite: ReinviteHandler | None = None
+        self._acks: dict[int, SipMessage] = {}
+        self._acked: dict[int, asyncio.Event] = {}
+        self._terminated = asyncio.Event()
+        self.termination_reason = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.call_id, self.local.tag
+
+    @property
+    def terminated(self) -> bool:
+        return self._terminated.is_set()
+
+    def _destination(self) -> Address:
+        try:
+            return self._ua._destination(self.remote_target, self.route_set)
+        except SipParseError:
+            if self._remote_address is None:
+                raise
+            return self._remote_address
+
+    def _request(self, method: str, cseq: int | None = None) -> SipMessage:
+        if cseq is None:
+            self._cseq += 1
+            cseq = self._cseq
+        request = SipMessage(method=method, uri=self.remote_target)
+        request.add("via", self._ua._via(new_branch()))
+        for route in self.route_set:
+            request.add("route", route)
+        request.add("max-forwards", "70")
+        request.add("from", str(self.local))
+        request.add("to", str(self.remote))
+        request.add("call-id", self.call_id)
+        request.add("cseq", f"{cseq} {method}")
+        return request
+
+    # ACKs for our INVITEs' 2xx (kept to answer retransmitted 2xx).
+    def send_ack(self, cseq: int, auth: SipMessage | None = None) -> None:
+        ack = self._request("ACK", cseq)
+        if auth is not None:
+            for header in ("authorization", "proxy-authorization"):
+                if auth.get(header):
+                    ack.set(header, auth.get(header))
+        self._acks[cseq] = ack
+        self._ua.send(ack, self._destination())
+
+    def resend_ack(self, cseq: int) -> None:
+        ack = self._acks.get(cseq)
+        if ack is not None:
+            self._ua.send(ack, self._destination())
+
+    # Our 2xx to an INVITE is ours to repeat until the ACK comes (§13.3.1.4).
+    def retransmit_until_acked(self, response: SipMessage, destination: Address, cseq: int) -> None:
+        event = self._acked.setdefault(cseq, asyncio.Event())
+        timers = self._ua._timers
+
+        async def repeat() -> None:
+            interval = timers.t1
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(64 * timers.t1):
+                    while not event.is_set():
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(event.wait(), interval)
+                        if not event.is_set():
+                            self._ua.send(response, destination)
+                            interval = min(interval * 2, timers.t2)
+            if not event.is_set() and not self.terminated:
+                log.warning("call %s: no ACK for our 2xx; ending the call", self.call_id)
+                await self.hangup()
+
+        self._ua._spawn(repeat())
+
+    def on_ack(self, cseq: int) -> None:
+        self._acked.setdefault(cseq, asyncio.Event()).set()
+
+    async def reinvite(self, offer: SessionDescription) -> SessionDescription:
+        """Offer new media in the dialog; the far end's answer, or ``CallFailed`` (488 when refused)."""
+        if self.terminated:
+            raise CallFailed(481, "Call/Transaction Does Not Exist")
+        request = self._request("INVITE")
+        request.add("contact", self._ua.contact())
+        request.add("content-type", "application/sdp")
+        request.body = offer.encode(version=self._cseq + 1)
+        response = await self._ua.request(request, self._destination())
+        # An authenticated retry went out with a higher CSeq: later requests must count on from it.
+        self._cseq = max(self._cseq, _cseq_number(response))
+        if not 200 <= response.status < 300:
+            raise CallFailed(response.status, response.reason)
+        self.send_ack(_cseq_number(response) or request.cseq[0])
+        answer = _sdp_of(response) or SessionDescription(origin_host="")
+        self.local_sdp, self.remote_sdp = offer, answer
+        return answer
+
+    async def on_reinvite_request(self, request: SipMessage, server: ServerTransaction) -> None:
+        server.respond(response_to(request, 100, "Trying"))
+        try:
+            offer = _sdp_of(request)
+        except SdpError:
+            offer = None
+        answer = None
+        if offer is not None and self.on_reinvite is not None:
+            try:
+                answer = await self.on_reinvite(offer)
+            except Exception:
+                log.exception("call %s: re-INVITE handler failed", self.call_id)
+        if answer is None:
+            server.respond(response_to(request, 488, "Not Acceptable Here"))
+            return
+        response = response_to(request, 200, "OK")
+        response.add("contact", self._ua.contact())
+        response.add("content-type", "application/sdp")
+        response.body = answer.encode(version=2)
+        self.local_sdp, self.remote_sdp = answer, offer
+        server.respond(response)
+        self.retransmit_until_acked(response, server.source, request.cseq[0])
+
+    async def hangup(self) -> None:
+        if self.terminated:
+            return
+        self.terminate("local-bye")
+        with contextlib.suppress(Exception):
+            await self._ua.request(self._request("BYE"), self._destination())
+
+    def terminate(self, reason: str) -> None:
+        if not self._terminated.is_set():
+            self.termination_reason = reason
+            self._terminated.set()
+            # Keep the dialog a little so retransmitted BYEs and 2xx still find it.
+            asyncio.get_running_loop().call_later(32 * self._ua._timers.t1, self._ua.forget, self)
+
+    async def wait_terminated(self) -> str:
+        await self._terminated.wait()
+        return self.termination_reason
+
+
+def _next_attempt(request: SipMessage, via: str) -> SipMessage:
+    retry = SipMessage(method=request.method, uri=request.uri, headers=list(request.headers), body=request.body)
+    retry.set("via", via)
+    number, method = request.cseq
+    retry.set("cseq", f"{number + 1} {method}")
+    return retry
+
+
+def _sdp_of(message: SipMessage) -> SessionDescription | None:
+    if not message.body or "application/sdp" not in message.get("content-type").lower():
+        return None
+    return SessionDescription.parse(message.body)
+
+
+def _user_of(uri: str) -> str:
+    try:
+        return SipUri.parse(uri).user
+    except SipParseError:
+        return ""
+
+
+def _cseq_number(message: SipMessage) -> int:
+    try:
+        return message.cseq[0]
+    except SipParseError:
+        return 0
+
+
+def _granted_expiry(response: SipMessage, asked: int) -> int:
+    for contact in response.get_all("contact"):
+        expires = contact.partition("expires=")[2].split(";")[0]
+        if expires.isdigit():
+            return int(expires)
+    value = response.get("expires")
+    return int(value) if value.isdigit() else asked

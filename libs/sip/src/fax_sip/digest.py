@@ -18,8 +18,10 @@ def parse_challenge(header: str) -> dict[str, str]:
     scheme, _, rest = header.strip().partition(" ")
     if scheme.lower() != "digest":
         raise DigestError(f"unsupported authentication scheme {scheme!r}")
-    return {match.group(1).lower(): match.group(3) if match.group(3) is not None else match.group(2)
-            for match in _PARAM.finditer(rest)}
+    return {
+        match.group(1).lower(): match.group(3) if match.group(3) is not None else match.group(2)
+        for match in _PARAM.finditer(rest)
+    }
 
 
 def _hash(algorithm: str, text: str) -> str:
@@ -27,7 +29,13 @@ def _hash(algorithm: str, text: str) -> str:
 
 
 def digest_response(
-    challenge: dict[str, str], *, method: str, uri: str, username: str, password: str, nc: int = 1,
+    challenge: dict[str, str],
+    *,
+    method: str,
+    uri: str,
+    username: str,
+    password: str,
+    nc: int = 1,
     cnonce: str | None = None,
 ) -> str:
     """The ``Authorization``/``Proxy-Authorization`` value answering ``challenge``."""

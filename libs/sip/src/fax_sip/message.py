@@ -7,13 +7,36 @@ import secrets
 from dataclasses import dataclass, field
 
 # RFC 3261 §7.3.3 compact forms, and the canonical spelling we write.
-_COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact", "l": "content-length",
-            "c": "content-type", "k": "supported", "s": "subject", "e": "content-encoding"}
-_CANONICAL = {"via": "Via", "from": "From", "to": "To", "call-id": "Call-ID", "cseq": "CSeq", "contact": "Contact",
-              "content-length": "Content-Length", "content-type": "Content-Type", "max-forwards": "Max-Forwards",
-              "www-authenticate": "WWW-Authenticate", "proxy-authenticate": "Proxy-Authenticate",
-              "proxy-authorization": "Proxy-Authorization", "record-route": "Record-Route", "route": "Route",
-              "p-asserted-identity": "P-Asserted-Identity", "user-agent": "User-Agent"}
+_COMPACT = {
+    "v": "via",
+    "f": "from",
+    "t": "to",
+    "i": "call-id",
+    "m": "contact",
+    "l": "content-length",
+    "c": "content-type",
+    "k": "supported",
+    "s": "subject",
+    "e": "content-encoding",
+}
+_CANONICAL = {
+    "via": "Via",
+    "from": "From",
+    "to": "To",
+    "call-id": "Call-ID",
+    "cseq": "CSeq",
+    "contact": "Contact",
+    "content-length": "Content-Length",
+    "content-type": "Content-Type",
+    "max-forwards": "Max-Forwards",
+    "www-authenticate": "WWW-Authenticate",
+    "proxy-authenticate": "Proxy-Authenticate",
+    "proxy-authorization": "Proxy-Authorization",
+    "record-route": "Record-Route",
+    "route": "Route",
+    "p-asserted-identity": "P-Asserted-Identity",
+    "user-agent": "User-Agent",
+}
 # Headers whose values may be folded into one line with commas (§7.3.1); others keep each line as it is.
 _COMMA_LISTS = {"via", "route", "record-route", "contact", "allow", "supported"}
 

@@ -1,4 +1,4 @@
-"""SDP (RFC 4566) for fax calls: G.711 audio (RFC 3551 payload types 0 and 8) and T.38 over UDPTL (ITU-T T.38 Annex D)."""
+"""SDP (RFC 4566) for fax calls: G.711 audio (RFC 3551 types 0 and 8) and T.38 over UDPTL (T.38 Annex D)."""
 
 from __future__ import annotations
 
@@ -107,8 +107,15 @@ class SessionDescription:
                 fields = value.split()
                 if len(fields) < 4 or not fields[1].split("/")[0].isdigit():
                     raise SdpError(f"bad m= line {line!r}")
-                media.append({"type": fields[0], "port": int(fields[1].split("/")[0]), "proto": fields[2].lower(),
-                              "formats": fields[3:], "attrs": {}})
+                media.append(
+                    {
+                        "type": fields[0],
+                        "port": int(fields[1].split("/")[0]),
+                        "proto": fields[2].lower(),
+                        "formats": fields[3:],
+                        "attrs": {},
+                    }
+                )
             elif kind == "a" and media:
                 name, _, attr = value.partition(":")
                 media[-1]["attrs"][name.lower()] = attr.strip()

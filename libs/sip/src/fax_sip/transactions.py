@@ -128,7 +128,11 @@ class ServerTransaction:
     """Answers retransmitted requests with the last response; an INVITE's non-2xx final is repeated until ACKed."""
 
     def __init__(
-        self, request: SipMessage, source: Address, send: Send, timers: Timers,
+        self,
+        request: SipMessage,
+        source: Address,
+        send: Send,
+        timers: Timers,
         on_done: Callable[[ServerTransaction], None],
     ) -> None:
         self.request = request

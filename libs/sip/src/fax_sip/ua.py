@@ -1,4 +1,4 @@
-"""The user agent core (RFC 3261 §8, §12–15): calls out and in, dialogs, re-INVITE, CANCEL, BYE, OPTIONS, REGISTER.
+"""The user agent core (RFC 3261 §8, §12-15): calls out and in, dialogs, re-INVITE, CANCEL, BYE, OPTIONS, REGISTER.
 
 One ``SipUserAgent`` owns one UDP socket. Requests we send go through client transactions; requests we receive get
 server transactions, which answer retransmissions. Responses are sent back to where the request came from (the
@@ -177,7 +177,10 @@ class SipUserAgent(asyncio.DatagramProtocol):
             tried.add(realm_key)
             try:
                 authorization = digest_response(
-                    challenge, method=request.method, uri=request.uri, username=self.settings.auth_username,
+                    challenge,
+                    method=request.method,
+                    uri=request.uri,
+                    username=self.settings.auth_username,
                     password=self.settings.auth_password or "",
                 )
             except DigestError:
@@ -195,7 +198,7 @@ class SipUserAgent(asyncio.DatagramProtocol):
         from_name: str = "",
         offer: SessionDescription,
         on_progress: Callable[[int], None] | None = None,
-        timeout: float = 60.0,
+        ring_timeout: float = 60.0,
     ) -> Call:
         """Call ``target`` (``sip:number@host:port``); the answered call, or ``CallFailed``.
 
@@ -226,7 +229,7 @@ class SipUserAgent(asyncio.DatagramProtocol):
 
         attempt = asyncio.ensure_future(self._invite_with_auth(sent, destination, provisional))
         try:
-            response = await asyncio.wait_for(asyncio.shield(attempt), timeout)
+            response = await asyncio.wait_for(asyncio.shield(attempt), ring_timeout)
         except (TimeoutError, asyncio.CancelledError) as stop:
             final = await self._cancel(sent[-1], destination, attempt)
             if final is not None and 200 <= final.status < 300:
@@ -261,7 +264,10 @@ class SipUserAgent(asyncio.DatagramProtocol):
                     return response
                 tried.add(key)
                 authorization = digest_response(
-                    challenge, method="INVITE", uri=request.uri, username=self.settings.auth_username,
+                    challenge,
+                    method="INVITE",
+                    uri=request.uri,
+                    username=self.settings.auth_username,
                     password=self.settings.auth_password or "",
                 )
             except DigestError:
@@ -375,9 +381,11 @@ class SipUserAgent(asyncio.DatagramProtocol):
             response.add("user-agent", USER_AGENT)
             server.respond(response)
         else:
-            response = response_to(request, 405 if method in ("REGISTER", "SUBSCRIBE", "PUBLISH") else 501,
-                                   "Method Not Allowed" if method in ("REGISTER", "SUBSCRIBE", "PUBLISH")
-                                   else "Not Implemented")
+            response = response_to(
+                request,
+                405 if method in ("REGISTER", "SUBSCRIBE", "PUBLISH") else 501,
+                "Method Not Allowed" if method in ("REGISTER", "SUBSCRIBE", "PUBLISH") else "Not Implemented",
+            )
             response.add("allow", ALLOW)
             server.respond(response)
 

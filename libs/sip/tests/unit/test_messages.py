@@ -63,8 +63,10 @@ def test_sdp_round_trip_for_audio_and_t38() -> None:
 
 
 def test_a_disabled_stream_is_off() -> None:
-    sdp = b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\n" \
-          b"m=image 4000 udptl t38\r\na=T38FaxMaxDatagram:200\r\n"
+    sdp = (
+        b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\n"
+        b"m=image 4000 udptl t38\r\na=T38FaxMaxDatagram:200\r\n"
+    )
     parsed = SessionDescription.parse(sdp)
     assert parsed.audio is None
     assert parsed.t38 is not None and parsed.t38.port == 4000 and parsed.t38.max_datagram == 200
@@ -77,7 +79,11 @@ def test_digest_matches_rfc_2617_example() -> None:
         'opaque="5ccc069c403ebaf9f0171e9517f40e41"'
     )
     value = digest_response(
-        challenge, method="GET", uri="/dir/index.html", username="Mufasa", password="Circle Of Life",
+        challenge,
+        method="GET",
+        uri="/dir/index.html",
+        username="Mufasa",
+        password="Circle Of Life",
         cnonce="0a4f113b",
     )
     assert 'response="6629fae49393a05397450978507c4ef1"' in value
@@ -91,7 +97,11 @@ def test_digest_sha256_matches_rfc_7616_example() -> None:
         'nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", opaque="FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS"'
     )
     value = digest_response(
-        challenge, method="GET", uri="/dir/index.html", username="Mufasa", password="Circle of Life",
+        challenge,
+        method="GET",
+        uri="/dir/index.html",
+        username="Mufasa",
+        password="Circle of Life",
         cnonce="f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
     )
     assert 'response="753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"' in value

@@ -73,7 +73,10 @@ async def test_a_call_moves_to_t38_and_either_side_can_hang_up(pair) -> None:
     caller, callee, answerer = pair
     progress: list[int] = []
     call = await caller.invite(
-        _target(callee, "+15551230000"), from_number="+15550001000", from_name="Demo", on_progress=progress.append,
+        _target(callee, "+15551230000"),
+        from_number="+15550001000",
+        from_name="Demo",
+        on_progress=progress.append,
         offer=SessionDescription.audio_only("127.0.0.1", 40000, [0, 8]),
     )
     assert 180 in progress
@@ -104,7 +107,8 @@ async def test_busy_is_a_call_failure_with_its_status(pair) -> None:
     caller, callee, _ = pair
     with pytest.raises(CallFailed) as busy:
         await caller.invite(
-            _target(callee, "+15551230486"), from_number="+1555",
+            _target(callee, "+15551230486"),
+            from_number="+1555",
             offer=SessionDescription.audio_only("127.0.0.1", 1, [0]),
         )
     assert busy.value.status == 486
@@ -114,7 +118,9 @@ async def test_no_answer_is_cancelled_after_the_ring_timeout(pair) -> None:
     caller, callee, answerer = pair
     with pytest.raises(CallFailed) as no_answer:
         await caller.invite(
-            _target(callee, "+15551230408"), from_number="+1555", timeout=0.5,
+            _target(callee, "+15551230408"),
+            from_number="+1555",
+            ring_timeout=0.5,
             offer=SessionDescription.audio_only("127.0.0.1", 1, [0]),
         )
     assert no_answer.value.status == 408
@@ -130,7 +136,9 @@ async def test_an_unanswered_invite_is_retransmitted_then_times_out() -> None:
     try:
         with pytest.raises(CallFailed) as timeout:
             await caller.invite(
-                f"sip:+1555@127.0.0.1:{silent.getsockname()[1]}", from_number="+1", timeout=10,
+                f"sip:+1555@127.0.0.1:{silent.getsockname()[1]}",
+                from_number="+1",
+                ring_timeout=10,
                 offer=SessionDescription.audio_only("127.0.0.1", 1, [0]),
             )
         assert timeout.value.status == 408

@@ -9,9 +9,9 @@ export PATH := $(HOME)/.local/bin:$(PATH)
 APT_PACKAGES := rabbitmq-server libspandsp-dev ghostscript libtiff-tools poppler-utils fonts-dejavu-core
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STATE_DIR ?= .devstack
-TEST_PATHS = $(wildcard libs/*/tests/unit services/*/tests/unit tools/*/tests/unit) tests/integration
+TEST_PATHS = $(wildcard libs/*/tests/unit services/*/tests/unit tools/*/tests/unit) tests/deploy tests/integration
 
-.PHONY: help setup run test lint fmt
+.PHONY: help setup run test lint fmt images
 
 help: ## Show this list
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-6s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,3 +44,16 @@ lint: ## Check style and formatting without changing anything
 fmt: ## Format the code and apply the safe lint fixes
 	uv run ruff format .
 	uv run ruff check --fix .
+
+# One image per deployable, each built from the repository root (see each Dockerfile). Needs a Docker engine.
+IMAGE_PREFIX ?= fax-
+IMAGE_TAG ?= dev
+IMAGE_DIRS = $(patsubst %/Dockerfile,%,$(wildcard services/*/Dockerfile tools/*/Dockerfile))
+
+images: ## Build the container images (needs Docker; IMAGE_PREFIX=registry/fax- IMAGE_TAG=1.2.3 to name them)
+	@command -v docker >/dev/null || { echo "make images needs a Docker engine (docker with BuildKit)"; exit 1; }
+	@for dir in $(IMAGE_DIRS); do \
+		image="$(IMAGE_PREFIX)$$(basename $$dir):$(IMAGE_TAG)"; \
+		echo "building $$image"; \
+		DOCKER_BUILDKIT=1 docker build -f "$$dir/Dockerfile" -t "$$image" . || exit 1; \
+	done

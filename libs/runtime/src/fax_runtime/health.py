@@ -1,4 +1,5 @@
-"""A minimal HTTP health endpoint for worker services: ``GET /healthz`` is 200 when the check passes, else 503."""
+"""A minimal HTTP endpoint for worker services: ``GET /healthz`` is 200 when the check passes, else 503;
+``GET /metrics`` is the Prometheus exposition of ``fax_runtime.metrics``."""
 
 from __future__ import annotations
 
@@ -7,16 +8,19 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from fax_runtime.metrics import FaxMetrics, default_metrics
+
 log = logging.getLogger(__name__)
 
 HealthCheck = Callable[[], Awaitable[bool]]
 
 
 class HealthServer:
-    def __init__(self, host: str, port: int, check: HealthCheck) -> None:
+    def __init__(self, host: str, port: int, check: HealthCheck, metrics: FaxMetrics | None = None) -> None:
         self._host = host
         self._port = port
         self._check = check
+        self._metrics = metrics
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -33,13 +37,18 @@ class HealthServer:
             while (await asyncio.wait_for(reader.readline(), 5)).strip():
                 pass  # headers are not needed
             parts = request_line.decode("latin-1").split()
-            if len(parts) >= 2 and parts[1].split("?")[0] in {"/healthz", "/readyz"}:
+            path = parts[1].split("?")[0] if len(parts) >= 2 else ""
+            content_type = "text/plain"
+            if path in {"/healthz", "/readyz"}:
                 healthy = await self._safe_check()
                 status, body = ("200 OK", b"ok\n") if healthy else ("503 Service Unavailable", b"unavailable\n")
+            elif path == "/metrics":
+                status = "200 OK"
+                body, content_type = (self._metrics or default_metrics()).render()
             else:
                 status, body = "404 Not Found", b"not found\n"
             writer.write(
-                f"HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
+                f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
                 "Connection: close\r\n\r\n".encode()
                 + body
             )

@@ -78,9 +78,19 @@ _SpanMessageHandler = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p)
 _SpanErrorHandler = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
 # libtiff's handler gets a va_list; on the x86-64 and AArch64 ABIs it arrives as a pointer that vsnprintf accepts.
 _TiffHandler = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p)
+# t38_tx_packet_handler_t: (t38_core_state_t*, void *user_data, const uint8_t *buf, int len, int count) -> int.
+_T38TxHandler = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint8), ctypes.c_int, ctypes.c_int
+)
 
 PhaseHandler: TypeAlias = Callable[[int], int]
 PhaseEHandler: TypeAlias = Callable[[int], None]
+# Gets one IFP packet (a copy, safe to keep) and how many times to send it.
+T38PacketSender: TypeAlias = Callable[[bytes, int], None]
+
+# g711_init modes.
+G711_ALAW = 0
+G711_ULAW = 1
 
 
 class _T30Stats(ctypes.Structure):
@@ -230,6 +240,20 @@ def _declare(lib: ctypes.CDLL) -> None:
         "span_log_set_error_handler": ([vp, _SpanErrorHandler], None),
         "span_set_message_handler": ([_SpanMessageHandler], None),
         "span_set_error_handler": ([_SpanErrorHandler], None),
+        "t38_terminal_init": ([vp, i, _T38TxHandler, vp], vp),
+        "t38_terminal_free": ([vp], i),
+        "t38_terminal_send_timeout": ([vp, i], i),
+        "t38_terminal_get_t30_state": ([vp], vp),
+        "t38_terminal_get_t38_core_state": ([vp], vp),
+        "t38_terminal_get_logging_state": ([vp], vp),
+        "t38_core_get_logging_state": ([vp], vp),
+        "t38_core_rx_ifp_packet": ([vp, ctypes.POINTER(ctypes.c_uint8), i, ctypes.c_uint16], i),
+        "t38_set_max_datagram_size": ([vp, i], None),
+        "t38_set_t38_version": ([vp, i], None),
+        "g711_init": ([vp, i], vp),
+        "g711_free": ([vp], i),
+        "g711_encode": ([vp, ctypes.POINTER(ctypes.c_uint8), ctypes.POINTER(ctypes.c_int16), i], i),
+        "g711_decode": ([vp, ctypes.POINTER(ctypes.c_int16), ctypes.POINTER(ctypes.c_uint8), i], i),
     }
     for name, (argtypes, restype) in signatures.items():
         function = getattr(lib, name)
@@ -282,9 +306,9 @@ def _encode_file_name(path: Path) -> bytes:
 
 
 class T30Session:
-    """The T.30 protocol engine inside an ``AudioFaxTerminal``; valid only while the terminal is open."""
+    """The T.30 protocol engine inside an ``AudioFaxTerminal`` or ``T38FaxTerminal``; valid while it is open."""
 
-    def __init__(self, terminal: AudioFaxTerminal, lib: ctypes.CDLL, pointer: int) -> None:
+    def __init__(self, terminal: _FaxTerminal, lib: ctypes.CDLL, pointer: int) -> None:
         self._terminal = terminal
         self._lib = lib
         self._pointer = pointer
@@ -392,30 +416,20 @@ class T30Session:
         self._lib.t30_terminate(self._ptr)
 
 
-class AudioFaxTerminal:
-    """A ``fax_state_t``: a fax machine speaking T.30 over 8 kHz 16-bit linear audio.
+class _FaxTerminal:
+    """What audio and T.38 terminals share: the C pointer, kept callbacks, logging routes and ``t30``."""
 
-    Not thread-safe; use one terminal from one thread at a time. Close it (or use it as a context manager) to free
-    the C state; callbacks registered on it stay alive until then.
-    """
+    name: str
+    t30: T30Session
 
-    def __init__(self, *, calling: bool, name: str, logger: logging.Logger | None = None) -> None:
+    def __init__(self, name: str, logger: logging.Logger | None) -> None:
         self.name = name
         self._lib = _spandsp()
         self._logger = logger or _LOG
         self._callbacks: dict[str, object] = {}
-        pointer = self._lib.fax_init(None, int(calling))
-        if not pointer:
-            raise MemoryError("fax_init failed")
-        self._pointer: int | None = pointer
-        try:
-            self._route_logging()
-            self.t30 = T30Session(self, self._lib, self._lib.fax_get_t30_state(pointer))
-        except BaseException:
-            self.close()
-            raise
+        self._pointer: int | None = None
 
-    def _route_logging(self) -> None:
+    def _route_logging(self, states: tuple[int, ...]) -> None:
         prefix = f"{self.name}: "
         logger = self._logger
 
@@ -430,13 +444,10 @@ class AudioFaxTerminal:
         self._keep("log_message", message_thunk)
         self._keep("log_error", error_thunk)
         level = _span_level_for(logger) | SPAN_LOG_SHOW_PROTOCOL
-        for state in (self._lib.fax_get_logging_state(self._pointer), self._t30_logging_state()):
+        for state in states:
             self._lib.span_log_set_message_handler(state, message_thunk)
             self._lib.span_log_set_error_handler(state, error_thunk)
             self._lib.span_log_set_level(state, level)
-
-    def _t30_logging_state(self) -> int:
-        return self._lib.t30_get_logging_state(self._lib.fax_get_t30_state(self._pointer))
 
     def _keep(self, role: str, thunk: object) -> None:
         """Hold a C callback until the state is freed (a collected thunk gets reused by another callback)."""
@@ -459,6 +470,50 @@ class AudioFaxTerminal:
             raise RuntimeError(f"fax terminal {self.name} is closed")
         return self._pointer
 
+    def _free(self, pointer: int) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Free the C state; callbacks are released only afterwards."""
+        pointer, self._pointer = self._pointer, None
+        if pointer is not None:
+            self._free(pointer)
+        self._callbacks.clear()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class AudioFaxTerminal(_FaxTerminal):
+    """A ``fax_state_t``: a fax machine speaking T.30 over 8 kHz 16-bit linear audio.
+
+    Not thread-safe; use one terminal from one thread at a time. Close it (or use it as a context manager) to free
+    the C state (``fax_free``); callbacks registered on it stay alive until then.
+    """
+
+    def __init__(self, *, calling: bool, name: str, logger: logging.Logger | None = None) -> None:
+        super().__init__(name, logger)
+        pointer = self._lib.fax_init(None, int(calling))
+        if not pointer:
+            raise MemoryError("fax_init failed")
+        self._pointer = pointer
+        try:
+            t30_pointer = self._lib.fax_get_t30_state(pointer)
+            fax_logging = self._lib.fax_get_logging_state(pointer)
+            self._route_logging((fax_logging, self._lib.t30_get_logging_state(t30_pointer)))
+            self.t30 = T30Session(self, self._lib, t30_pointer)
+        except BaseException:
+            self.close()
+            raise
+
+    def _free(self, pointer: int) -> None:
+        self._lib.fax_free(pointer)
+
     def set_transmit_on_idle(self, enabled: bool) -> None:
         """When enabled, ``tx`` always fills the whole buffer, with silence when there is nothing to send."""
         self._lib.fax_set_transmit_on_idle(self._ensure_open(), int(enabled))
@@ -475,17 +530,98 @@ class AudioFaxTerminal:
         """Generate up to ``max_count`` samples of audio to send; returns how many were written."""
         return self._lib.fax_tx(self._ensure_open(), samples, max_count)
 
+
+class T38FaxTerminal(_FaxTerminal):
+    """A ``t38_terminal_state_t``: a fax machine speaking T.30 as T.38 IFP packets.
+
+    ``send_packet(ifp, count)`` is called, on the thread that drives the terminal, for every IFP packet spandsp
+    emits; ``count`` is how many copies to send (3 for indicators, 1 for data). Received IFPs go to ``rx_packet``,
+    never from inside ``send_packet``. Drive it with ``send_timeout(160)`` every 20 ms. Not thread-safe.
+    """
+
+    def __init__(
+        self,
+        *,
+        calling: bool,
+        name: str,
+        send_packet: T38PacketSender,
+        max_datagram: int = 400,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        super().__init__(name, logger)
+
+        def transmit(_core: int | None, _user_data: int | None, buf: ctypes._Pointer, length: int, count: int) -> int:
+            try:
+                send_packet(ctypes.string_at(buf, length), count)
+            except Exception:
+                _LOG.exception("%s: T.38 packet sender failed", name)
+            # spandsp only logs a failed send; the packet is lost as on a lossy network either way.
+            return 0
+
+        thunk = _T38TxHandler(transmit)
+        self._keep("t38_tx", thunk)
+        pointer = self._lib.t38_terminal_init(None, int(calling), thunk, None)
+        if not pointer:
+            raise MemoryError("t38_terminal_init failed")
+        self._pointer = pointer
+        try:
+            self._core = self._lib.t38_terminal_get_t38_core_state(pointer)
+            t30_pointer = self._lib.t38_terminal_get_t30_state(pointer)
+            self._route_logging(
+                (
+                    self._lib.t38_terminal_get_logging_state(pointer),
+                    self._lib.t38_core_get_logging_state(self._core),
+                    self._lib.t30_get_logging_state(t30_pointer),
+                )
+            )
+            self._lib.t38_set_t38_version(self._core, 0)
+            self._lib.t38_set_max_datagram_size(self._core, max_datagram)
+            self.t30 = T30Session(self, self._lib, t30_pointer)
+        except BaseException:
+            self.close()
+            raise
+
+    def _free(self, pointer: int) -> None:
+        self._lib.t38_terminal_free(pointer)
+
+    def send_timeout(self, samples: int) -> None:
+        """Advance the terminal's clock by ``samples`` (at 8 kHz); it sends whatever is due meanwhile."""
+        self._lib.t38_terminal_send_timeout(self._ensure_open(), samples)
+
+    def rx_packet(self, ifp: bytes, seq_no: int) -> None:
+        """Deliver one received IFP packet with its UDPTL sequence number (in order, duplicates removed)."""
+        self._ensure_open()
+        buffer = (ctypes.c_uint8 * len(ifp)).from_buffer_copy(ifp)
+        self._lib.t38_core_rx_ifp_packet(self._core, buffer, len(ifp), seq_no & 0xFFFF)
+
+
+class G711Codec:
+    """spandsp's G.711 coder for one direction of one call (A-law or mu-law), over ctypes buffers."""
+
+    def __init__(self, *, alaw: bool) -> None:
+        self._lib = _spandsp()
+        pointer = self._lib.g711_init(None, G711_ALAW if alaw else G711_ULAW)
+        if not pointer:
+            raise MemoryError("g711_init failed")
+        self._pointer: int | None = pointer
+
+    def encode(self, samples: ctypes.Array[ctypes.c_int16], count: int) -> bytes:
+        encoded = (ctypes.c_uint8 * count)()
+        produced = self._lib.g711_encode(self._ensure_open(), encoded, samples, count)
+        return bytes(encoded)[:produced]
+
+    def decode(self, payload: bytes, samples: ctypes.Array[ctypes.c_int16]) -> int:
+        """Decode ``payload`` into ``samples`` (at most its length); returns the sample count."""
+        count = min(len(payload), len(samples))
+        encoded = (ctypes.c_uint8 * count).from_buffer_copy(payload[:count])
+        return self._lib.g711_decode(self._ensure_open(), samples, encoded, count)
+
+    def _ensure_open(self) -> int:
+        if self._pointer is None:
+            raise RuntimeError("G.711 codec is closed")
+        return self._pointer
+
     def close(self) -> None:
-        """Free the C state (``fax_free``); callbacks are released only afterwards."""
         pointer, self._pointer = self._pointer, None
         if pointer is not None:
-            self._lib.fax_free(pointer)
-        self._callbacks.clear()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.close()
+            self._lib.g711_free(pointer)

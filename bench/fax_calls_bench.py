@@ -1,0 +1,231 @@
+"""Simultaneous G.711 (or T.38) fax calls in one process: CPU per call and RTP send-timing error.
+
+N calling ``FaxCall``s in this process send a 2-page fax each to N answering calls in a child process (so the
+measured process carries exactly N channels, like a transmitter pod). All calls start together, in lockstep, which
+is the worst case for page-boundary TIFF I/O. Figures:
+
+- CPU per call: this process's user+system CPU over the run, divided by N, and as a share of one core while a
+  call lasts (CPU over the sum of the calls' line time); against the
+  anchor spandsp itself, the CPU the same fax costs one side on the unpaced ``loopback`` line (measured in this run).
+- send-timing error: how late each RTP packet left against its 20 ms slot (p50/p99/max); against the anchor a bare
+  pacer thread that only ``sendto``s N packets every 20 ms (no DSP), for 10 s, in this run.
+
+    uv run python bench/fax_calls_bench.py --calls 10 50 --mode pcmu [--stagger 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from fax_transmitter.loopback import FaxOptions, send_over_loopback
+from fax_transmitter.media import DspLoop, FaxCall, PortRange
+
+HOST = "127.0.0.1"
+POSTSCRIPT = b"""%!PS
+/Helvetica findfont 28 scalefont setfont
+72 720 moveto (Benchmark page one) show 4 setlinewidth 72 200 moveto 540 600 lineto stroke showpage
+/Times-Roman findfont 40 scalefont setfont
+72 720 moveto (Benchmark page two) show 306 396 150 0 360 arc stroke showpage
+"""
+
+
+class GcPauses:
+    """The longest garbage-collector pause while installed (it stops every thread, the pacer included)."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.longest = max(self.longest, time.perf_counter() - self._started)
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
+
+
+def render(path: Path) -> Path:
+    subprocess.run(
+        ["gs", "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sDEVICE=tiffg4", "-r204x98", "-g1728x1145",
+         "-dFIXEDMEDIA", f"-sOutputFile={path}", "-"],
+        input=POSTSCRIPT, check=True, capture_output=True,
+    )  # fmt: skip
+    return path
+
+
+def start(call: FaxCall, mode: str, remote: dict[str, int]) -> None:
+    if mode == "t38":
+        call.start_t38(HOST, remote["udptl"])
+    else:
+        call.start_audio(HOST, remote["rtp"], 0 if mode == "pcmu" else 8)
+
+
+async def start_all(calls: list[FaxCall], mode: str, remotes: list[dict[str, int]], stagger: float) -> None:
+    """Start call i at i * stagger / N seconds: 0 is lockstep (the worst case), a fax's duration is realistic."""
+    began = time.monotonic()
+    for index, (call, remote) in enumerate(zip(calls, remotes, strict=True)):
+        await asyncio.sleep(max(0.0, began + index * stagger / len(calls) - time.monotonic()))
+        start(call, mode, remote)
+
+
+async def far_end(calls: int, mode: str, folder: Path, stagger: float) -> None:
+    """The child: N answering calls; ports out on stdout, the senders' ports in on stdin, outcomes out."""
+    dsp = DspLoop()
+    dsp.start()
+    ports = PortRange(HOST, 39000, 39999)
+    answering = [
+        await FaxCall.open(dsp, ports, calling=False, receive_file=folder / f"rx-{n}.tif", max_duration=300)
+        for n in range(calls)
+    ]
+    print(json.dumps([{"rtp": c.rtp_port, "udptl": c.udptl_port} for c in answering]), flush=True)
+    senders = json.loads(await asyncio.to_thread(sys.stdin.readline))
+    await start_all(answering, mode, senders, stagger)
+    outcomes = await asyncio.gather(*(call.finished for call in answering))
+    for call in answering:
+        await call.close()
+    dsp.stop()
+    print(json.dumps([o.success for o in outcomes]), flush=True)
+
+
+async def measured(calls: int, mode: str, document: Path, stagger: float, lookahead: int) -> dict[str, float]:
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--far-end", str(calls), "--mode", mode, "--stagger", str(stagger),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert child.stdin is not None and child.stdout is not None
+    receivers = json.loads(await child.stdout.readline())
+    dsp = DspLoop(lookahead_ticks=lookahead)
+    dsp.start()
+    ports = PortRange(HOST, 38000, 38999)
+    sending = [
+        await FaxCall.open(dsp, ports, calling=True, send_file=document, options=FaxOptions(), max_duration=300)
+        for _ in range(calls)
+    ]
+    child.stdin.write((json.dumps([{"rtp": c.rtp_port, "udptl": c.udptl_port} for c in sending]) + "\n").encode())
+    await child.stdin.drain()
+    pauses = GcPauses()
+    gc.callbacks.append(pauses)
+    cpu_before, wall_before = cpu_seconds(), time.monotonic()
+    await start_all(sending, mode, receivers, stagger)
+    outcomes = await asyncio.gather(*(call.finished for call in sending))
+    cpu, wall = cpu_seconds() - cpu_before, time.monotonic() - wall_before
+    gc.callbacks.remove(pauses)
+    for call in sending:
+        await call.close()
+    dsp.stop()
+    far_successes = json.loads(await child.stdout.readline())
+    await child.wait()
+    lateness = list(dsp.send_lateness)
+    return {
+        "calls": calls,
+        "ok": sum(o.success for o in outcomes),
+        "far_ok": sum(far_successes),
+        "wall_s": wall,
+        # CPU over the calls' own line time: the share of a core one call holds while it runs.
+        "cpu_share_per_call": cpu / sum(o.line_seconds for o in outcomes),
+        "cpu_s_per_call": cpu / calls,
+        "late_p50_ms": percentile(lateness, 0.50) * 1e3,
+        "late_p99_ms": percentile(lateness, 0.99) * 1e3,
+        "late_max_ms": max(lateness, default=float("nan")) * 1e3,
+        "tick_work_p99_ms": percentile(list(dsp.tick_work), 0.99) * 1e3,
+        "stalls": dsp.stalls,
+        "gc_pause_max_ms": pauses.longest * 1e3,
+    }
+
+
+def bare_pacer(calls: int, seconds: float = 10.0) -> list[float]:
+    """The anchor for timing: one thread sending N 172-byte packets every 20 ms, nothing else."""
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind((HOST, 0))
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender.setblocking(False)
+    destination = sink.getsockname()
+    drain_stop = threading.Event()
+
+    def drain() -> None:
+        sink.settimeout(0.1)
+        while not drain_stop.is_set():
+            with contextlib.suppress(OSError):
+                sink.recv(2048)
+
+    drainer = threading.Thread(target=drain, daemon=True)
+    drainer.start()
+    packet = bytes(172)
+    lateness: list[float] = []
+    scheduled = time.monotonic()
+    end = scheduled + seconds
+    while scheduled < end:
+        delay = scheduled - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        for _ in range(calls):
+            with contextlib.suppress(BlockingIOError):
+                sender.sendto(packet, destination)
+            lateness.append(time.monotonic() - scheduled)
+        scheduled += 0.020
+    drain_stop.set()
+    drainer.join()
+    sink.close()
+    sender.close()
+    return lateness
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, nargs="+", default=[10])
+    parser.add_argument("--mode", choices=["pcmu", "pcma", "t38"], default="pcmu")
+    parser.add_argument("--stagger", type=float, default=0.0, help="spread the starts over this many seconds")
+    parser.add_argument("--lookahead", type=int, default=3, help="DspLoop lookahead_ticks")
+    parser.add_argument("--far-end", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="fax-calls-bench-") as folder:
+        if args.far_end:
+            asyncio.run(far_end(args.far_end, args.mode, Path(folder), args.stagger))
+            return
+        document = render(Path(folder) / "two-pages.tif")
+        before = cpu_seconds()
+        anchor = send_over_loopback(document, Path(folder) / "loopback.tif", FaxOptions())
+        spandsp_cpu_per_side = (cpu_seconds() - before) / 2
+        assert anchor.success, anchor
+        print(f"anchor: spandsp alone, one side of this fax: {spandsp_cpu_per_side * 1000:.1f} CPU-ms "
+              f"({anchor.line_seconds:.1f} s line time)")  # fmt: skip
+        print("| calls | ok | wall s | CPU-s/call | x spandsp | core/call | p50 ms | p99 ms | max ms | "
+              "bare pacer p99 ms | p99 / pacer | tick work p99 ms | GC pause max ms |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for calls in args.calls:
+            result = asyncio.run(measured(calls, args.mode, document, args.stagger, args.lookahead))
+            pacer_p99 = percentile(bare_pacer(calls), 0.99) * 1e3
+            print(
+                f"| {calls} | {result['ok']}/{result['far_ok']} | {result['wall_s']:.1f} | "
+                f"{result['cpu_s_per_call']:.3f} | {result['cpu_s_per_call'] / spandsp_cpu_per_side:.0f} | "
+                f"{result['cpu_share_per_call'] * 100:.2f}% | {result['late_p50_ms']:.2f} | "
+                f"{result['late_p99_ms']:.2f} | {result['late_max_ms']:.1f} | {pacer_p99:.2f} | "
+                f"{result['late_p99_ms'] / pacer_p99:.1f} | {result['tick_work_p99_ms']:.1f} | "
+                f"{result['gc_pause_max_ms']:.1f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

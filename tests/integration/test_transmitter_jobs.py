@@ -14,6 +14,7 @@ from fax_runtime.config import RuntimeSettings, S3Settings
 from fax_runtime.db import create_pool
 from fax_transmitter.config import TransmitterSettings
 from fax_transmitter.handlers import Transmitter
+from fax_transmitter.lines import LoopbackLine
 from fax_transmitter.store import TransmitterStore
 
 
@@ -41,10 +42,13 @@ async def world(infra, database_url: str, tmp_path: Path):
     blobs = BlobStore(s3)
     settings = TransmitterSettings(
         runtime=RuntimeSettings(database_url=database_url, amqp_url=infra.amqp_url, s3=s3),
+        line="loopback",
         loopback_received_dir=tmp_path / "received",
     )
     await pool.execute("INSERT INTO accounts (id, name) VALUES ('acc', 'Test')")
-    yield pool, blobs, Transmitter(TransmitterStore(pool), blobs, settings), settings
+    line = LoopbackLine(settings.loopback_received_dir)
+    await line.start()
+    yield pool, blobs, Transmitter(TransmitterStore(pool), blobs, settings, line), settings
     await pool.close()
 
 

@@ -56,7 +56,7 @@ ReinviteHandler = Callable[[SessionDescription], Awaitable[SessionDescription | 
 class SipUserAgent(asyncio.DatagramProtocol):
     def __init__(self, settings: SipSettings, on_incoming: IncomingHandler | None = None) -> None:
         self.settings = settings
-        self._on_incoming = on_incoming
+        self.on_incoming = on_incoming
         self._timers = Timers(t1=settings.t1)
         self._transport: asyncio.DatagramTransport | None = None
         self._client: dict[tuple[str, str], ClientTransaction] = {}
@@ -410,7 +410,7 @@ class SipUserAgent(asyncio.DatagramProtocol):
             server.respond(response_to(request, 488, "Not Acceptable Here", to_tag=new_tag()))
             return
         incoming = IncomingCall(self, request, server, offer)
-        if self._on_incoming is None:
+        if self.on_incoming is None:
             incoming.reject_now(480, "Temporarily Unavailable")
             return
         self._incoming[request.branch] = incoming
@@ -418,8 +418,8 @@ class SipUserAgent(asyncio.DatagramProtocol):
 
     async def _run_incoming(self, incoming: IncomingCall) -> None:
         try:
-            assert self._on_incoming is not None
-            await self._on_incoming(incoming)
+            assert self.on_incoming is not None
+            await self.on_incoming(incoming)
         except Exception:
             log.exception("incoming call %s: handler failed", incoming.call_id)
         finally:

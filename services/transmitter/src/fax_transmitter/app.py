@@ -1,4 +1,4 @@
-"""Composition root of the transmitter."""
+"""Composition root of the transmitter: the line (``sip`` or ``loopback``), the job handler and the sweepers."""
 
 from __future__ import annotations
 
@@ -10,26 +10,69 @@ from faststream import AckPolicy
 from fax_contracts import DocumentReady
 from fax_runtime.broker import event_queue, events_exchange
 from fax_runtime.worker import WorkerContext, WorkerSpec
+from fax_sip import SipSettings
 from fax_transmitter.config import TransmitterSettings
 from fax_transmitter.handlers import Transmitter
+from fax_transmitter.inbound import FaxReceiver, InboundStore
+from fax_transmitter.lines import Line, LoopbackLine
+from fax_transmitter.sip_line import SipLine, SipLineSettings
 from fax_transmitter.store import TransmitterStore
 
 SERVICE = "transmitter"
 
 
+def build_line(settings: TransmitterSettings, context: WorkerContext) -> Line:
+    if settings.line == "loopback":
+        return LoopbackLine(settings.loopback_received_dir)
+    sip = settings.sip
+    trunk_host, trunk_port = sip.trunk
+    line = SipLine(
+        SipLineSettings(
+            sip=SipSettings(
+                bind_host=sip.bind[0],
+                bind_port=sip.bind[1],
+                contact_host=sip.contact_host,
+                user="fax",
+                auth_username=sip.username,
+                auth_password=sip.password,
+                register=sip.register,
+                registrar=sip.trunk if sip.register else None,
+            ),
+            trunk=f"{trunk_host}:{trunk_port}",
+            media_host=sip.media_host,
+            media_ports=sip.media_ports,
+            t38=sip.t38,
+            ring_timeout=float(sip.ring_timeout_s),
+        )
+    )
+    receiver = FaxReceiver(
+        InboundStore(context.pool),
+        context.blobs,
+        line.dsp,
+        line.ports,
+        media_host=sip.media_host,
+        station_ident=settings.station_ident,
+    )
+    line.answer_with(receiver.on_incoming)
+    return line
+
+
 def create_worker(settings: TransmitterSettings) -> WorkerSpec:
     async def wire(context: WorkerContext) -> None:
-        transmitter = Transmitter(TransmitterStore(context.pool), context.blobs, settings)
+        line = build_line(settings, context)
+        await line.start()
+        transmitter = Transmitter(TransmitterStore(context.pool), context.blobs, settings, line)
         context.broker.subscriber(
             event_queue(SERVICE, DocumentReady), events_exchange, ack_policy=AckPolicy.NACK_ON_ERROR
         )(transmitter.on_document_ready)
         sweeper = asyncio.create_task(transmitter.retry_due_jobs(), name="retry-sweeper")
 
-        async def stop_sweeper() -> None:
+        async def stop() -> None:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            await line.close()
 
-        context.on_close.append(stop_sweeper)
+        context.on_close.append(stop)
 
     return WorkerSpec(name=SERVICE, consumes=[DocumentReady], wire=wire)

@@ -13,7 +13,8 @@ from typing import Any
 from fax_contracts import DocumentReady
 from fax_runtime.blobs import BlobStore
 from fax_transmitter.config import TransmitterSettings
-from fax_transmitter.loopback import TransmissionOutcome, send_over_loopback
+from fax_transmitter.lines import CallRequest, Line
+from fax_transmitter.loopback import TransmissionOutcome
 from fax_transmitter.options import fax_options_for
 from fax_transmitter.outcome import call_not_made, should_retry, tx_result
 from fax_transmitter.store import TransmitterStore
@@ -22,10 +23,11 @@ log = logging.getLogger(__name__)
 
 
 class Transmitter:
-    def __init__(self, store: TransmitterStore, blobs: BlobStore, settings: TransmitterSettings) -> None:
+    def __init__(self, store: TransmitterStore, blobs: BlobStore, settings: TransmitterSettings, line: Line) -> None:
         self._store = store
         self._blobs = blobs
         self._settings = settings
+        self._line = line
 
     async def on_document_ready(self, event: DocumentReady) -> None:
         await self.attempt(event.job_id)
@@ -53,14 +55,22 @@ class Transmitter:
             log.info("job %s: attempt %d failed (%s); retry=%s", job_id, attempt, outcome.result_text, retry)
 
     async def _place_call(self, job_id: uuid.UUID, attempt: int, job: dict[str, Any]) -> TransmissionOutcome:
-        options = fax_options_for(job["request"], self._settings.station_ident)
+        request = job["request"]
+        options = fax_options_for(request, self._settings.station_ident)
         with tempfile.TemporaryDirectory(prefix="fax-tx-") as tmp:
             tiff = Path(tmp) / "fax.tif"
             await self._blobs.download(job["tiff_key"], tiff)
-            received = self._settings.loopback_received_dir / f"{job_id}-{attempt}.tif"
-            received.parent.mkdir(parents=True, exist_ok=True)
-            # spandsp blocks at page boundaries (TIFF I/O): the DSP runs in a worker thread, never on the loop.
-            return await asyncio.to_thread(send_over_loopback, tiff, received, options)
+            return await self._line.place_call(
+                CallRequest(
+                    job_id=job_id,
+                    attempt=attempt,
+                    to_number=job["to_number"],
+                    from_number=job["from_number"] or "",
+                    from_name=str(request.get("from_name") or ""),
+                    tiff=tiff,
+                    options=options,
+                )
+            )
 
     async def retry_due_jobs(self, poll_seconds: float = 5.0) -> None:
         """Retries failed attempts once their delay has passed (runs until cancelled)."""

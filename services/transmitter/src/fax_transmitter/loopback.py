@@ -72,6 +72,7 @@ class TransmissionOutcome:
     remote_ident: str  # the far end's CSI ("" if none)
     line_seconds: float  # simulated line time (samples / 8000)
     t38_used: bool = False
+    sip_status: int | None = None  # the final SIP answer when the call was refused or never answered
 
 
 class _Observer:

@@ -13,6 +13,27 @@ NOT_RETRYABLE_CODES = frozenset({T30_ERR_FILEERROR})
 
 # Not a spandsp code: the call was never placed (the document could not be read from storage, say).
 CALL_NOT_MADE = -1
+# Not a spandsp code either: the network refused the call or nobody answered; ``sip_status`` says how.
+CALL_NOT_ANSWERED = -2
+
+# Final SIP answers that another attempt cannot change: the number does not exist or is not ours to call, or the
+# far end refuses every fax media we offer. Busy (486/600), no answer (408/480/487) and network trouble (5xx) retry.
+NOT_RETRYABLE_SIP = frozenset({403, 404, 410, 484, 485, 488, 603, 604, 606})
+
+
+def call_not_answered(sip_status: int, reason: str) -> TransmissionOutcome:
+    return TransmissionOutcome(
+        success=False,
+        result_code=CALL_NOT_ANSWERED,
+        result_text=f"SIP {sip_status} {reason}".strip(),
+        pages_sent=0,
+        bit_rate=0,
+        ecm_used=False,
+        bad_rows=0,
+        remote_ident="",
+        line_seconds=0.0,
+        sip_status=sip_status,
+    )
 
 
 def call_not_made(reason: str) -> TransmissionOutcome:
@@ -44,9 +65,12 @@ def tx_result(outcome: TransmissionOutcome, *, time_elapsed: int) -> dict[str, A
         "result_code": outcome.result_code,
         "result_text": outcome.result_text,
         "fax_t38_used": outcome.t38_used,
+        "sip_status": outcome.sip_status,
     }
 
 
 def should_retry(outcome: TransmissionOutcome, *, attempt: int, retries: int) -> bool:
     """Kazoo's ``retries`` is the total number of attempts."""
-    return not outcome.success and attempt < retries and outcome.result_code not in NOT_RETRYABLE_CODES
+    if outcome.success or attempt >= retries or outcome.result_code in NOT_RETRYABLE_CODES:
+        return False
+    return outcome.sip_status not in NOT_RETRYABLE_SIP

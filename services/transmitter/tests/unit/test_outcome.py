@@ -1,5 +1,5 @@
 from fax_transmitter.loopback import TransmissionOutcome
-from fax_transmitter.outcome import T30_ERR_FILEERROR, call_not_made, should_retry, tx_result
+from fax_transmitter.outcome import T30_ERR_FILEERROR, call_not_answered, call_not_made, should_retry, tx_result
 
 
 def _outcome(**overrides: object) -> TransmissionOutcome:
@@ -33,6 +33,7 @@ def test_tx_result_has_kazoo_fields_and_ours() -> None:
         "result_code": 0,
         "result_text": "OK",
         "fax_t38_used": False,
+        "sip_status": None,
     }
 
 
@@ -58,3 +59,12 @@ def test_an_attempt_that_never_dialled_is_a_retryable_failure_with_its_reason() 
     outcome = call_not_made("transmitter error: S3 unavailable")
     assert tx_result(outcome, time_elapsed=3)["error_message"] == "transmitter error: S3 unavailable"
     assert should_retry(outcome, attempt=1, retries=2) and not should_retry(outcome, attempt=2, retries=2)
+
+
+def test_the_network_decides_which_unanswered_calls_are_retried() -> None:
+    for busy_or_silent in (486, 600, 408, 480, 487, 500, 503):
+        assert should_retry(call_not_answered(busy_or_silent, "x"), attempt=1, retries=2), busy_or_silent
+    for hopeless in (404, 484, 604, 403, 603, 488):
+        assert not should_retry(call_not_answered(hopeless, "x"), attempt=1, retries=4), hopeless
+    result = tx_result(call_not_answered(486, "Busy Here"), time_elapsed=1)
+    assert result["error_message"] == "SIP 486 Busy Here" and result["sip_status"] == 486

@@ -43,6 +43,7 @@ class ServiceSpec:
     port_variable: str
     port_offset: int
     health_path: str = "/healthz"
+    arguments: tuple[str, ...] = ()
 
 
 SERVICES: tuple[ServiceSpec, ...] = (
@@ -51,7 +52,11 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("fax_transmitter", "FAX_TRANSMITTER_HEALTH_PORT", 2),
     ServiceSpec("fax_notifier", "FAX_NOTIFIER_HEALTH_PORT", 3),
     ServiceSpec("fax_smtp_gateway", "FAX_SMTP_GATEWAY_HEALTH_PORT", 4),
+    # The far-end simulator: the telephone network the transmitter's sip line calls by default.
+    ServiceSpec("fax_faxsim", "FAX_FAXSIM_HEALTH_PORT", 5, arguments=("serve",)),
 )
+DEFAULT_TRANSMITTER_SIP = "127.0.0.1:5060"
+DEFAULT_FAXSIM_SIP = "127.0.0.1:5070"
 
 CREDENTIAL_KEYS = ("FAX_ACCOUNT_ID", "FAX_AUTH_TOKEN", "FAX_FAXBOX_ID", "FAX_FAXBOX_EMAIL", "FAX_INBOUND_NUMBER")
 
@@ -72,8 +77,15 @@ def service_environment(
     endpoints and the ports of this devstack. Settings the user chose win over the devstack's defaults."""
     ports = service_ports(env, services)
     workers = [spec for spec in services if spec.module != "fax_api"]
+    transmitter_sip = env.get("FAX_SIP_BIND", "").strip() or DEFAULT_TRANSMITTER_SIP
+    faxsim_sip = env.get("FAX_FAXSIM_SIP", "").strip() or DEFAULT_FAXSIM_SIP
     defaults = {
-        "FAX_LINE": "loopback",
+        "FAX_LINE": "sip",
+        "FAX_SIP_BIND": transmitter_sip,
+        "FAX_SIP_TRUNK": faxsim_sip,
+        "FAX_FAXSIM_SIP": faxsim_sip,
+        "FAX_FAXSIM_TARGET": transmitter_sip,
+        "FAX_FAXSIM_RECEIVED_DIR": str(state_dir / "faxsim" / "received"),
         "FAX_LOOPBACK_RECEIVED_DIR": str(state_dir / "loopback" / "received"),
         "FAX_API_HOST": "127.0.0.1",
         "FAX_API_READY_PEERS": ",".join(f"http://127.0.0.1:{ports[spec.module]}{spec.health_path}" for spec in workers),
@@ -171,12 +183,13 @@ class Stack:
 
         environment = service_environment(self.env, endpoints, self.state_dir)
         os.makedirs(environment["FAX_LOOPBACK_RECEIVED_DIR"], exist_ok=True)
+        os.makedirs(environment["FAX_FAXSIM_RECEIVED_DIR"], exist_ok=True)
         began = time.monotonic()
         for spec in SERVICES:
             self.children.append(
                 await spawn(
                     spec.module,
-                    [sys.executable, "-m", spec.module],
+                    [sys.executable, "-m", spec.module, *spec.arguments],
                     log_path=self.state_dir / "logs" / f"{spec.module}.log",
                     env=environment,
                 )

@@ -81,6 +81,7 @@ def test_service_ports_follow_the_api_port_unless_set() -> None:
         "fax_transmitter": 18002,
         "fax_notifier": 19999,
         "fax_smtp_gateway": 18004,
+        "fax_faxsim": 18005,
     }
     assert service_ports({})["fax_api"] == 8000
 
@@ -90,7 +91,10 @@ def test_service_environment_passes_user_settings_through_and_adds_the_endpoints
     env = service_environment(user, ENDPOINTS, tmp_path)
     assert env["FAX_FETCH_ALLOW_NETWORKS"] == "127.0.0.0/8"
     assert env["PATH"] == "/bin"
-    assert env["FAX_LINE"] == "loopback"  # empty counts as unset
+    assert env["FAX_LINE"] == "sip"  # empty counts as unset; the default line calls faxsim
+    assert (env["FAX_SIP_BIND"], env["FAX_SIP_TRUNK"]) == ("127.0.0.1:5060", "127.0.0.1:5070")
+    assert (env["FAX_FAXSIM_SIP"], env["FAX_FAXSIM_TARGET"]) == ("127.0.0.1:5070", "127.0.0.1:5060")
+    assert env["FAX_FAXSIM_RECEIVED_DIR"] == str(tmp_path / "faxsim" / "received")
     assert env["FAX_LOOPBACK_RECEIVED_DIR"] == str(tmp_path / "loopback" / "received")
     assert env["FAX_API_HOST"] == "127.0.0.1"
     assert env["FAX_DATABASE_URL"] == ENDPOINTS.database_url
@@ -104,11 +108,12 @@ def test_service_environment_passes_user_settings_through_and_adds_the_endpoints
         "http://127.0.0.1:18002/healthz",
         "http://127.0.0.1:18003/healthz",
         "http://127.0.0.1:18004/healthz",
+        "http://127.0.0.1:18005/healthz",
     ]
 
 
 def test_service_environment_keeps_what_the_user_chose(tmp_path: Path) -> None:
-    chosen = {"FAX_LINE": "sip", "FAX_LOOPBACK_RECEIVED_DIR": "/srv/rx", "FAX_API_READY_PEERS": "http://x/healthz"}
+    chosen = {"FAX_LINE": "loopback", "FAX_LOOPBACK_RECEIVED_DIR": "/srv/rx", "FAX_API_READY_PEERS": "http://x/healthz"}
     env = service_environment(chosen, ENDPOINTS, tmp_path)
     assert {key: env[key] for key in chosen} == chosen
 
@@ -120,6 +125,7 @@ def test_every_service_is_started() -> None:
         "fax_transmitter",
         "fax_notifier",
         "fax_smtp_gateway",
+        "fax_faxsim",
     ]
 
 

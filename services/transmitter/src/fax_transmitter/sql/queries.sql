@@ -3,7 +3,7 @@
 UPDATE fax_jobs
 SET status = 'processing', attempts = attempts + 1, revision = revision + 1, updated_at = now()
 WHERE id = $1::uuid AND status = 'pending' AND tiff_key IS NOT NULL AND attempts < retries
-RETURNING id, account_id, request, tiff_key, pages, attempts, retries, created_at;
+RETURNING id, account_id, request, to_number, from_number, tiff_key, pages, attempts, retries, created_at;
 
 -- name: attempt_succeeded
 UPDATE fax_jobs

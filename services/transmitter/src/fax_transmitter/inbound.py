@@ -1,0 +1,262 @@
+"""Receiving faxes: a call to one of our numbers is answered, received with spandsp and filed in the inbox.
+
+The reception is visible under Kazoo's ``faxes/incoming`` from the moment we answer (status ``receiving``); when
+the call ends its TIFF and a PDF copy go to S3 and the row becomes ``received`` (or ``failed``), with its event
+committed in the same transaction. A call to a number nobody owns is refused before anything is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from fax_contracts import InboundFailed, InboundReceived
+from fax_runtime.blobs import BlobStore
+from fax_runtime.outbox import enqueue
+from fax_runtime.sql import load_queries
+from fax_sip import IncomingCall, SessionDescription
+from fax_transmitter.loopback import FaxOptions, TransmissionOutcome
+from fax_transmitter.media import DspLoop, FaxCall, PortRange
+from fax_transmitter.sip_line import G711_PAYLOAD_TYPES, accept_t38_reinvite, until_call_ends
+
+log = logging.getLogger(__name__)
+Q = load_queries("fax_transmitter", "sql/inbound.sql")
+
+TIFF2PDF = "tiff2pdf"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def rx_result(outcome: TransmissionOutcome) -> dict[str, Any]:
+    """The reception's statistics in the shape of an outbound ``tx_result``."""
+    return {
+        "success": outcome.success,
+        "error_message": "" if outcome.success else outcome.result_text,
+        "pages_received": outcome.pages_sent,
+        "fax_speed": outcome.bit_rate,
+        "fax_error_correction": outcome.ecm_used,
+        "fax_bad_rows": outcome.bad_rows,
+        "remote_station_id": outcome.remote_ident,
+        "result_code": outcome.result_code,
+        "result_text": outcome.result_text,
+        "fax_t38_used": outcome.t38_used,
+    }
+
+
+class InboundStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def number_owner(self, number: str) -> tuple[str, str | None] | None:
+        row = await self._pool.fetchrow(Q["number_owner"], number)
+        return (row["account_id"], row["faxbox_id"]) if row else None
+
+    async def started(self, fax_id: uuid.UUID, account_id: str, faxbox_id: str | None, incoming: IncomingCall) -> None:
+        await self._pool.execute(
+            Q["reception_started"],
+            fax_id,
+            account_id,
+            faxbox_id,
+            incoming.call_id,
+            incoming.from_number,
+            incoming.from_name,
+            incoming.to_number,
+        )
+
+    async def page(self, fax_id: uuid.UUID, pages: int) -> None:
+        await self._pool.execute(Q["reception_page"], fax_id, pages)
+
+    async def received(
+        self,
+        fax_id: uuid.UUID,
+        account_id: str,
+        faxbox_id: str | None,
+        incoming: IncomingCall,
+        outcome: TransmissionOutcome,
+        tiff_key: str,
+        pdf_key: str | None,
+    ) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                Q["reception_received"],
+                fax_id,
+                outcome.pages_sent,
+                outcome.remote_ident,
+                tiff_key,
+                pdf_key,
+                rx_result(outcome),
+            )
+            await enqueue(
+                conn,
+                InboundReceived(
+                    event_id=uuid.uuid4(),
+                    occurred_at=_now(),
+                    fax_id=fax_id,
+                    account_id=account_id,
+                    faxbox_id=faxbox_id,
+                    from_number=incoming.from_number,
+                    to_number=incoming.to_number,
+                    pages=outcome.pages_sent,
+                    tiff_key=tiff_key,
+                ),
+            )
+
+    async def failed(
+        self,
+        fax_id: uuid.UUID,
+        account_id: str,
+        faxbox_id: str | None,
+        incoming: IncomingCall,
+        outcome: TransmissionOutcome | None,
+        error: str,
+    ) -> None:
+        pages = outcome.pages_sent if outcome else 0
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                Q["reception_failed"],
+                fax_id,
+                pages,
+                outcome.remote_ident if outcome else "",
+                rx_result(outcome) if outcome else {},
+                error,
+            )
+            await enqueue(
+                conn,
+                InboundFailed(
+                    event_id=uuid.uuid4(),
+                    occurred_at=_now(),
+                    fax_id=fax_id,
+                    account_id=account_id,
+                    faxbox_id=faxbox_id,
+                    from_number=incoming.from_number,
+                    to_number=incoming.to_number,
+                    pages=pages,
+                    error=error,
+                ),
+            )
+
+
+class FaxReceiver:
+    """Answers inbound calls for the SIP line (its ``on_incoming``)."""
+
+    def __init__(
+        self,
+        store: InboundStore,
+        blobs: BlobStore,
+        dsp: DspLoop,
+        ports: PortRange,
+        *,
+        media_host: str,
+        station_ident: str,
+        max_call_seconds: float = 1800.0,
+    ) -> None:
+        self._store = store
+        self._blobs = blobs
+        self._dsp = dsp
+        self._ports = ports
+        self._media_host = media_host
+        self._station_ident = station_ident
+        self._max_call_seconds = max_call_seconds
+
+    async def on_incoming(self, incoming: IncomingCall) -> None:
+        try:
+            owner = await self._store.number_owner(_e164(incoming.to_number))
+        except Exception:
+            log.exception("inbound call %s: could not look up %s", incoming.call_id, incoming.to_number)
+            await incoming.reject(503, "Service Unavailable")
+            return
+        if owner is None:
+            log.info("inbound call %s to %s: not our number", incoming.call_id, incoming.to_number)
+            await incoming.reject(404, "Not Found")
+            return
+        audio = incoming.offer.audio
+        payload_type = next((pt for pt in (audio.payload_types if audio else []) if pt in G711_PAYLOAD_TYPES), None)
+        if audio is None or payload_type is None:
+            await incoming.reject(488, "Not Acceptable Here")
+            return
+        account_id, faxbox_id = owner
+        fax_id = uuid.uuid4()
+        with tempfile.TemporaryDirectory(prefix="fax-rx-") as tmp:
+            received = Path(tmp) / "fax.tif"
+            loop = asyncio.get_running_loop()
+            media = await FaxCall.open(
+                self._dsp,
+                self._ports,
+                calling=False,
+                receive_file=received,
+                options=FaxOptions(local_ident=self._station_ident),
+                max_duration=self._max_call_seconds,
+                on_page=lambda pages: loop.create_task(self._store.page(fax_id, pages)),
+            )
+            outcome: TransmissionOutcome | None = None
+            try:
+                await self._store.started(fax_id, account_id, faxbox_id, incoming)
+                call = await incoming.answer(
+                    SessionDescription.audio_only(self._media_host, media.rtp_port, [payload_type])
+                )
+                call.on_reinvite = lambda offer: accept_t38_reinvite(offer, media, self._media_host)
+                media.start_audio(audio.host, audio.port, payload_type)
+                outcome = await until_call_ends(call, media)
+                await call.hangup()
+            except Exception as exc:
+                log.exception("inbound call %s: reception broke", incoming.call_id)
+                await self._store.failed(fax_id, account_id, faxbox_id, incoming, outcome, f"reception failed: {exc}")
+                return
+            finally:
+                await media.close()
+            await self._file(fax_id, account_id, faxbox_id, incoming, outcome, received)
+
+    async def _file(
+        self,
+        fax_id: uuid.UUID,
+        account_id: str,
+        faxbox_id: str | None,
+        incoming: IncomingCall,
+        outcome: TransmissionOutcome,
+        received: Path,
+    ) -> None:
+        if outcome.pages_sent == 0 or not await asyncio.to_thread(received.exists):
+            await self._store.failed(fax_id, account_id, faxbox_id, incoming, outcome, outcome.result_text)
+            return
+        # A call cut after some pages still delivered those pages: keep them, as a fax machine would print them.
+        tiff_key = f"inbound/{fax_id}/fax.tif"
+        await self._blobs.put_file(tiff_key, received, content_type="image/tiff")
+        pdf_key = await self._pdf_copy(fax_id, received)
+        await self._store.received(fax_id, account_id, faxbox_id, incoming, outcome, tiff_key, pdf_key)
+        log.info(
+            "inbound fax %s: %d page(s) from %s to %s",
+            fax_id,
+            outcome.pages_sent,
+            incoming.from_number,
+            incoming.to_number,
+        )
+
+    async def _pdf_copy(self, fax_id: uuid.UUID, tiff: Path) -> str | None:
+        if shutil.which(TIFF2PDF) is None:
+            return None
+        pdf = tiff.with_suffix(".pdf")
+        process = await asyncio.create_subprocess_exec(
+            TIFF2PDF, "-o", str(pdf), str(tiff), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
+        _, stderr = await process.communicate()
+        if process.returncode != 0 or not await asyncio.to_thread(pdf.exists):
+            log.warning("inbound fax %s: no PDF copy: %s", fax_id, stderr.decode(errors="replace").strip()[:200])
+            return None
+        key = f"inbound/{fax_id}/fax.pdf"
+        await self._blobs.put_file(key, pdf, content_type="application/pdf")
+        return key
+
+
+def _e164(number: str) -> str:
+    digits = "".join(ch for ch in number if ch.isdigit())
+    return f"+{digits}" if digits else number

@@ -1,0 +1,195 @@
+"""The platform as ``make run`` starts it, on its default line: real SIP calls to faxsim, both directions.
+
+Outbound: Kazoo jobs dialled to faxsim's dial plan end in the right state after the right number of attempts, and a
+delivered fax's pages match what the fetcher rendered. Inbound: ``faxsim send`` faxes the demo inbound number and
+the reception lands in the inbox (row, TIFF and PDF in S3, event), pixel for pixel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from minio import Minio
+from PIL import Image, ImageSequence
+
+from fax_faxsim.records import tiff_path
+from tests.integration.documents import make_pdf
+from tests.integration.stack import REPO, RunningStack, fresh_database, running_stack
+
+FINISHED = ("completed", "failed")
+
+
+@pytest.fixture(scope="module")
+def stack(infra, document_server: str) -> Iterator[RunningStack]:
+    state_dir = REPO / ".devstack" / f"test-sip-{uuid.uuid4().hex[:8]}"
+    env = {
+        "FAX_DATABASE_URL": fresh_database(infra.database_url),
+        "FAX_AMQP_URL": infra.amqp_url,
+        "FAX_S3_ENDPOINT": infra.s3_endpoint,
+        "FAX_S3_ACCESS_KEY": infra.s3_access_key,
+        "FAX_S3_SECRET_KEY": infra.s3_secret_key,
+        "FAX_S3_BUCKET": f"sip-{uuid.uuid4().hex[:8]}",
+        "FAX_FETCH_ALLOW_NETWORKS": "127.0.0.0/8",
+        "FAX_LINE": "sip",
+        "FAX_RING_TIMEOUT": "4",
+        "FAX_RETRY_DELAY": "1",
+    }
+    with running_stack(state_dir, env) as running:
+        running.credentials.update({key: env[key] for key in ("FAX_DATABASE_URL", "FAX_S3_BUCKET")})
+        running.credentials["FAX_S3_ENDPOINT"] = infra.s3_endpoint
+        running.credentials["FAX_S3_ACCESS_KEY"] = infra.s3_access_key
+        running.credentials["FAX_S3_SECRET_KEY"] = infra.s3_secret_key
+        yield running
+
+
+def _minio(stack: RunningStack) -> Minio:
+    c = stack.credentials
+    return Minio(
+        c["FAX_S3_ENDPOINT"], access_key=c["FAX_S3_ACCESS_KEY"], secret_key=c["FAX_S3_SECRET_KEY"], secure=False
+    )
+
+
+def _pages(data: bytes) -> list[bytes]:
+    with Image.open(io.BytesIO(data)) as image:
+        return [page.convert("1").tobytes() for page in ImageSequence.Iterator(image)]
+
+
+def _submit(stack: RunningStack, document_server: str, to_number: str, retries: int) -> str:
+    account = stack.credentials["FAX_ACCOUNT_ID"]
+    response = httpx.put(
+        f"{stack.api_url}/v2/accounts/{account}/faxes",
+        headers={"X-Auth-Token": stack.credentials["FAX_AUTH_TOKEN"]},
+        json={
+            "data": {
+                "document": {"url": f"{document_server}/fax.pdf"},
+                "from_number": "+15550001000",
+                "from_name": "SIP tests",
+                "to_number": to_number,
+                "retries": retries,
+            }
+        },
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["data"]["id"]
+
+
+def _wait_finished(stack: RunningStack, fax_ids: list[str], timeout: float = 240) -> dict[str, dict]:
+    account = stack.credentials["FAX_ACCOUNT_ID"]
+    headers = {"X-Auth-Token": stack.credentials["FAX_AUTH_TOKEN"]}
+    finished: dict[str, dict] = {}
+    deadline = time.monotonic() + timeout
+    while len(finished) < len(fax_ids):
+        for fax_id in set(fax_ids) - set(finished):
+            response = httpx.get(f"{stack.api_url}/v2/accounts/{account}/faxes/outbox/{fax_id}", headers=headers)
+            if response.status_code == 200 and response.json()["data"]["status"] in FINISHED:
+                finished[fax_id] = response.json()["data"]
+        if time.monotonic() > deadline:
+            pytest.fail(f"not finished in {timeout:.0f} s: {set(fax_ids) - set(finished)}\n{stack.logs()}")
+        time.sleep(1)
+    return finished
+
+
+@pytest.fixture(scope="module")
+def dial_plan_jobs(stack: RunningStack, document_server: str) -> dict[str, dict]:
+    numbers = {"fax": ("+15551230000", 1), "busy": ("+15551230486", 2), "down": ("+15551230503", 2)}
+    ids = {row: _submit(stack, document_server, number, retries) for row, (number, retries) in numbers.items()}
+    finished = _wait_finished(stack, list(ids.values()))
+    return {row: finished[fax_id] for row, fax_id in ids.items()}
+
+
+def test_a_fax_to_faxsim_completes_over_t38_with_the_rendered_pixels(stack: RunningStack, dial_plan_jobs) -> None:
+    job = dial_plan_jobs["fax"]
+    assert job["status"] == "completed" and job["attempts"] == 1, (job["tx_result"], job.get("error_message"))
+    tx = job["tx_result"]
+    assert tx["success"] and tx["pages_sent"] == 2 and tx["fax_t38_used"] and tx["fax_receiver_id"] == "FAXSIM"
+    received_dir = stack.state_dir / "faxsim" / "received"
+    records = [json.loads(p.read_text()) for p in received_dir.glob("*.json")]
+    mine = [r for r in records if r["to_number"] == "+15551230000"]
+    assert len(mine) == 1 and mine[0]["pages"] == 2 and mine[0]["t38_used"]
+    tiff = tiff_path(received_dir, mine[0]["call_id"])
+    rendered = (
+        _minio(stack).get_object(stack.credentials["FAX_S3_BUCKET"], f"jobs/{uuid.UUID(job['id'])}/fax.tif").read()
+    )
+    assert _pages(tiff.read_bytes()) == _pages(rendered)
+
+
+@pytest.mark.parametrize("row", ["busy", "down"])
+def test_busy_and_network_failures_use_every_attempt(dial_plan_jobs, row: str) -> None:
+    job = dial_plan_jobs[row]
+    assert job["status"] == "failed" and job["attempts"] == 2, job
+    assert job["tx_result"]["sip_status"] == {"busy": 486, "down": 503}[row]
+
+
+def test_an_inbound_fax_from_faxsim_lands_in_the_inbox(stack: RunningStack, tmp_path: Path) -> None:
+    document = make_pdf(tmp_path / "inbound.pdf")
+    sender_port = _free_udp_port()
+    sent = subprocess.run(
+        [
+            sys.executable, "-m", "fax_faxsim", "send", str(document),
+            "--to", stack.credentials["FAX_INBOUND_NUMBER"], "--from", "+15557770001",
+            "--target", _transmitter_sip(stack), "--sip", f"127.0.0.1:{sender_port}",
+            "--media-ports", "47000-47199",
+        ],
+        capture_output=True, text=True, timeout=240, cwd=REPO,
+    )  # fmt: skip
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert "sent: 2 page(s)" in sent.stdout
+
+    async def reception() -> dict:
+        conn = await asyncpg.connect(stack.credentials["FAX_DATABASE_URL"])
+        try:
+            for _ in range(60):
+                row = await conn.fetchrow(
+                    "SELECT * FROM inbound_faxes WHERE from_number = '+15557770001' AND status <> 'receiving'"
+                )
+                if row is not None:
+                    events = await conn.fetchval(
+                        "SELECT count(*) FROM outbox WHERE routing_key = 'fax.inbound.received.v1'"
+                    )
+                    return {**dict(row), "events": events}
+                await asyncio.sleep(0.5)
+        finally:
+            await conn.close()
+        raise AssertionError("no finished reception recorded")
+
+    row = asyncio.run(reception())
+    assert row["status"] == "received" and row["pages"] == 2, row
+    assert row["to_number"] == stack.credentials["FAX_INBOUND_NUMBER"]
+    assert row["faxbox_id"] == stack.credentials["FAX_FAXBOX_ID"]
+    assert json.loads(row["rx_result"])["fax_t38_used"] and row["events"] == 1
+    storage = _minio(stack)
+    received = storage.get_object(stack.credentials["FAX_S3_BUCKET"], row["tiff_key"]).read()
+    assert storage.get_object(stack.credentials["FAX_S3_BUCKET"], row["pdf_key"]).read().startswith(b"%PDF")
+    rendered = _render_like_faxsim(document, tmp_path)
+    assert _pages(received) == _pages(rendered)
+
+
+def _transmitter_sip(stack: RunningStack) -> str:
+    # running_stack puts the transmitter's SIP port just after the API and health ports.
+    return f"127.0.0.1:{int(stack.api_url.rsplit(':', 1)[1]) + 6}"
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _render_like_faxsim(document: Path, tmp_path: Path) -> bytes:
+    from fax_fetcher.render import render_to_fax_tiff
+
+    tiff = tmp_path / "expected.tif"
+    asyncio.run(render_to_fax_tiff(document, tiff))
+    return tiff.read_bytes()

@@ -1,0 +1,101 @@
+"""``faxsim send``: place an inbound fax call to the platform, as a fax machine on the telephone network would."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from fax_faxsim.simulator import STATION_IDENT, FaxSimulator
+from fax_fetcher.render import render_to_fax_tiff
+from fax_sip import CallFailed, SessionDescription
+from fax_transmitter.loopback import FaxOptions, TransmissionOutcome
+from fax_transmitter.media import FaxCall
+from fax_transmitter.sip_line import until_call_ends
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    sip_status: int  # 200 when the call was answered
+    reason: str
+    outcome: TransmissionOutcome | None  # None when the call was never answered
+
+
+async def send_fax(
+    simulator: FaxSimulator,
+    document: Path,
+    *,
+    to_number: str,
+    from_number: str,
+    target: str,
+    t38: bool = True,
+    from_name: str = "faxsim",
+) -> SendResult:
+    """Call ``to_number`` at ``target`` (``host:port`` of the platform's SIP endpoint) and send ``document``.
+
+    Anything the fetcher can render (PDF, TIFF, images, text) is rendered to TIFF-F first, so the pages sent are
+    exactly those a test can compare with what the platform stored.
+    """
+    with tempfile.TemporaryDirectory(prefix="faxsim-send-") as tmp:
+        tiff = Path(tmp) / "send.tif"
+        await render_to_fax_tiff(document, tiff)
+        settings = simulator.settings
+        media = await FaxCall.open(
+            simulator.dsp,
+            simulator.media_ports,
+            calling=True,
+            send_file=tiff,
+            options=FaxOptions(local_ident=STATION_IDENT),
+            max_duration=settings.max_call_seconds,
+        )
+        try:
+            offer = SessionDescription.audio_only(settings.sip_host, media.rtp_port, [0, 8])
+            try:
+                call = await simulator.user_agent.invite(
+                    f"sip:{to_number}@{target}", from_number=from_number, from_name=from_name, offer=offer
+                )
+            except CallFailed as failure:
+                return SendResult(failure.status, failure.reason, None)
+            audio = call.remote_sdp.audio
+            if audio is None:
+                await call.hangup()
+                return SendResult(488, "the platform answered without audio", None)
+            media.start_audio(audio.host, audio.port, audio.payload_types[0])
+            if t38 and settings.force != "g711":
+                try:
+                    answer = await call.reinvite(SessionDescription.t38_only(settings.sip_host, media.udptl_port))
+                    if answer.t38 is not None:
+                        media.start_t38(answer.t38.host, answer.t38.port, far_max_datagram=answer.t38.max_datagram)
+                except CallFailed as refused:
+                    log.info("faxsim send: T.38 refused (%d %s); staying on G.711", refused.status, refused.reason)
+            outcome = await until_call_ends(call, media)
+            await call.hangup()
+            return SendResult(200, "OK", outcome)
+        finally:
+            await media.close()
+
+
+def run_send(document: Path, to_number: str, from_number: str, target: str, t38: bool, simulator: FaxSimulator) -> int:
+    async def main() -> int:
+        await simulator.start()
+        try:
+            result = await send_fax(
+                simulator, document, to_number=to_number, from_number=from_number, target=target, t38=t38
+            )
+        finally:
+            await simulator.close()
+        if result.outcome is None:
+            print(f"call refused: {result.sip_status} {result.reason}")
+            return 1
+        outcome = result.outcome
+        print(
+            f"{'sent' if outcome.success else 'failed'}: {outcome.pages_sent} page(s), {outcome.result_text}, "
+            f"{outcome.bit_rate} bit/s, T.38 {'yes' if outcome.t38_used else 'no'}"
+        )
+        return 0 if outcome.success else 1
+
+    return asyncio.run(main())

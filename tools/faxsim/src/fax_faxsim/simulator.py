@@ -1,0 +1,202 @@
+"""The simulated telephone network: answers SIP calls by the dial plan and receives faxes with spandsp.
+
+Every call gets its own media (``FaxCall``) on the shared DSP loop, exactly as the transmitter's calls do, so what
+faxsim measures is what a real fax machine behind a T.38 gateway would see. The caller decides whether to move the
+call to T.38 (it sends the re-INVITE); faxsim accepts unless the dialled number is a G.711-only machine or it was
+started with ``force="g711"``, and with ``force="t38"`` it asks for T.38 itself when the caller did not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from fax_faxsim.dialplan import Behaviour, behaviour_for
+from fax_faxsim.records import ReceivedFax, tiff_path, write_sidecar
+from fax_sip import Call, CallFailed, IncomingCall, SessionDescription, SipSettings, SipUserAgent
+from fax_transmitter.loopback import FaxOptions, TransmissionOutcome
+from fax_transmitter.media import DspLoop, FaxCall, PortRange
+from fax_transmitter.sip_line import accept_t38_reinvite, until_call_ends
+
+log = logging.getLogger(__name__)
+
+STATION_IDENT = "FAXSIM"
+G711_PAYLOAD_TYPES = (0, 8)  # PCMU, PCMA
+
+
+@dataclass(frozen=True)
+class SimulatorSettings:
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5070
+    media_ports: tuple[int, int] = (46000, 46999)
+    received_dir: Path = Path(".devstack/faxsim/received")
+    # Share of received media packets dropped on purpose (0..1): a lossy network for T.38 and G.711 tests.
+    loss: float = 0.0
+    force: str | None = None  # "g711": refuse T.38; "t38": ask for T.38 when the caller does not
+    ring_seconds: float = 3600.0  # how long 0408 rings before giving up itself
+    voice_seconds: float = 60.0  # how long 0404 stays on the line saying nothing
+    max_call_seconds: float = 900.0
+
+
+class FaxSimulator:
+    def __init__(self, settings: SimulatorSettings) -> None:
+        self.settings = settings
+        self._dsp = DspLoop(name="faxsim-dsp")
+        self._ports = PortRange(settings.sip_host, *settings.media_ports)
+        self._ua = SipUserAgent(
+            SipSettings(bind_host=settings.sip_host, bind_port=settings.sip_port, user="faxsim"),
+            on_incoming=self._on_incoming,
+        )
+        self._calls: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self.settings.received_dir.mkdir(parents=True, exist_ok=True)
+        self._dsp.start()
+        await self._ua.start()
+        log.info("faxsim listening for SIP on %s:%d", self.settings.sip_host, self.settings.sip_port)
+
+    async def close(self) -> None:
+        for task in list(self._calls):
+            task.cancel()
+        await asyncio.gather(*self._calls, return_exceptions=True)
+        await self._ua.close()
+        self._dsp.stop()
+
+    @property
+    def user_agent(self) -> SipUserAgent:
+        return self._ua
+
+    @property
+    def dsp(self) -> DspLoop:
+        return self._dsp
+
+    @property
+    def media_ports(self) -> PortRange:
+        return self._ports
+
+    async def _on_incoming(self, incoming: IncomingCall) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._calls.add(task)
+        try:
+            await self._answer_by_dial_plan(incoming)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("faxsim: call %s to %s failed", incoming.call_id, incoming.to_number)
+        finally:
+            if task is not None:
+                self._calls.discard(task)
+
+    async def _answer_by_dial_plan(self, incoming: IncomingCall) -> None:
+        behaviour = behaviour_for(incoming.to_number)
+        log.info(
+            "faxsim: call %s from %s to %s: %s",
+            incoming.call_id,
+            incoming.from_number,
+            incoming.to_number,
+            behaviour.value,
+        )
+        if behaviour is Behaviour.BUSY:
+            await incoming.reject(486, "Busy Here")
+            return
+        if behaviour is Behaviour.NETWORK_FAILURE:
+            await incoming.reject(503, "Service Unavailable")
+            return
+        await incoming.ringing()
+        if behaviour is Behaviour.NO_ANSWER:
+            # The phone rings until the caller gives up (CANCEL) or, much later, the network does.
+            try:
+                await asyncio.wait_for(incoming.cancelled.wait(), self.settings.ring_seconds)
+            except TimeoutError:
+                await incoming.reject(480, "Temporarily Unavailable")
+            return
+        audio_offer = incoming.offer.audio
+        if audio_offer is None:
+            await incoming.reject(488, "Not Acceptable Here")
+            return
+        payload_type = next((pt for pt in audio_offer.payload_types if pt in G711_PAYLOAD_TYPES), None)
+        if payload_type is None:
+            await incoming.reject(488, "Not Acceptable Here")
+            return
+        receive_file = tiff_path(self.settings.received_dir, incoming.call_id)
+        answered: list[Call] = []
+
+        def on_page(pages: int) -> None:
+            if behaviour is Behaviour.HANG_UP_AFTER_FIRST_PAGE and pages >= 1 and answered:
+                # Like a machine that jams after a page: it confirms the page (MCF), then the line drops.
+                asyncio.get_running_loop().call_later(3.0, lambda: asyncio.ensure_future(answered[0].hangup()))
+
+        media = await FaxCall.open(
+            self._dsp,
+            self._ports,
+            calling=False,
+            receive_file=receive_file,
+            options=FaxOptions(local_ident=STATION_IDENT),
+            max_duration=self.settings.max_call_seconds,
+            on_page=on_page,
+            receive_loss=self.settings.loss,
+        )
+        try:
+            call = await incoming.answer(
+                SessionDescription.audio_only(self.settings.sip_host, media.rtp_port, [payload_type])
+            )
+            answered.append(call)
+            media.start_audio(audio_offer.host, audio_offer.port, payload_type)
+            if behaviour is Behaviour.VOICE:
+                # A person (or a modem that never trains) answered: there is nothing to talk T.30 to.
+                media.remote_hangup()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(call.wait_terminated(), self.settings.voice_seconds)
+                await call.hangup()
+                return
+            t38_allowed = behaviour is not Behaviour.AUDIO_ONLY_FAX and self.settings.force != "g711"
+            switched: list[bool] = []
+
+            async def on_reinvite(offer: SessionDescription) -> SessionDescription | None:
+                if offer.t38 is not None and not t38_allowed:
+                    return None
+                answer = await accept_t38_reinvite(offer, media, self.settings.sip_host)
+                if answer is not None and answer.t38 is not None:
+                    switched.append(True)
+                return answer
+
+            call.on_reinvite = on_reinvite
+            if self.settings.force == "t38" and t38_allowed:
+                asyncio.get_running_loop().call_later(
+                    1.0, lambda: None if switched else asyncio.ensure_future(self._ask_for_t38(call, media))
+                )
+            outcome = await until_call_ends(call, media)
+            await call.hangup()
+            self._record(incoming, behaviour, receive_file, outcome)
+        finally:
+            await media.close()
+
+    async def _ask_for_t38(self, call: Call, media: FaxCall) -> None:
+        try:
+            answer = await call.reinvite(SessionDescription.t38_only(self.settings.sip_host, media.udptl_port))
+        except CallFailed as refused:
+            log.info("faxsim: T.38 re-INVITE refused: %d %s", refused.status, refused.reason)
+            return
+        if answer.t38 is not None:
+            media.start_t38(answer.t38.host, answer.t38.port, far_max_datagram=answer.t38.max_datagram)
+
+    def _record(self, incoming: IncomingCall, behaviour: Behaviour, tiff: Path, outcome: TransmissionOutcome) -> None:
+        record = ReceivedFax(
+            call_id=incoming.call_id,
+            from_number=incoming.from_number,
+            to_number=incoming.to_number,
+            pages=outcome.pages_sent,
+            remote_station_id=outcome.remote_ident,
+            bit_rate=outcome.bit_rate,
+            ecm=outcome.ecm_used,
+            t38_used=outcome.t38_used,
+            completion_code=outcome.result_code,
+            completion_text=outcome.result_text,
+            behaviour=behaviour.value,
+        )
+        write_sidecar(tiff, record)
+        log.info("faxsim: received %d page(s) from %s (%s)", record.pages, record.from_number, record.completion_text)

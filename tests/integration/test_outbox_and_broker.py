@@ -155,7 +155,7 @@ async def test_migrations_apply_from_empty_and_are_idempotent(database_url: str)
         tables = {r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
     finally:
         await conn.close()
-    assert {"fax_jobs", "outbox", "accounts", "auth_tokens", "processed_events", "schema_migrations"} <= tables
+    assert {"fax_jobs", "outbox", "accounts", "auth_tokens", "inbound_faxes", "schema_migrations"} <= tables
 
 
 async def test_changed_migration_is_refused(database_url: str) -> None:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import uuid
 from pathlib import Path
 
+import msgspec
 import pytest
 from PIL import Image, ImageDraw
 
+from fax_contracts import decode_event
 from fax_runtime.blobs import BlobStore
 from fax_runtime.config import RuntimeSettings, S3Settings
 from fax_runtime.db import create_pool
 from fax_transmitter.config import TransmitterSettings
 from fax_transmitter.handlers import Transmitter
-from fax_transmitter.lines import LoopbackLine
+from fax_transmitter.lines import CallRequest, LoopbackLine
+from fax_transmitter.loopback import TransmissionOutcome
 from fax_transmitter.store import TransmitterStore
 
 
@@ -96,3 +100,139 @@ async def test_missing_document_ends_the_attempt_instead_of_hanging(world) -> No
     assert second["status"] == "failed" and second["attempts"] == 2
     finals = await pool.fetch("SELECT payload FROM outbox WHERE routing_key = 'fax.transmission.failed.v1'")
     assert len(finals) == 2
+
+
+class HeldLine:
+    """A line whose calls stay up until released: shows how many calls run at once. It reports every page."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.active = 0
+        self.most_at_once = 0
+        self.dialled: list[str] = []
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def place_call(self, call: CallRequest) -> TransmissionOutcome:
+        self.active += 1
+        self.most_at_once = max(self.most_at_once, self.active)
+        self.dialled.append(call.to_number)
+        try:
+            await self.release.wait()
+            for page in (1, 2):
+                assert call.on_page is not None
+                call.on_page(page)
+            return TransmissionOutcome(
+                success=True, result_code=0, result_text="OK", pages_sent=2, bit_rate=14400, ecm_used=True,
+                bad_rows=0, remote_ident="HELD", line_seconds=1.0,
+            )  # fmt: skip
+        finally:
+            self.active -= 1
+
+
+async def _ready_job(pool, blobs, *, account: str = "acc", to_number: str = "15551234567", retries: int = 1):
+    key = f"jobs/{uuid.uuid4()}/fax.tif"
+    await blobs.put_bytes(key, _fax_tiff(1))
+    job_id = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO fax_jobs (id, account_id, status, request, to_number, retries, tiff_key, pages) "
+        "VALUES ($1, $2, 'pending', $3, $4, $5, $6, 2)",
+        job_id, account, {"to_number": to_number}, to_number, retries, key,
+    )  # fmt: skip
+    return job_id
+
+
+async def _until(predicate, seconds: float = 20.0) -> None:
+    # Job state lives in Postgres, so there is no event to wait on: poll it.
+    async with asyncio.timeout(seconds):
+        while True:
+            if await predicate():
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_an_account_never_has_more_calls_up_than_its_limit(world) -> None:
+    pool, blobs, _, settings = world
+    line = HeldLine()
+    transmitter = Transmitter(
+        TransmitterStore(pool), blobs, msgspec.structs.replace(settings, max_calls_per_account=2), line
+    )
+    jobs = [await _ready_job(pool, blobs, to_number=f"1555123000{n}") for n in range(5)]
+
+    started = [await transmitter.start_attempt(job_id) for job_id in jobs]
+    assert started.count(True) == 2  # the other three wait in 'pending', not failed
+    statuses = await pool.fetch("SELECT status, count(*) FROM fax_jobs GROUP BY status")
+    assert {r["status"]: r["count"] for r in statuses} == {"processing": 2, "pending": 3}
+
+    line.release.set()
+    sweeper = asyncio.create_task(transmitter.sweep(poll_seconds=0.2))
+    try:
+        await _until(lambda: _all_in(pool, "completed"))
+    finally:
+        sweeper.cancel()
+    assert line.most_at_once == 2 and sorted(line.dialled) == sorted(f"1555123000{n}" for n in range(5))
+
+
+async def test_one_call_at_a_time_to_a_number_even_across_accounts(world) -> None:
+    pool, blobs, _, settings = world
+    await pool.execute("INSERT INTO accounts (id, name) VALUES ('other', 'Other')")
+    line = HeldLine()
+    transmitter = Transmitter(TransmitterStore(pool), blobs, settings, line)
+    first = await _ready_job(pool, blobs, to_number="15557654321")
+    second = await _ready_job(pool, blobs, account="other", to_number="15557654321")
+
+    assert await transmitter.start_attempt(first)
+    assert not await transmitter.start_attempt(second)
+    line.release.set()
+    await _until(lambda: _status_is(pool, first, "completed"))
+    assert await transmitter.start_attempt(second)
+    await _until(lambda: _status_is(pool, second, "completed"))
+    assert line.most_at_once == 1
+
+
+async def test_pages_are_reported_in_order_while_the_call_runs(world) -> None:
+    pool, blobs, _, settings = world
+    line = HeldLine()
+    line.release.set()
+    transmitter = Transmitter(TransmitterStore(pool), blobs, settings, line)
+    job_id = await _ready_job(pool, blobs)
+
+    await transmitter.attempt(job_id)
+
+    rows = await pool.fetch("SELECT routing_key, payload FROM outbox ORDER BY id")
+    keys = [r["routing_key"] for r in rows]
+    assert keys == ["fax.transmission.progress.v1", "fax.transmission.progress.v1", "fax.transmission.completed.v1"]
+    progress = [decode_event(r["payload"]) for r in rows[:2]]
+    assert [(p.pages_sent, p.pages_total, p.attempt) for p in progress] == [(1, 2, 1), (2, 2, 1)]
+
+
+@pytest.mark.parametrize(("retries", "expected"), [(2, "pending"), (1, "failed")])
+async def test_an_attempt_whose_transmitter_died_is_ended_not_redialled(world, retries: int, expected: str) -> None:
+    pool, blobs, _, _ = world
+    store = TransmitterStore(pool)
+    job_id = await _ready_job(pool, blobs, retries=retries)
+    # A transmitter claims the attempt (committed before dialling), then dies: nobody renews the 1 s lease.
+    assert await store.claim_attempt(job_id, max_calls_per_account=10, lease_s=1) is not None
+    assert await store.reap_abandoned_attempts() == []  # the lease still runs
+
+    await asyncio.sleep(1.5)
+    retried = await store.reap_abandoned_attempts()
+
+    row = await pool.fetchrow("SELECT status, attempts, error_message FROM fax_jobs WHERE id = $1", job_id)
+    assert (row["status"], row["attempts"]) == (expected, 1)
+    assert row["error_message"] == "call interrupted: transmitter stopped"
+    assert retried == ([job_id] if expected == "pending" else [])
+    failed = [decode_event(r["payload"]) for r in await pool.fetch("SELECT payload FROM outbox")]
+    assert [(e.attempt, e.final) for e in failed] == [(1, expected == "failed")]
+
+
+async def _all_in(pool, status: str) -> bool:
+    return await pool.fetchval("SELECT bool_and(status = $1) FROM fax_jobs", status)
+
+
+async def _status_is(pool, job_id: uuid.UUID, status: str) -> bool:
+    return await pool.fetchval("SELECT status = $2 FROM fax_jobs WHERE id = $1", job_id, status)

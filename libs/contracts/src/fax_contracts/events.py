@@ -50,6 +50,16 @@ class TransmissionCompleted(Event, frozen=True, kw_only=True, tag="fax.transmiss
     pages_sent: int
 
 
+class TransmissionProgress(Event, frozen=True, kw_only=True, tag="fax.transmission.progress.v1"):
+    """A page of an attempt was confirmed by the far end (one event per page, in order)."""
+
+    job_id: uuid.UUID
+    account_id: str
+    attempt: int
+    pages_sent: int
+    pages_total: int
+
+
 class TransmissionFailed(Event, frozen=True, kw_only=True, tag="fax.transmission.failed.v1"):
     """An attempt failed. ``final`` is true when the job is ``failed`` (no attempts left or not retryable)."""
 
@@ -99,6 +109,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     JobSubmitted,
     DocumentReady,
     DocumentFailed,
+    TransmissionProgress,
     TransmissionCompleted,
     TransmissionFailed,
     InboundReceived,
@@ -110,6 +121,7 @@ AnyEvent = (
     JobSubmitted
     | DocumentReady
     | DocumentFailed
+    | TransmissionProgress
     | TransmissionCompleted
     | TransmissionFailed
     | InboundReceived

@@ -65,12 +65,13 @@ def create_worker(settings: TransmitterSettings) -> WorkerSpec:
         context.broker.subscriber(
             event_queue(SERVICE, DocumentReady), events_exchange, ack_policy=AckPolicy.NACK_ON_ERROR
         )(transmitter.on_document_ready)
-        sweeper = asyncio.create_task(transmitter.retry_due_jobs(), name="retry-sweeper")
+        sweeper = asyncio.create_task(transmitter.sweep(), name="sweeper")
 
         async def stop() -> None:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            await transmitter.drain(settings.drain_s)
             await line.close()
 
         context.on_close.append(stop)

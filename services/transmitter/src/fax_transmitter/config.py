@@ -63,6 +63,9 @@ class TransmitterSettings(msgspec.Struct, frozen=True, kw_only=True):
     loopback_received_dir: Path = Path(".devstack/loopback/received")
     station_ident: str = ""
     retry_delay_s: int = 60
+    max_calls_per_account: int = 10
+    call_lease_s: int = 60  # renewed every third of it while a call runs
+    drain_s: int = 900  # how long a stopping transmitter lets its calls finish
     health_host: str = "127.0.0.1"
     health_port: int = 8002
 
@@ -79,6 +82,9 @@ class TransmitterSettings(msgspec.Struct, frozen=True, kw_only=True):
             loopback_received_dir=Path(env_str(env, "FAX_LOOPBACK_RECEIVED_DIR", ".devstack/loopback/received")),
             station_ident=env_str(env, "FAX_STATION_IDENT", ""),
             retry_delay_s=env_int(env, "FAX_RETRY_DELAY", 60),
+            max_calls_per_account=env_int(env, "FAX_MAX_CALLS_PER_ACCOUNT", 10),
+            call_lease_s=env_int(env, "FAX_CALL_LEASE", 60),
+            drain_s=env_int(env, "FAX_TRANSMITTER_DRAIN", 900),
             health_host=env_str(env, "FAX_TRANSMITTER_HEALTH_HOST", "127.0.0.1"),
             health_port=env_int(env, "FAX_TRANSMITTER_HEALTH_PORT", 8002),
         )

@@ -1,8 +1,14 @@
-"""Sends a job's fax: claim the attempt, place the call on the configured line, record the result."""
+"""Sends a job's fax: claim the attempt, place the call on the configured line, record the result.
+
+A claim commits before dialling and takes a lease the call renews while it runs; the broker message is acked once
+the claim is made, so many calls run at once in one process. A transmitter that dies leaves leases that run out,
+and the sweeper of any transmitter ends those attempts as failed (retrying them if attempts remain).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import tempfile
@@ -28,22 +34,52 @@ class Transmitter:
         self._blobs = blobs
         self._settings = settings
         self._line = line
+        self._calls: set[asyncio.Task[None]] = set()
 
     async def on_document_ready(self, event: DocumentReady) -> None:
-        await self.attempt(event.job_id)
+        await self.start_attempt(event.job_id)
+
+    async def start_attempt(self, job_id: uuid.UUID) -> bool:
+        """Claim the job's next attempt and run its call in the background; False when there is nothing to do."""
+        job = await self._claim(job_id)
+        if job is None:
+            return False
+        task = asyncio.create_task(self._run(job), name=f"fax-call-{job_id}")
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
+        return True
 
     async def attempt(self, job_id: uuid.UUID) -> None:
-        job = await self._store.claim_attempt(job_id)
+        """Claim and run the next attempt, returning once it is recorded."""
+        job = await self._claim(job_id)
+        if job is not None:
+            await self._run(job)
+
+    async def _claim(self, job_id: uuid.UUID) -> dict[str, Any] | None:
+        job = await self._store.claim_attempt(
+            job_id,
+            max_calls_per_account=self._settings.max_calls_per_account,
+            lease_s=self._settings.call_lease_s,
+        )
         if job is None:
-            log.info("job %s: not waiting to be sent; nothing to do", job_id)
-            return
-        attempt = job["attempts"]
+            log.info("job %s: not claimable now (finished, claimed elsewhere, or a call limit holds it)", job_id)
+        return job
+
+    async def _run(self, job: dict[str, Any]) -> None:
+        job_id, attempt = job["id"], job["attempts"]
+        heartbeat = asyncio.create_task(self._keep_lease(job_id, attempt))
+        progress: asyncio.Queue[int] = asyncio.Queue()
+        reporter = asyncio.create_task(self._report_progress(job_id, attempt, progress))
         try:
-            outcome = await self._place_call(job_id, attempt, job)
+            outcome = await self._place_call(job_id, attempt, job, progress.put_nowait)
         except Exception as exc:
             # The attempt is claimed: whatever broke, it must end recorded, or the job would hang in 'processing'.
             log.exception("job %s: attempt %d could not be made", job_id, attempt)
             outcome = call_not_made(f"transmitter error: {exc}")
+        finally:
+            heartbeat.cancel()
+            await progress.join()
+            reporter.cancel()
         elapsed = int((dt.datetime.now(dt.UTC) - job["created_at"]).total_seconds())
         result = tx_result(outcome, time_elapsed=elapsed)
         if outcome.success:
@@ -54,7 +90,29 @@ class Transmitter:
             await self._store.record_failure(job_id, attempt, result, retry)
             log.info("job %s: attempt %d failed (%s); retry=%s", job_id, attempt, outcome.result_text, retry)
 
-    async def _place_call(self, job_id: uuid.UUID, attempt: int, job: dict[str, Any]) -> TransmissionOutcome:
+    async def _keep_lease(self, job_id: uuid.UUID, attempt: int) -> None:
+        lease = self._settings.call_lease_s
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                await self._store.renew_lease(job_id, attempt, lease)
+            except Exception:
+                log.exception("job %s: could not renew the call's lease", job_id)
+
+    async def _report_progress(self, job_id: uuid.UUID, attempt: int, pages: asyncio.Queue[int]) -> None:
+        # One consumer per call keeps the progress events in page order.
+        while True:
+            pages_sent = await pages.get()
+            try:
+                await self._store.record_progress(job_id, attempt, pages_sent)
+            except Exception:
+                log.exception("job %s: could not record progress", job_id)
+            finally:
+                pages.task_done()
+
+    async def _place_call(
+        self, job_id: uuid.UUID, attempt: int, job: dict[str, Any], on_page: Any
+    ) -> TransmissionOutcome:
         request = job["request"]
         options = fax_options_for(request, self._settings.station_ident)
         with tempfile.TemporaryDirectory(prefix="fax-tx-") as tmp:
@@ -69,17 +127,32 @@ class Transmitter:
                     from_name=str(request.get("from_name") or ""),
                     tiff=tiff,
                     options=options,
+                    on_page=on_page,
                 )
             )
 
-    async def retry_due_jobs(self, poll_seconds: float = 5.0) -> None:
-        """Retries failed attempts once their delay has passed (runs until cancelled)."""
+    async def sweep(self, poll_seconds: float = 5.0) -> None:
+        """Ends abandoned attempts, then starts retries that are due and jobs a call limit held back (until
+        cancelled)."""
         while True:
             try:
-                for job_id in await self._store.due_retries(self._settings.retry_delay_s):
-                    await self.attempt(job_id)
+                await self._store.reap_abandoned_attempts()
+                due = await self._store.due_jobs(self._settings.retry_delay_s, held_back_s=int(poll_seconds))
+                for job_id in due:
+                    await self.start_attempt(job_id)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("retry sweep failed")
+                log.exception("sweep failed")
             await asyncio.sleep(poll_seconds)
+
+    async def drain(self, grace_s: float) -> None:
+        """Let calls in progress finish (a stopping pod); those still up after ``grace_s`` are cut, and their
+        leases run out for the next sweep to record."""
+        if self._calls:
+            log.info("waiting up to %.0f s for %d call(s) to finish", grace_s, len(self._calls))
+            _, pending = await asyncio.wait(set(self._calls), timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.gather(*pending, return_exceptions=True)

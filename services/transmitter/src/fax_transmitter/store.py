@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from fax_contracts import TransmissionCompleted, TransmissionFailed
+from fax_contracts import TransmissionCompleted, TransmissionFailed, TransmissionProgress
 from fax_runtime.outbox import enqueue
 from fax_runtime.sql import load_queries
 
@@ -23,10 +23,56 @@ class TransmitterStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def claim_attempt(self, job_id: uuid.UUID) -> dict[str, Any] | None:
-        """Start the next attempt; None when the job is not waiting to be sent (e.g. a redelivered event)."""
-        row = await self._pool.fetchrow(Q["claim_attempt"], job_id)
+    async def claim_attempt(
+        self, job_id: uuid.UUID, *, max_calls_per_account: int, lease_s: int
+    ) -> dict[str, Any] | None:
+        """Start the next attempt; None when the job is not waiting to be sent (e.g. a redelivered event) or a call
+        limit holds it back for now (the account's calls, or a call already up to the same number)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(Q["lock_call_slots"], job_id)
+            row = await conn.fetchrow(Q["claim_attempt"], job_id, max_calls_per_account, lease_s)
         return dict(row) if row else None
+
+    async def renew_lease(self, job_id: uuid.UUID, attempt: int, lease_s: int) -> None:
+        await self._pool.execute(Q["renew_lease"], job_id, attempt, lease_s)
+
+    async def record_progress(self, job_id: uuid.UUID, attempt: int, pages_sent: int) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(Q["attempt_progress"], job_id, attempt, pages_sent)
+            if row is not None:
+                await enqueue(
+                    conn,
+                    TransmissionProgress(
+                        event_id=uuid.uuid4(),
+                        occurred_at=_now(),
+                        job_id=job_id,
+                        account_id=row["account_id"],
+                        attempt=attempt,
+                        pages_sent=pages_sent,
+                        pages_total=row["pages"] or 0,
+                    ),
+                )
+
+    async def reap_abandoned_attempts(self) -> list[uuid.UUID]:
+        """End the attempts of transmitters that died mid-call; the jobs that go back to 'pending'."""
+        retried: list[uuid.UUID] = []
+        async with self._pool.acquire() as conn, conn.transaction():
+            for row in await conn.fetch(Q["reap_abandoned_attempts"]):
+                await enqueue(
+                    conn,
+                    TransmissionFailed(
+                        event_id=uuid.uuid4(),
+                        occurred_at=_now(),
+                        job_id=row["id"],
+                        account_id=row["account_id"],
+                        attempt=row["attempts"],
+                        final=row["status"] == "failed",
+                        error="call interrupted: transmitter stopped",
+                    ),
+                )
+                if row["status"] == "pending":
+                    retried.append(row["id"])
+        return retried
 
     async def record_success(self, job_id: uuid.UUID, attempt: int, tx_result: dict[str, Any]) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -62,5 +108,5 @@ class TransmitterStore:
                     ),
                 )
 
-    async def due_retries(self, retry_delay_s: int) -> list[uuid.UUID]:
-        return [r["id"] for r in await self._pool.fetch(Q["due_retries"], retry_delay_s)]
+    async def due_jobs(self, retry_delay_s: int, held_back_s: int) -> list[uuid.UUID]:
+        return [r["id"] for r in await self._pool.fetch(Q["due_jobs"], retry_delay_s, held_back_s)]

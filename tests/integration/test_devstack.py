@@ -38,8 +38,8 @@ CREDENTIAL_KEYS = {
 
 
 def _free_api_port() -> int:
-    """A port P with P..P+4 free (the API and the four workers' health ports)."""
-    return free_port_block(5)
+    """A port P with P..P+7 free: the API, five health ports, then the transmitter's and faxsim's SIP ports."""
+    return free_port_block(8)
 
 
 def _free_infra_ports() -> InfraPorts:
@@ -90,6 +90,7 @@ def state_dir() -> Iterator[Path]:
 
 
 def _devstack_env(infra: Endpoints, database_url: str) -> dict[str, str]:
+    api_port = _free_api_port()
     return {
         **os.environ,
         "FAX_DATABASE_URL": database_url,
@@ -99,7 +100,9 @@ def _devstack_env(infra: Endpoints, database_url: str) -> dict[str, str]:
         "FAX_S3_SECRET_KEY": infra.s3_secret_key,
         "FAX_S3_BUCKET": infra.s3_bucket,
         "FAX_S3_SECURE": "true" if infra.s3_secure else "false",
-        "FAX_API_PORT": str(_free_api_port()),
+        "FAX_API_PORT": str(api_port),
+        "FAX_SIP_BIND": f"127.0.0.1:{api_port + 6}",
+        "FAX_FAXSIM_SIP": f"127.0.0.1:{api_port + 7}",
     }
 
 
@@ -117,7 +120,7 @@ def test_run_becomes_healthy_stops_on_sigint_and_keeps_its_credentials(
         assert all(credentials.values())
         assert credentials_file.stat().st_mode & 0o077 == 0  # the auth token is a secret
         services = _children_of(first.process.pid)
-        assert len(services) == 5, first.report()
+        assert len(services) == 6, first.report()  # five services and faxsim
 
         assert first.interrupt() == 0, first.report()
         assert _wait_gone(services, 5) == set(), "services outlived the devstack"
@@ -138,7 +141,7 @@ def test_killed_devstack_takes_its_services_with_it(infra: Endpoints, database_u
     try:
         run.wait_healthy()
         services = _children_of(run.process.pid)
-        assert len(services) == 5
+        assert len(services) == 6
         run.process.kill()  # no chance to clean up: Linux's parent-death signal must do it
         run.process.wait()
         assert _wait_gone(services, 20) == set(), "services survived a SIGKILLed devstack"

@@ -34,6 +34,8 @@ CREDENTIAL_KEYS = {
     "FAX_API_KEY",
     "FAX_USERNAME",
     "FAX_PASSWORD",
+    "FAX_API_URL",
+    "FAX_AMQP_URL",
 }
 
 

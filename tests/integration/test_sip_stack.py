@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -193,3 +194,60 @@ def _render_like_faxsim(document: Path, tmp_path: Path) -> bytes:
     tiff = tmp_path / "expected.tif"
     asyncio.run(render_to_fax_tiff(document, tiff))
     return tiff.read_bytes()
+
+
+def _faxctl(stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "FAX_API_URL": stack.api_url,
+        "FAX_ACCOUNT_ID": stack.credentials["FAX_ACCOUNT_ID"],
+        "FAX_AUTH_TOKEN": stack.credentials["FAX_AUTH_TOKEN"],
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "fax_faxctl", *args], capture_output=True, text=True, timeout=240, env=env, cwd=REPO
+    )
+
+
+def test_faxctl_send_delivers_a_file_to_faxsim_page_by_page(stack: RunningStack, tmp_path: Path) -> None:
+    document = make_pdf(tmp_path / "faxctl.pdf")
+    sent = _faxctl(stack, "send", str(document), "--to", "+15551237777", "--from", "+15550001000")
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    lines = sent.stdout.splitlines()
+    assert lines[0].startswith("fax ") and "accepted" in lines[0]
+    progress = [line for line in lines if "pages" in line]
+    assert any("1/2 pages" in line for line in progress) and any("2/2 pages" in line for line in progress)
+    assert lines[-1].startswith("delivered: 2 page(s) to +15551237777")
+
+
+def test_faxctl_inbox_lists_the_inbound_fax(stack: RunningStack) -> None:
+    listed = _faxctl(stack, "inbox")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "+15557770001" in listed.stdout  # the fax faxsim sent in test_an_inbound_fax_from_faxsim_lands_...
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus' text format (0 when absent)."""
+    for line in text.splitlines():
+        sample, _, value = line.rpartition(" ")
+        metric, _, label_text = sample.partition("{")
+        if metric != name:
+            continue
+        found = dict(item.split("=", 1) for item in label_text.rstrip("}").split(",") if "=" in item)
+        if all(found.get(key, "").strip('"') == wanted for key, wanted in labels.items()):
+            return float(value)
+    return 0.0
+
+
+def test_the_counters_moved_with_the_calls(stack: RunningStack, dial_plan_jobs) -> None:
+    api_port = int(stack.api_url.rsplit(":", 1)[1])
+    transmitter = httpx.get(f"http://127.0.0.1:{api_port + 2}/metrics").text
+    assert _metric(transmitter, "fax_calls_total", direction="outbound", outcome="delivered", media="t38") >= 1
+    assert _metric(transmitter, "fax_pages_sent_total") >= 2
+    assert _metric(transmitter, "fax_sip_responses_total", method="INVITE", code="486") == 2  # busy, twice
+    assert _metric(transmitter, "fax_sip_responses_total", method="INVITE", code="503") == 2
+    assert _metric(transmitter, "fax_t30_completions_total", direction="outbound", code="0") >= 1
+    assert _metric(transmitter, "fax_pages_received_total") == 2  # the inbound fax from faxsim
+    assert _metric(transmitter, "fax_calls_active", direction="outbound") == 0
+    fetcher = httpx.get(f"http://127.0.0.1:{api_port + 1}/metrics").text
+    assert _metric(fetcher, "fax_documents_total", format="pdf", outcome="ok") >= 3
+    assert _metric(fetcher, "fax_conversion_seconds_count", format="pdf") >= 3

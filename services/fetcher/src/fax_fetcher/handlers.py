@@ -5,15 +5,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from fax_contracts import JobSubmitted
 from fax_fetcher.config import FetcherSettings
 from fax_fetcher.download import DocumentRequest, FetchError, fetch_document
-from fax_fetcher.render import RenderError, RenderOptions, render_documents, write_pdf_copy, write_previews
+from fax_fetcher.render import (
+    SNIFF_BYTES,
+    RenderError,
+    RenderOptions,
+    render_documents,
+    sniff_format,
+    write_pdf_copy,
+    write_previews,
+)
 from fax_fetcher.store import FetcherStore
 from fax_runtime.blobs import BlobNotFound, BlobStore
+from fax_runtime.metrics import default_metrics
 from fax_runtime.network_guard import BlockedAddressError, NetworkGuard
 
 log = logging.getLogger(__name__)
@@ -78,10 +88,12 @@ class DocumentPreparer:
         if job is None:
             log.info("job %s: document already prepared or job gone; nothing to do", event.job_id)
             return
+        metrics = default_metrics()
         try:
             prepared = await self._prepare(event, job["request"])
         except (FetchError, BlockedAddressError, RenderError) as exc:
             log.info("job %s failed: %s", event.job_id, exc)
+            metrics.documents.labels("unknown", "error").inc()
             await self._store.mark_failed(event.job_id, str(exc))
             return
         key, pages = prepared
@@ -103,6 +115,8 @@ class DocumentPreparer:
                 await self._blobs.put_bytes(f"jobs/{event.job_id}/original", fetched.body)
             else:
                 sources = [await self._read_upload(key, work / f"source-{index}") for index, key in enumerate(keys)]
+            document_format = await asyncio.to_thread(_format_of, sources[0])
+            began = time.monotonic()
             rendered = await render_documents(
                 sources,
                 work / "fax.tif",
@@ -111,6 +125,9 @@ class DocumentPreparer:
                 max_pages=self._settings.max_pages,
                 max_pixels=self._settings.max_image_pixels,
             )
+            metrics = default_metrics()
+            metrics.conversion_seconds.labels(document_format).observe(time.monotonic() - began)
+            metrics.documents.labels(document_format, "ok").inc()
             # render_documents decodes every page before it returns: spandsp would send a truncated TIFF.
             await write_pdf_copy(rendered.tiff_path, work / "fax.pdf", timeout_s=self._settings.conversion_timeout_s)
             previews = await asyncio.to_thread(write_previews, rendered.tiff_path, work)
@@ -131,3 +148,13 @@ class DocumentPreparer:
             raise RenderError(f"document larger than {self._settings.max_document_bytes // (1024 * 1024)} MB limit")
         await asyncio.to_thread(path.write_bytes, body)
         return path
+
+
+def _format_of(source: Path) -> str:
+    """The first document's sniffed format, a small fixed set fit for a metric label."""
+    with source.open("rb") as file:
+        head = file.read(SNIFF_BYTES)
+    try:
+        return sniff_format(head)
+    except RenderError:
+        return "unsupported"

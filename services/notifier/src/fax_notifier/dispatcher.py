@@ -20,6 +20,7 @@ from fax_notifier.sms import SmsProvider
 from fax_notifier.store import ClaimedDelivery, NotifierStore
 from fax_notifier.templates import render_email, render_sms
 from fax_notifier.transport import Outcome, SendResult
+from fax_runtime.metrics import default_metrics
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ class Dispatcher:
             await self._store.retry_later(delivery, result.detail, self._intervals[delivery.channel])
         else:
             await self._store.finish(delivery, result.outcome.value, result.detail)
+        outcome = {Outcome.SENT: "delivered", Outcome.RETRY: "retrying", Outcome.FAILED: "failed"}[result.outcome]
+        default_metrics().notifications.labels(delivery.channel.value, outcome).inc()
         log.info(
             "%s %s to %s (attempt %d): %s %s",
             delivery.kind, delivery.channel, delivery.recipient, delivery.attempts, result.outcome, result.detail,

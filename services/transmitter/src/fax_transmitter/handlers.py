@@ -12,17 +12,19 @@ import contextlib
 import datetime as dt
 import logging
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from fax_contracts import DocumentReady
 from fax_runtime.blobs import BlobStore
+from fax_runtime.metrics import default_metrics
 from fax_transmitter.config import TransmitterSettings
 from fax_transmitter.lines import CallRequest, Line
 from fax_transmitter.loopback import TransmissionOutcome
 from fax_transmitter.options import fax_options_for
-from fax_transmitter.outcome import call_not_made, should_retry, tx_result
+from fax_transmitter.outcome import call_not_made, record_call, should_retry, tx_result
 from fax_transmitter.store import TransmitterStore
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,10 @@ class Transmitter:
 
     async def _run(self, job: dict[str, Any]) -> None:
         job_id, attempt = job["id"], job["attempts"]
+        metrics = default_metrics()
+        metrics.job_transitions.labels("processing").inc()
+        metrics.calls_active.labels("outbound").inc()
+        began = time.monotonic()
         heartbeat = asyncio.create_task(self._keep_lease(job_id, attempt))
         progress: asyncio.Queue[int] = asyncio.Queue()
         reporter = asyncio.create_task(self._report_progress(job_id, attempt, progress))
@@ -80,8 +86,10 @@ class Transmitter:
             heartbeat.cancel()
             await progress.join()
             reporter.cancel()
+            metrics.calls_active.labels("outbound").dec()
         elapsed = int((dt.datetime.now(dt.UTC) - job["created_at"]).total_seconds())
         result = tx_result(outcome, time_elapsed=elapsed)
+        retry = False
         if outcome.success:
             await self._store.record_success(job_id, attempt, result)
             log.info("job %s: sent %d page(s) at %d bit/s", job_id, outcome.pages_sent, outcome.bit_rate)
@@ -89,6 +97,8 @@ class Transmitter:
             retry = should_retry(outcome, attempt=attempt, retries=job["retries"])
             await self._store.record_failure(job_id, attempt, result, retry)
             log.info("job %s: attempt %d failed (%s); retry=%s", job_id, attempt, outcome.result_text, retry)
+        record_call(metrics, "outbound", outcome, retry=retry, seconds=time.monotonic() - began)
+        metrics.job_transitions.labels("completed" if outcome.success else "pending" if retry else "failed").inc()
 
     async def _keep_lease(self, job_id: uuid.UUID, attempt: int) -> None:
         lease = self._settings.call_lease_s

@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import shutil
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,13 @@ import asyncpg
 
 from fax_contracts import InboundFailed, InboundReceived
 from fax_runtime.blobs import BlobStore
+from fax_runtime.metrics import default_metrics
 from fax_runtime.outbox import enqueue
 from fax_runtime.sql import load_queries
 from fax_sip import IncomingCall, SessionDescription
 from fax_transmitter.loopback import FaxOptions, TransmissionOutcome
 from fax_transmitter.media import DspLoop, FaxCall, PortRange
+from fax_transmitter.outcome import record_call
 from fax_transmitter.sip_line import G711_PAYLOAD_TYPES, accept_t38_reinvite, until_call_ends
 
 log = logging.getLogger(__name__)
@@ -199,6 +202,9 @@ class FaxReceiver:
                 on_page=lambda pages: loop.create_task(self._store.page(fax_id, pages)),
             )
             outcome: TransmissionOutcome | None = None
+            metrics = default_metrics()
+            metrics.calls_active.labels("inbound").inc()
+            began = time.monotonic()
             try:
                 await self._store.started(fax_id, account_id, faxbox_id, incoming)
                 call = await incoming.answer(
@@ -214,6 +220,8 @@ class FaxReceiver:
                 return
             finally:
                 await media.close()
+                metrics.calls_active.labels("inbound").dec()
+            record_call(metrics, "inbound", outcome, retry=False, seconds=time.monotonic() - began)
             await self._file(fax_id, account_id, faxbox_id, incoming, outcome, received)
 
     async def _file(

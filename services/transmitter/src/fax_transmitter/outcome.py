@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fax_runtime.metrics import FaxMetrics
 from fax_transmitter.loopback import TransmissionOutcome
 
 # spandsp's T30_ERR_FILEERROR: the document could not be read. Sending it again cannot help.
@@ -74,3 +75,18 @@ def should_retry(outcome: TransmissionOutcome, *, attempt: int, retries: int) ->
     if outcome.success or attempt >= retries or outcome.result_code in NOT_RETRYABLE_CODES:
         return False
     return outcome.sip_status not in NOT_RETRYABLE_SIP
+
+
+def record_call(
+    metrics: FaxMetrics, direction: str, outcome: TransmissionOutcome, *, retry: bool, seconds: float
+) -> None:
+    """Count an ended call: its result, media, pages, T.30 completion code, or the SIP answer that refused it."""
+    result = "delivered" if outcome.success else "retrying" if retry else "failed"
+    metrics.calls.labels(direction, result, "t38" if outcome.t38_used else "g711").inc()
+    metrics.call_seconds.labels(direction).observe(seconds)
+    pages = metrics.pages_sent if direction == "outbound" else metrics.pages_received
+    pages.inc(outcome.pages_sent)
+    if outcome.sip_status is not None:
+        metrics.sip_responses.labels("INVITE", str(outcome.sip_status)).inc()
+    elif outcome.result_code >= 0:
+        metrics.t30_completions.labels(direction, str(outcome.result_code)).inc()

@@ -178,6 +178,8 @@ class Stack:
         began = time.monotonic()
         smtp_domain = self.env.get("FAX_SMTP_DOMAIN", "").strip() or DEFAULT_SMTP_DOMAIN
         credentials = await prepare_database(endpoints.database_url, smtp_domain)
+        # Where the platform answers, for clients such as faxctl (`events` reads the exchange directly).
+        credentials |= {"FAX_API_URL": self.api_url, "FAX_AMQP_URL": endpoints.amqp_url}
         write_credentials(self.state_dir / "credentials.env", credentials)
         log.info("migrations and demo tenant ready in %.1f s", time.monotonic() - began)
 

@@ -22,6 +22,7 @@ from fax_runtime.broker import create_broker, declare_dead_letters
 from fax_runtime.config import RuntimeSettings
 from fax_runtime.db import create_pool
 from fax_runtime.health import HealthServer
+from fax_runtime.logs import configure_logging
 from fax_runtime.outbox import OutboxRelay
 from fax_runtime.telemetry import setup_tracing
 
@@ -91,6 +92,6 @@ async def run_worker(spec: WorkerSpec, runtime: RuntimeSettings, health_host: st
 
 def serve(spec: WorkerSpec, runtime: RuntimeSettings, health_host: str, health_port: int) -> None:
     """Entry point for ``python -m fax_<service>``."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(spec.name)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_worker(spec, runtime, health_host, health_port))

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import logging
-
 import uvicorn
 
 from fax_api.app import create_app
 from fax_api.config import ApiSettings
+from fax_runtime.logs import configure_logging
 from fax_runtime.telemetry import setup_tracing
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging("api")
     settings = ApiSettings.from_env()
     setup_tracing("fax-api")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning", access_log=False)

@@ -23,6 +23,7 @@ from fax_fetcher.render import (
 )
 from fax_fetcher.store import FetcherStore
 from fax_runtime.blobs import BlobNotFound, BlobStore
+from fax_runtime.logs import fax_context
 from fax_runtime.metrics import default_metrics
 from fax_runtime.network_guard import BlockedAddressError, NetworkGuard
 
@@ -84,6 +85,10 @@ class DocumentPreparer:
         self._guard = NetworkGuard.from_setting(settings.allow_networks)
 
     async def on_job_submitted(self, event: JobSubmitted) -> None:
+        with fax_context(event.job_id):
+            await self._prepare_job(event)
+
+    async def _prepare_job(self, event: JobSubmitted) -> None:
         job = await self._store.job_to_prepare(event.job_id)
         if job is None:
             log.info("job %s: document already prepared or job gone; nothing to do", event.job_id)

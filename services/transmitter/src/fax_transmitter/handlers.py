@@ -19,6 +19,7 @@ from typing import Any
 
 from fax_contracts import DocumentReady
 from fax_runtime.blobs import BlobStore
+from fax_runtime.logs import fax_context
 from fax_runtime.metrics import default_metrics
 from fax_transmitter.config import TransmitterSettings
 from fax_transmitter.lines import CallRequest, Line
@@ -46,7 +47,8 @@ class Transmitter:
         job = await self._claim(job_id)
         if job is None:
             return False
-        task = asyncio.create_task(self._run(job), name=f"fax-call-{job_id}")
+        with fax_context(job_id):  # the task copies the context: its logs carry the job's id
+            task = asyncio.create_task(self._run(job), name=f"fax-call-{job_id}")
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)
         return True
@@ -55,7 +57,8 @@ class Transmitter:
         """Claim and run the next attempt, returning once it is recorded."""
         job = await self._claim(job_id)
         if job is not None:
-            await self._run(job)
+            with fax_context(job_id):
+                await self._run(job)
 
     async def _claim(self, job_id: uuid.UUID) -> dict[str, Any] | None:
         job = await self._store.claim_attempt(

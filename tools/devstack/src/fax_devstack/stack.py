@@ -81,6 +81,8 @@ def service_environment(
     faxsim_sip = env.get("FAX_FAXSIM_SIP", "").strip() or DEFAULT_FAXSIM_SIP
     defaults = {
         "FAX_LINE": "sip",
+        # People read the devstack's logs; deployments keep the default, one JSON object per line.
+        "FAX_LOG_FORMAT": "text",
         "FAX_SIP_BIND": transmitter_sip,
         "FAX_SIP_TRUNK": faxsim_sip,
         "FAX_FAXSIM_SIP": faxsim_sip,

@@ -28,11 +28,12 @@ EXCLUSIVE = {"fax-transmitter": {"libspandsp2"}, "fax-fetcher": {"ghostscript", 
 
 
 def deployables() -> list[Path]:
-    """Every workspace package that runs as a process of its own (has ``__main__``), except the embedded default."""
+    """Every workspace package that runs as a process of its own (has ``__main__``), except the embedded default
+    and faxctl (a client on the user's machine, not something deployed)."""
     found = []
     for pyproject in sorted([*REPO.glob("services/*/pyproject.toml"), *REPO.glob("tools/*/pyproject.toml")]):
         directory = pyproject.parent
-        if directory.name != "devstack" and list(directory.glob("src/*/__main__.py")):
+        if directory.name not in {"devstack", "faxctl"} and list(directory.glob("src/*/__main__.py")):
             found.append(directory)
     return found
 
@@ -175,9 +176,9 @@ def test_health_port_is_the_one_exposed_and_deployed(deployable: Path) -> None:
     """The image's health port, its EXPOSE and the Kubernetes container port are the same number."""
     final = parse(deployable / "Dockerfile")[-1]
     env = " ".join(rest for keyword, rest in final.instructions if keyword == "ENV")
-    port = re.search(r"FAX_\w+_(?:HEALTH_)?PORT=(\d+)|FAX_FAXSIM_HEALTH=[\d.]+:(\d+)", env)
+    port = re.search(r"FAX_\w+_(?:HEALTH_)?PORT=(\d+)", env)
     assert port, "the image sets its health/API port"
-    number = int(port.group(1) or port.group(2))
+    number = int(port.group(1))
     exposed = " ".join(rest for keyword, rest in final.instructions if keyword == "EXPOSE").split()
     assert str(number) in exposed
     manifests = [*(REPO / "deploy/k8s/base").glob("*.yaml"), *(REPO / "deploy/k8s/dev").glob("*.yaml")]

@@ -21,6 +21,7 @@ from fax_api.config import ApiSettings
 from fax_api.controllers import FaxesController
 from fax_api.faxbox_routes import FaxboxesController
 from fax_api.faxbox_store import FaxboxStore
+from fax_api.faxes_inbound import InboxController, IncomingController, SmtpLogController
 from fax_api.kazoo import KazooError, error_response
 from fax_api.store import ApiStore
 from fax_runtime.blobs import BlobStore
@@ -77,7 +78,7 @@ def create_app(settings: ApiSettings) -> Litestar:
         blobs = BlobStore(settings.runtime.s3)
         relay = asyncio.create_task(OutboxRelay(pool, settings.runtime.amqp_url).run(), name="outbox-relay")
         app.state.settings = settings
-        app.state.store = ApiStore(pool)
+        app.state.store = ApiStore(pool, blobs)
         app.state.accounts = AccountStore(pool)
         app.state.faxboxes = FaxboxStore(pool, settings.smtp_domain)
         app.state.blobs = blobs
@@ -103,6 +104,9 @@ def create_app(settings: ApiSettings) -> Litestar:
     return Litestar(
         route_handlers=[
             FaxesController,
+            InboxController,
+            IncomingController,
+            SmtpLogController,
             FaxboxesController,
             UsersController,
             ApiKeyController,

@@ -17,6 +17,8 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Health URLs of the other services; /healthz is 200 only when each answers 200 (set by the embedded default).
     ready_peers: tuple[str, ...] = ()
     smtp_domain: str = "fax.localhost"
+    # Largest fax upload (multipart create) accepted; larger answers 413.
+    max_upload_bytes: int = 20 * 1024 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
@@ -28,4 +30,5 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
             port=env_int(env, "FAX_API_PORT", 8000),
             ready_peers=peers,
             smtp_domain=env_str(env, "FAX_SMTP_DOMAIN", "fax.localhost"),
+            max_upload_bytes=env_int(env, "FAX_API_MAX_UPLOAD_BYTES", 20 * 1024 * 1024),
         )

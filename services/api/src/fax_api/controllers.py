@@ -1,50 +1,90 @@
-"""Kazoo ``/v2/accounts/{account_id}/faxes`` routes: decode, call the store, answer in Kazoo's envelope."""
+"""Kazoo ``/v2/accounts/{account_id}/faxes``, outbound side: create (by URL or upload), outgoing and outbox.
+
+A queued job (attaching_files, pending) may be read, patched, replaced or removed; once the transmitter has claimed
+it (processing) or it finished, changes answer 409 Conflict: the request itself is fine, the job's state forbids
+it, and a client can tell that apart from a 400 about its body. Finished jobs live under outbox.
+"""
 
 from __future__ import annotations
 
-import uuid
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, get, put
+from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import Provide
 from litestar.params import Parameter
 
 from fax_api.auth import authorized_account
+from fax_api.faxbox_routes import MAX_PAGE_SIZE
+from fax_api.faxboxes import merge_patch
 from fax_api.faxes import (
+    CHANGEABLE_STATES,
     FINISHED_STATES,
     QUEUED_STATES,
     FaxValidationError,
     job_summary,
     job_view,
+    revised_request,
     validate_fax_request,
 )
+from fax_api.faxes_common import (
+    attachment_response,
+    no_attachment,
+    page,
+    parse_id,
+    parse_start_key,
+    upload_body,
+    wanted_format,
+)
 from fax_api.kazoo import KazooError, bad_identifier, envelope, revision_of
-from fax_api.kazoo_request import OutgoingFax, kazoo_body
-from fax_api.store import ApiStore
+from fax_api.kazoo_request import Callback, FaxNotifications, OutgoingFax, kazoo_body, read_kazoo_data
+from fax_api.multipart import MultipartError, is_multipart, parse_fax_upload
+from fax_api.store import ApiStore, DocumentsGone, JobNotChangeable
 
 
-def _parse_job_id(raw: str) -> uuid.UUID:
+class OutgoingFaxPatch(msgspec.Struct, omit_defaults=True):
+    """Any subset of a queued fax's fields, merged into it; ``null`` removes a field. Attempts start over."""
+
+    to_number: str | None = None
+    document: dict[str, Any] | None = None
+    from_number: str | None = None
+    from_name: str | None = None
+    to_name: str | None = None
+    fax_identity: str | None = None
+    fax_header: str | None = None
+    fax_timezone: str | None = None
+    retries: Annotated[int, msgspec.Meta(ge=1, le=4)] | None = None
+    notifications: FaxNotifications | None = None
+    callback: Callback | None = None
+
+
+class OutboxAction(msgspec.Struct):
+    """``{"data": {"action": "resubmit"}}`` (Kazoo's example puts ``action`` beside ``data``: accepted too)."""
+
+    action: Annotated[str, msgspec.Meta(pattern="^resubmit$")]
+
+
+OUTBOX_ACTIONS = ["resubmit"]
+
+
+def _validated(document: Any) -> dict[str, Any]:
     try:
-        return uuid.UUID(hex=raw)
-    except ValueError:
-        raise bad_identifier(raw) from None
+        return validate_fax_request(document, require_document_url=True)
+    except FaxValidationError as exc:
+        raise KazooError(400, "invalid data", exc.errors) from None
 
 
-async def _read_kazoo_request(request: Request) -> dict:
-    # Kazoo clients (its own curl examples) send JSON without a JSON content type, so the body is read as JSON
-    # whatever the header says; multipart is the exception.
-    if request.headers.get("content-type", "").lower().startswith("multipart/"):
-        raise KazooError(415, "unsupported_media_type", {"message": "multipart fax uploads are not supported yet"})
-    body = await request.body()
-    try:
-        envelope_in = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        raise KazooError(400, "invalid request body", {"message": "malformed JSON"}) from None
-    if not isinstance(envelope_in, dict) or not isinstance(envelope_in.get("data"), dict):
-        raise KazooError(
-            400, "invalid request body", {"message": "the request must be a JSON object with a data object"}
-        )
-    return envelope_in["data"]
+def _answer(request: Request, job: dict[str, Any], status_code: int = 200) -> Response:
+    data = job_view(job)
+    return envelope(request, data, revision=revision_of(job["revision"], data), status_code=status_code)
+
+
+def _not_changeable(fax_id: str, status: str) -> KazooError:
+    return KazooError(
+        409,
+        "conflict",
+        {"cause": status, "id": fax_id, "message": f"the fax is already {status}: it can no longer be changed"},
+    )
 
 
 class FaxesController(Controller):
@@ -55,44 +95,194 @@ class FaxesController(Controller):
     @put(
         ["/", "/outgoing"],
         status_code=201,
-        summary="Create an outgoing fax from a document URL",
-        operation_class=kazoo_body(OutgoingFax),
+        summary="Create an outgoing fax from a document URL, or with the document uploaded in the same request",
+        operation_class=upload_body(OutgoingFax),
     )
     async def create_fax(self, request: Request, caller: str, store: ApiStore) -> Response:
+        settings = request.app.state.settings
+        content_type = request.headers.get("content-type", "")
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > settings.max_upload_bytes:
+            raise _too_large(settings.max_upload_bytes)
+        if not is_multipart(content_type):
+            job = await store.submit_job(caller, _validated(await read_kazoo_data(request)))
+            return _answer(request, job, status_code=201)
+        body = await request.body()
+        if len(body) > settings.max_upload_bytes:
+            raise _too_large(settings.max_upload_bytes)
         try:
-            fax_request = validate_fax_request(await _read_kazoo_request(request))
+            upload = parse_fax_upload(content_type, body)
+        except MultipartError as exc:
+            reason = "unsupported_media_type" if exc.status == 415 else "invalid request body"
+            raise KazooError(exc.status, reason, {"message": str(exc)}) from None
+        try:
+            fax_request = validate_fax_request(upload.data, require_document_url=False)
         except FaxValidationError as exc:
             raise KazooError(400, "invalid data", exc.errors) from None
-        job = await store.submit_job(caller, fax_request)
-        data = job_view(job)
-        return envelope(request, data, revision=revision_of(job["revision"], data), status_code=201)
+        # The uploaded documents are the fax; a URL beside them would be a second, conflicting source.
+        fax_request["document"].pop("url", None)
+        job = await store.submit_job(caller, fax_request, [(d.body, d.content_type) for d in upload.documents])
+        return _answer(request, job, status_code=201)
 
-    @get("/outgoing", summary="List outgoing faxes (queued or being sent)")
+    @get("/outgoing", summary="List outgoing faxes (attaching_files, pending or processing), newest first")
     async def list_outgoing(
-        self, request: Request, caller: str, store: ApiStore, page_size: int = Parameter(default=50, ge=1, le=500)
+        self,
+        request: Request,
+        caller: str,
+        store: ApiStore,
+        page_size: int = Parameter(default=50, ge=1, le=MAX_PAGE_SIZE),
+        start_key: str = Parameter(default="", description="next_start_key of the previous page"),
     ) -> Response:
-        jobs = await store.list_jobs(caller, QUEUED_STATES, page_size)
-        return envelope(request, [job_summary(j) for j in jobs], page_size=len(jobs))
+        rows = await store.page_jobs(caller, QUEUED_STATES, parse_start_key(start_key), page_size + 1)
+        return page(request, rows, page_size, start_key, job_summary)
 
     @get("/outgoing/{fax_id:str}", summary="A queued outgoing fax")
     async def get_outgoing(self, request: Request, caller: str, fax_id: str, store: ApiStore) -> Response:
         return await self._job(request, caller, fax_id, store, QUEUED_STATES)
 
-    @get("/outbox", summary="List sent or failed faxes")
+    @post(
+        "/outgoing/{fax_id:str}",
+        status_code=200,
+        summary="Replace a queued fax (409 once it is processing or finished); attempts start over",
+        operation_class=kazoo_body(OutgoingFax),
+    )
+    async def replace_outgoing(self, request: Request, caller: str, fax_id: str, store: ApiStore) -> Response:
+        document = await read_kazoo_data(request)
+        return await self._revise(request, caller, fax_id, store, lambda _current: document)
+
+    @patch(
+        "/outgoing/{fax_id:str}",
+        summary="Change some fields of a queued fax (409 once it is processing or finished)",
+        operation_class=kazoo_body(OutgoingFaxPatch),
+    )
+    async def patch_outgoing(self, request: Request, caller: str, fax_id: str, store: ApiStore) -> Response:
+        changes = await read_kazoo_data(request)
+        return await self._revise(request, caller, fax_id, store, lambda current: merge_patch(current, changes))
+
+    @delete("/outgoing/{fax_id:str}", status_code=200, summary="Remove a queued fax (409 once it is processing)")
+    async def delete_outgoing(self, request: Request, caller: str, fax_id: str, store: ApiStore) -> Response:
+        try:
+            job = await store.delete_job(caller, parse_id(fax_id), CHANGEABLE_STATES)
+        except JobNotChangeable as exc:
+            raise _not_changeable(fax_id, exc.status) from None
+        if job is None:
+            raise bad_identifier(fax_id)
+        return _answer(request, job)
+
+    @get("/outbox", summary="List sent or failed faxes, newest first")
     async def list_outbox(
-        self, request: Request, caller: str, store: ApiStore, page_size: int = Parameter(default=50, ge=1, le=500)
+        self,
+        request: Request,
+        caller: str,
+        store: ApiStore,
+        page_size: int = Parameter(default=50, ge=1, le=MAX_PAGE_SIZE),
+        start_key: str = Parameter(default="", description="next_start_key of the previous page"),
     ) -> Response:
-        jobs = await store.list_jobs(caller, FINISHED_STATES, page_size)
-        return envelope(request, [job_summary(j) for j in jobs], page_size=len(jobs))
+        rows = await store.page_jobs(caller, FINISHED_STATES, parse_start_key(start_key), page_size + 1)
+        return page(request, rows, page_size, start_key, job_summary)
 
     @get("/outbox/{fax_id:str}", summary="A sent or failed fax")
     async def get_outbox(self, request: Request, caller: str, fax_id: str, store: ApiStore) -> Response:
         return await self._job(request, caller, fax_id, store, FINISHED_STATES)
 
-    @staticmethod
-    async def _job(request: Request, caller: str, fax_id: str, store: ApiStore, states: tuple[str, ...]) -> Response:
-        job = await store.get_job(caller, _parse_job_id(fax_id), states)
+    @put(
+        "/outbox/{fax_id:str}",
+        status_code=201,
+        summary="Resubmit a sent or failed fax: a new job with the same request and documents",
+        operation_class=kazoo_body(OutboxAction),
+    )
+    async def resubmit_outbox(self, request: Request, caller: str, fax_id: str, store: ApiStore) -> Response:
+        data = await read_kazoo_data(request)
+        body = msgspec.json.decode(await request.body())  # read_kazoo_data has checked it is an object
+        action = data.get("action", body.get("action"))
+        if action != "resubmit":
+            raise KazooError(
+                400,
+                "invalid data",
+                {
+                    "action": {
+                        "enum": {"message": "Value not found in enumerated list of values", "target": OUTBOX_ACTIONS}
+                    }
+                },
+            )
+        try:
+            job = await store.resubmit(caller, parse_id(fax_id))
+        except DocumentsGone:
+            raise KazooError(
+                409, "conflict", {"message": "the fax's uploaded documents were removed; it cannot be sent again"}
+            ) from None
         if job is None:
             raise bad_identifier(fax_id)
-        data = job_view(job)
-        return envelope(request, data, revision=revision_of(job["revision"], data))
+        return _answer(request, job, status_code=201)
+
+    @delete("/outbox/{fax_id:str}", status_code=200, summary="Remove a sent or failed fax and its documents")
+    async def delete_outbox(self, request: Request, caller: str, fax_id: str, store: ApiStore) -> Response:
+        try:
+            job = await store.delete_job(caller, parse_id(fax_id), FINISHED_STATES)
+        except JobNotChangeable:
+            job = None  # still queued: not in the outbox
+        if job is None:
+            raise bad_identifier(fax_id)
+        return _answer(request, job)
+
+    @get(
+        "/outbox/{fax_id:str}/attachment",
+        summary="The fax as sent: image/tiff (default) or application/pdf, as the Accept header asks",
+        media_type="image/tiff",
+    )
+    async def get_outbox_attachment(self, request: Request, caller: str, fax_id: str, store: ApiStore) -> Response:
+        fmt = wanted_format(request)
+        job_id = parse_id(fax_id)
+        job = await store.get_job(caller, job_id, FINISHED_STATES)
+        if job is None:
+            raise bad_identifier(fax_id)
+        if job["tiff_key"] is None:
+            raise no_attachment(fax_id)
+        key = job["tiff_key"] if fmt == "tiff" else f"jobs/{job_id}/fax.pdf"
+        body = await store.read_object(key)
+        if body is None:
+            raise no_attachment(fax_id)
+        return attachment_response(request, job_id, fmt, body)
+
+    @delete(
+        "/outbox/{fax_id:str}/attachment",
+        status_code=200,
+        summary="Remove a sent fax's documents; the record stays and says attachment_deleted",
+    )
+    async def delete_outbox_attachment(self, request: Request, caller: str, fax_id: str, store: ApiStore) -> Response:
+        job = await store.remove_job_attachment(caller, parse_id(fax_id))
+        if job is None:
+            raise bad_identifier(fax_id)
+        return _answer(request, job)
+
+    @staticmethod
+    async def _job(request: Request, caller: str, fax_id: str, store: ApiStore, states: tuple[str, ...]) -> Response:
+        job = await store.get_job(caller, parse_id(fax_id), states)
+        if job is None:
+            raise bad_identifier(fax_id)
+        return _answer(request, job)
+
+    @staticmethod
+    async def _revise(request: Request, caller: str, fax_id: str, store: ApiStore, build: Any) -> Response:
+        job_id = parse_id(fax_id)
+        current = await store.get_job(caller, job_id, QUEUED_STATES + FINISHED_STATES)
+        if current is None:
+            raise bad_identifier(fax_id)
+        if current["status"] not in CHANGEABLE_STATES:
+            raise _not_changeable(fax_id, current["status"])
+        try:
+            fax_request = revised_request(current["request"], build(current["request"]))
+        except FaxValidationError as exc:
+            raise KazooError(400, "invalid data", exc.errors) from None
+        try:
+            # The UPDATE is guarded by state again: the transmitter may have claimed the job since it was read.
+            job = await store.replace_queued_job(caller, job_id, fax_request)
+        except JobNotChangeable as exc:
+            raise _not_changeable(fax_id, exc.status) from None
+        if job is None:
+            raise bad_identifier(fax_id)
+        return _answer(request, job)
+
+
+def _too_large(limit: int) -> KazooError:
+    return KazooError(413, "too_large", {"message": f"the request is larger than {limit} bytes"})

@@ -12,7 +12,11 @@ from typing import Any
 from fax_api.kazoo import GREGORIAN_UNIX_OFFSET
 
 QUEUED_STATES = ("attaching_files", "pending", "processing")
+# A queued job may be changed or removed until the transmitter claims it ('processing').
+CHANGEABLE_STATES = ("attaching_files", "pending")
 FINISHED_STATES = ("completed", "failed")
+INBOX_STATES = ("received", "failed")
+INCOMING_STATES = ("receiving",)
 MAX_RETRIES = 4  # Kazoo's schema allows 1..4 total attempts
 
 TX_RESULT_DEFAULTS: dict[str, Any] = {
@@ -67,7 +71,8 @@ def validate_fax_request(doc: Any, *, require_document_url: bool = True) -> dict
     if not isinstance(document, dict):
         _add(errors, "document", "type", "Value is not of type object", target="object")
         document = {}
-    document = {"method": "get", **document}
+    # document.uploads names objects this API stored; a client cannot point a job at other objects.
+    document = {"method": "get", **{k: v for k, v in document.items() if k != "uploads"}}
     for field in _DOCUMENT_STRINGS:
         if field in document and not isinstance(document[field], str):
             _add(errors, f"document.{field}", "type", "Value is not of type string", target="string")
@@ -160,6 +165,9 @@ def job_view(job: dict[str, Any]) -> dict[str, Any]:
     data.setdefault("fax_timezone", "undefined")
     if job["pages"] is not None:
         data["pages"] = job["pages"]
+        # A rendered job always has its TIFF; a finished one without it had its attachment removed.
+        if job.get("tiff_key") is None and job["status"] in FINISHED_STATES:
+            data["attachment_deleted"] = True
     return data
 
 
@@ -172,3 +180,112 @@ def job_summary(job: dict[str, Any]) -> dict[str, Any]:
         "from": job["from_number"],
         "to": job["to_number"],
     }
+
+
+def revised_request(current: dict[str, Any], document: Any) -> dict[str, Any]:
+    """A queued job's new request (POST replaces, PATCH merges first): validated, its uploads kept.
+
+    An uploaded job keeps its uploaded documents unless the new request names a document URL instead.
+    """
+    uploads = (current.get("document") or {}).get("uploads")
+    new_document = document.get("document") if isinstance(document, dict) else None
+    new_url = isinstance(new_document, dict) and new_document.get("url")
+    request = validate_fax_request(document, require_document_url=not uploads)
+    if uploads and not new_url:
+        request["document"]["uploads"] = uploads
+    return request
+
+
+def job_object_keys(job: dict[str, Any]) -> list[str]:
+    """Every S3 object a job may have: uploads, the fetched original, the fax TIFF and PDF, page previews."""
+    prefix = f"jobs/{job['id']}/"
+    keys = list((job["request"].get("document") or {}).get("uploads") or [])
+    keys += [prefix + "original", prefix + "fax.tif", prefix + "fax.pdf"]
+    keys += [f"{prefix}preview-{page}.png" for page in range(1, (job["pages"] or 0) + 1)]
+    return keys
+
+
+def attachment_format(accept: str) -> str | None:
+    """``"tiff"`` or ``"pdf"`` as the Accept header asks (TIFF, the fax itself, if either will do); None if neither."""
+    if not accept.strip():
+        return "tiff"
+    ranked: list[tuple[float, int, str]] = []
+    for index, item in enumerate(accept.split(",")):
+        kind, *params = (p.strip() for p in item.split(";"))
+        quality = 1.0
+        for param in params:
+            if param.startswith("q="):
+                try:
+                    quality = float(param[2:])
+                except ValueError:
+                    quality = 0.0
+        fmt = {
+            "image/tiff": "tiff",
+            "image/tif": "tiff",
+            "application/pdf": "pdf",
+            "image/*": "tiff",
+            "application/*": "pdf",
+            "*/*": "tiff",
+        }.get(kind.lower())
+        if fmt and quality > 0:
+            ranked.append((-quality, index, fmt))
+    return min(ranked)[2] if ranked else None
+
+
+def inbound_summary(fax: dict[str, Any]) -> dict[str, Any]:
+    """One row of an inbox/incoming listing."""
+    return {
+        "id": fax["id"].hex,
+        "status": fax["status"],
+        "created": gregorian_seconds(fax["created_at"]),
+        "from": fax["from_number"],
+        "to": fax["to_number"],
+        "pages": fax["pages"],
+    }
+
+
+def inbound_view(fax: dict[str, Any]) -> dict[str, Any]:
+    """A received (or being received) fax in Kazoo's terms: rx_result in the shape of an outbound tx_result."""
+    data: dict[str, Any] = {
+        "id": fax["id"].hex,
+        "status": fax["status"],
+        "faxbox_id": fax["faxbox_id"] or "undefined",
+        "call_id": fax["call_id"],
+        "from_number": fax["from_number"],
+        "from_name": fax["from_name"],
+        "to_number": fax["to_number"],
+        "remote_station_id": fax["remote_station_id"],
+        "pages": fax["pages"],
+        "created": gregorian_seconds(fax["created_at"]),
+        "completed": gregorian_seconds(fax["completed_at"]) if fax["completed_at"] else "undefined",
+        "rx_result": {**TX_RESULT_DEFAULTS, "pages_received": 0, **fax["rx_result"]},
+    }
+    data["rx_result"].pop("pages_sent", None)
+    if fax["error_message"]:
+        data["rx_result"]["error_message"] = fax["error_message"]
+    if fax["status"] == "received" and fax["tiff_key"] is None and fax["pdf_key"] is None:
+        data["attachment_deleted"] = True
+    return data
+
+
+def smtplog_summary(entry: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": entry["id"].hex,
+        "created": gregorian_seconds(entry["created_at"]),
+        "from": entry["from_address"],
+        "to": entry["to_address"],
+        "faxbox_id": entry["faxbox_id"] or "undefined",
+        "errors": entry["errors"],
+    }
+
+
+def smtplog_view(entry: dict[str, Any]) -> dict[str, Any]:
+    data = smtplog_summary(entry)
+    data.update(
+        faxbox_name=entry["faxbox_name"],
+        number=entry["number"],
+        content_type=entry["content_type"],
+        filename=entry["filename"],
+        job_id=entry["job_id"].hex if entry["job_id"] else "undefined",
+    )
+    return data

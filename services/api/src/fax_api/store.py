@@ -1,44 +1,97 @@
-"""The API's access to Postgres: the only module here that speaks SQL."""
+"""Postgres and S3 behind the Kazoo faxes API: jobs with their uploads and events, inbound faxes, the smtplog.
+
+Nothing accepted is lost: uploaded documents are in S3 before the job row and its ``fax.job.submitted`` event
+commit (together, in one transaction), and a failed commit removes the objects again.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
+import logging
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
-from fax_contracts import JobSubmitted
-from fax_runtime.outbox import enqueue
+from fax_api.faxes import job_object_keys
+from fax_contracts import JobSubmitted, encode_event, routing_key
+from fax_runtime.blobs import BlobNotFound, BlobStore
+from fax_runtime.outbox import NOTIFY_CHANNEL, enqueue
 from fax_runtime.sql import load_queries
+from fax_runtime.telemetry import current_trace_headers
 
 Q = load_queries("fax_api")
+log = logging.getLogger(__name__)
 
 
-def token_digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
+class JobNotChangeable(Exception):
+    """The job exists but is already being sent or finished: it may no longer be changed or removed."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class DocumentsGone(Exception):
+    """A finished job's uploaded documents were removed, so it cannot be sent again."""
+
+
+def upload_key(job_id: uuid.UUID, index: int) -> str:
+    return f"jobs/{job_id}/upload-{index}"
+
+
+async def _submitted(conn: asyncpg.Connection, job_id: uuid.UUID, account_id: str) -> None:
+    await enqueue(
+        conn,
+        JobSubmitted(event_id=uuid.uuid4(), occurred_at=dt.datetime.now(dt.UTC), job_id=job_id, account_id=account_id),
+    )
 
 
 class ApiStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool | asyncpg.Connection, blobs: BlobStore | None = None) -> None:
+        # A Connection works too: submit_job then runs inside the caller's transaction (billing dialects do this).
         self._pool = pool
+        self._blobs = blobs
+
+    @property
+    def blobs(self) -> BlobStore:
+        assert self._blobs is not None, "ApiStore was built without a BlobStore"
+        return self._blobs
 
     async def ping(self) -> bool:
         return await self._pool.fetchval("SELECT true")
 
-    async def account_for_token(self, token: str) -> str | None:
-        return await self._pool.fetchval(Q["account_for_token"], token_digest(token))
+    # Outbound jobs ---------------------------------------------------------------------------------------------
 
-    async def account_exists(self, account_id: str) -> bool:
-        return await self._pool.fetchval(Q["account_exists"], account_id)
+    async def submit_job(
+        self,
+        account_id: str,
+        request: dict[str, Any],
+        documents: Sequence[tuple[bytes, str]] = (),
+        *,
+        job_id: uuid.UUID | None = None,
+    ) -> dict[str, Any]:
+        """Store a new job and its event in one statement; ``documents`` ((bytes, content type)) go to S3 first.
 
-    async def submit_job(self, account_id: str, request: dict[str, Any], status: str = "pending") -> dict[str, Any]:
-        """Store a new job and its ``fax.job.submitted`` event in one transaction."""
-        job_id = uuid.uuid4()
-        async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                Q["insert_job"],
+        A job with uploaded documents starts ``attaching_files`` (the fetcher makes it ``pending`` once its fax is
+        rendered), one with a document URL starts ``pending``, as in Kazoo.
+        """
+        job_id = job_id or uuid.uuid4()
+        keys: list[str] = []
+        try:
+            for index, (body, content_type) in enumerate(documents):
+                key = upload_key(job_id, index)
+                await self.blobs.put_bytes(key, body, content_type)
+                keys.append(key)
+            if keys:
+                request = {**request, "document": {**request["document"], "uploads": keys}}
+            status = "attaching_files" if keys else "pending"
+            event = JobSubmitted(
+                event_id=uuid.uuid4(), occurred_at=dt.datetime.now(dt.UTC), job_id=job_id, account_id=account_id
+            )
+            row = await self._pool.fetchrow(
+                Q["submit_job"],
                 job_id,
                 account_id,
                 status,
@@ -46,52 +99,147 @@ class ApiStore:
                 request["to_number"],
                 request.get("from_number", ""),
                 request["retries"],
+                event.event_id,
+                routing_key(JobSubmitted),
+                encode_event(event),
+                current_trace_headers(),
+                NOTIFY_CHANNEL,
             )
-            await enqueue(
-                conn,
-                JobSubmitted(
-                    event_id=uuid.uuid4(), occurred_at=dt.datetime.now(dt.UTC), job_id=job_id, account_id=account_id
-                ),
-            )
+        except BaseException:
+            await self._remove_objects(keys)
+            raise
         return dict(row)
 
-    async def get_job(self, account_id: str, job_id: uuid.UUID, states: tuple[str, ...]) -> dict[str, Any] | None:
+    async def get_job(self, account_id: str, job_id: uuid.UUID, states: Sequence[str]) -> dict[str, Any] | None:
         row = await self._pool.fetchrow(Q["get_job"], account_id, job_id, list(states))
         return dict(row) if row else None
 
-    async def list_jobs(self, account_id: str, states: tuple[str, ...], limit: int) -> list[dict[str, Any]]:
-        return [dict(r) for r in await self._pool.fetch(Q["list_jobs"], account_id, list(states), limit)]
+    async def page_jobs(
+        self, account_id: str, states: Sequence[str], start: uuid.UUID | None, limit: int
+    ) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self._pool.fetch(Q["page_jobs"], account_id, list(states), start, limit)]
 
+    async def replace_queued_job(
+        self, account_id: str, job_id: uuid.UUID, request: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Put a new request on a job still waiting (attaching_files/pending) and have it prepared again.
 
-class DemoSeedStore:
-    """Creates the embedded default's demo tenant once and returns the same values on every later start."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-
-    async def load(self, keys: tuple[str, ...]) -> dict[str, str] | None:
-        values = {k: await self._pool.fetchval(Q["seed_get"], k) for k in keys}
-        return None if None in values.values() else values  # type: ignore[return-value]
-
-    async def create(
-        self,
-        *,
-        account_id: str,
-        token: str,
-        faxbox_id: str,
-        faxbox_email: str,
-        inbound_number: str,
-        faxbox_settings: dict[str, Any],
-        seed: dict[str, str],
-    ) -> None:
+        None when there is no such job; JobNotChangeable when it is already processing or finished.
+        """
+        status = "attaching_files" if request["document"].get("uploads") else "pending"
         async with self._pool.acquire() as conn, conn.transaction():
-            # Serialise concurrent first starts; the loser sees the winner's seed and stops.
-            await conn.execute("LOCK TABLE devstack_seed IN EXCLUSIVE MODE")
-            if await conn.fetchval(Q["seed_get"], "account_id"):
-                return
-            await conn.execute(Q["insert_account"], account_id, "Demo account")
-            await conn.execute(Q["insert_token"], token_digest(token), account_id)
-            await conn.execute(Q["insert_faxbox"], faxbox_id, account_id, "Demo faxbox", faxbox_email, faxbox_settings)
-            await conn.execute(Q["insert_number"], inbound_number, account_id, faxbox_id)
-            for key, value in seed.items():
-                await conn.execute(Q["seed_put"], key, value)
+            row = await conn.fetchrow(
+                Q["replace_queued_job"],
+                account_id,
+                job_id,
+                request,
+                request["to_number"],
+                request.get("from_number", ""),
+                request["retries"],
+                status,
+            )
+            if row is None:
+                await self._explain_missing(conn, account_id, job_id)
+                return None
+            await _submitted(conn, job_id, account_id)
+        return dict(row)
+
+    async def delete_job(self, account_id: str, job_id: uuid.UUID, states: Sequence[str]) -> dict[str, Any] | None:
+        """Remove a job in one of ``states`` and then its objects; JobNotChangeable if it is in another state."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(Q["delete_job"], account_id, job_id, list(states))
+            if row is None:
+                await self._explain_missing(conn, account_id, job_id)
+                return None
+        job = dict(row)
+        await self._remove_objects(job_object_keys(job))
+        return job
+
+    async def remove_job_attachment(self, account_id: str, job_id: uuid.UUID) -> dict[str, Any] | None:
+        """Delete a finished job's documents from S3; the record stays, without its ``tiff_key``."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(Q["lock_finished_job"], account_id, job_id)
+            if row is None:
+                return None
+            # Objects first: should a delete fail, the record still names the document and the call can be repeated.
+            for key in job_object_keys(dict(row)):
+                await self.blobs.delete(key)
+            row = await conn.fetchrow(Q["forget_job_attachment"], job_id)
+        return dict(row)
+
+    async def resubmit(self, account_id: str, job_id: uuid.UUID) -> dict[str, Any] | None:
+        """A new job with a finished job's request (uploaded documents copied to the new job): attempts start at 0."""
+        job = await self.get_job(account_id, job_id, ("completed", "failed"))
+        if job is None:
+            return None
+        request = dict(job["request"])
+        document = dict(request.get("document") or {})
+        uploads = document.pop("uploads", None) or []
+        request["document"] = document
+        documents = []
+        for key in uploads:
+            try:
+                documents.append((await self.blobs.get_bytes(key), "application/octet-stream"))
+            except BlobNotFound:
+                raise DocumentsGone(key) from None
+        return await self.submit_job(account_id, request, documents)
+
+    async def read_object(self, key: str) -> bytes | None:
+        try:
+            return await self.blobs.get_bytes(key)
+        except BlobNotFound:
+            return None
+
+    @staticmethod
+    async def _explain_missing(conn: asyncpg.Connection, account_id: str, job_id: uuid.UUID) -> None:
+        status = await conn.fetchval(Q["job_status"], account_id, job_id)
+        if status is not None:
+            raise JobNotChangeable(status)
+
+    async def _remove_objects(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            try:
+                await self.blobs.delete(key)
+            except Exception:  # the record is what matters; an orphaned object is logged for the operator
+                log.warning("could not delete object %s", key, exc_info=True)
+
+    # Inbound faxes (inbox: received/failed, incoming: receiving) -------------------------------------------------
+
+    async def page_inbound(
+        self, account_id: str, states: Sequence[str], start: uuid.UUID | None, limit: int
+    ) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self._pool.fetch(Q["page_inbound"], account_id, list(states), start, limit)]
+
+    async def get_inbound(self, account_id: str, fax_id: uuid.UUID, states: Sequence[str]) -> dict[str, Any] | None:
+        row = await self._pool.fetchrow(Q["get_inbound"], account_id, fax_id, list(states))
+        return dict(row) if row else None
+
+    async def delete_inbound(self, account_id: str, fax_id: uuid.UUID, states: Sequence[str]) -> dict[str, Any] | None:
+        row = await self._pool.fetchrow(Q["delete_inbound"], account_id, fax_id, list(states))
+        if row is None:
+            return None
+        fax = dict(row)
+        await self._remove_objects([k for k in (fax["tiff_key"], fax["pdf_key"]) if k])
+        return fax
+
+    async def remove_inbound_attachment(
+        self, account_id: str, fax_id: uuid.UUID, states: Sequence[str]
+    ) -> dict[str, Any] | None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(Q["lock_inbound"], account_id, fax_id, list(states))
+            if row is None:
+                return None
+            for key in (row["tiff_key"], row["pdf_key"]):
+                if key:
+                    await self.blobs.delete(key)
+            row = await conn.fetchrow(Q["forget_inbound_attachment"], fax_id)
+        return dict(row)
+
+    # SMTP log ----------------------------------------------------------------------------------------------------
+
+    async def page_smtplog(self, account_id: str, start: uuid.UUID | None, limit: int) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self._pool.fetch(Q["page_smtplog"], account_id, start, limit)]
+
+    async def get_smtplog(self, account_id: str, entry_id: uuid.UUID) -> dict[str, Any] | None:
+        row = await self._pool.fetchrow(Q["get_smtplog"], account_id, entry_id)
+        return dict(row) if row else None

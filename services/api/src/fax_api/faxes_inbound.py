@@ -1,0 +1,126 @@
+"""Kazoo ``/v2/accounts/{account_id}/faxes``, inbound side: inbox (received or failed), incoming (being received)
+and the smtplog (mail the SMTP gateway could not turn into a fax). Rows are written by the receiving services."""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, Response, delete, get
+from litestar.di import Provide
+from litestar.params import Parameter
+
+from fax_api.auth import authorized_account
+from fax_api.faxbox_routes import MAX_PAGE_SIZE
+from fax_api.faxes import INBOX_STATES, INCOMING_STATES, inbound_summary, inbound_view, smtplog_summary, smtplog_view
+from fax_api.faxes_common import (
+    attachment_response,
+    no_attachment,
+    page,
+    parse_id,
+    parse_start_key,
+    wanted_format,
+)
+from fax_api.kazoo import bad_identifier, envelope, revision_of
+from fax_api.store import ApiStore
+
+FOLDERS = {"inbox": INBOX_STATES, "incoming": INCOMING_STATES}
+
+
+def _answer(request: Request, fax: dict) -> Response:
+    data = inbound_view(fax)
+    return envelope(request, data, revision=revision_of(fax["revision"], data))
+
+
+class _InboundFolder(Controller):
+    """One folder of inbound faxes; subclasses name it (``folder``) and give their path."""
+
+    dependencies = {"caller": Provide(authorized_account)}
+    tags = ["faxes"]
+    folder = "inbox"
+
+    @get("/", summary="List the folder's faxes, newest first")
+    async def list_faxes(
+        self,
+        request: Request,
+        caller: str,
+        store: ApiStore,
+        page_size: int = Parameter(default=50, ge=1, le=MAX_PAGE_SIZE),
+        start_key: str = Parameter(default="", description="next_start_key of the previous page"),
+    ) -> Response:
+        rows = await store.page_inbound(caller, FOLDERS[self.folder], parse_start_key(start_key), page_size + 1)
+        return page(request, rows, page_size, start_key, inbound_summary)
+
+    @get("/{fax_id:str}", summary="A fax of the folder")
+    async def get_fax(self, request: Request, caller: str, fax_id: str, store: ApiStore) -> Response:
+        fax = await store.get_inbound(caller, parse_id(fax_id), FOLDERS[self.folder])
+        if fax is None:
+            raise bad_identifier(fax_id)
+        return _answer(request, fax)
+
+    @delete("/{fax_id:str}", status_code=200, summary="Remove a fax and its documents")
+    async def delete_fax(self, request: Request, caller: str, fax_id: str, store: ApiStore) -> Response:
+        fax = await store.delete_inbound(caller, parse_id(fax_id), FOLDERS[self.folder])
+        if fax is None:
+            raise bad_identifier(fax_id)
+        return _answer(request, fax)
+
+    @get(
+        "/{fax_id:str}/attachment",
+        summary="The received fax: image/tiff (default) or application/pdf, as the Accept header asks",
+        media_type="image/tiff",
+    )
+    async def get_attachment(self, request: Request, caller: str, fax_id: str, store: ApiStore) -> Response:
+        fmt = wanted_format(request)
+        fax_uuid = parse_id(fax_id)
+        fax = await store.get_inbound(caller, fax_uuid, FOLDERS[self.folder])
+        if fax is None:
+            raise bad_identifier(fax_id)
+        key = fax["tiff_key"] if fmt == "tiff" else fax["pdf_key"]
+        body = await store.read_object(key) if key else None
+        if body is None:
+            raise no_attachment(fax_id)
+        return attachment_response(request, fax_uuid, fmt, body)
+
+    @delete(
+        "/{fax_id:str}/attachment",
+        status_code=200,
+        summary="Remove a fax's documents; the record stays and says attachment_deleted",
+    )
+    async def delete_attachment(self, request: Request, caller: str, fax_id: str, store: ApiStore) -> Response:
+        fax = await store.remove_inbound_attachment(caller, parse_id(fax_id), FOLDERS[self.folder])
+        if fax is None:
+            raise bad_identifier(fax_id)
+        return _answer(request, fax)
+
+
+class InboxController(_InboundFolder):
+    path = "/v2/accounts/{account_id:str}/faxes/inbox"
+    folder = "inbox"
+
+
+class IncomingController(_InboundFolder):
+    path = "/v2/accounts/{account_id:str}/faxes/incoming"
+    folder = "incoming"
+
+
+class SmtpLogController(Controller):
+    path = "/v2/accounts/{account_id:str}/faxes/smtplog"
+    dependencies = {"caller": Provide(authorized_account)}
+    tags = ["faxes"]
+
+    @get("/", summary="Mail to the account's faxboxes that could not be turned into a fax, newest first")
+    async def list_smtplog(
+        self,
+        request: Request,
+        caller: str,
+        store: ApiStore,
+        page_size: int = Parameter(default=50, ge=1, le=MAX_PAGE_SIZE),
+        start_key: str = Parameter(default="", description="next_start_key of the previous page"),
+    ) -> Response:
+        rows = await store.page_smtplog(caller, parse_start_key(start_key), page_size + 1)
+        return page(request, rows, page_size, start_key, smtplog_summary)
+
+    @get("/{attempt_id:str}", summary="One smtplog entry")
+    async def get_smtplog(self, request: Request, caller: str, attempt_id: str, store: ApiStore) -> Response:
+        entry = await store.get_smtplog(caller, parse_id(attempt_id))
+        if entry is None:
+            raise bad_identifier(attempt_id)
+        return envelope(request, smtplog_view(entry))

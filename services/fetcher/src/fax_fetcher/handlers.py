@@ -99,10 +99,10 @@ class DocumentPreparer:
         except (FetchError, BlockedAddressError, RenderError) as exc:
             log.info("job %s failed: %s", event.job_id, exc)
             metrics.documents.labels("unknown", "error").inc()
-            await self._store.mark_failed(event.job_id, str(exc))
+            await self._store.mark_failed(event.job_id, str(exc), job["revision"])
             return
         key, pages = prepared
-        await self._store.mark_ready(event.job_id, key, pages)
+        await self._store.mark_ready(event.job_id, key, pages, job["revision"])
         log.info("job %s: %d page(s) ready", event.job_id, pages)
 
     async def _prepare(self, event: JobSubmitted, request: dict[str, Any]) -> tuple[str, int]:

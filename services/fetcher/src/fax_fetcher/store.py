@@ -28,14 +28,15 @@ class FetcherStore:
         row = await self._pool.fetchrow(Q["job_to_prepare"], job_id)
         return dict(row) if row else None
 
-    async def mark_ready(self, job_id: uuid.UUID, tiff_key: str, pages: int) -> bool:
-        """Record the prepared document and queue DocumentReady; False if the job was no longer waiting for it.
+    async def mark_ready(self, job_id: uuid.UUID, tiff_key: str, pages: int, revision: int) -> bool:
+        """Record the prepared document and queue DocumentReady; False if the job was no longer waiting for it
+        (or was changed since ``revision``, when this document was read).
 
         The PDF copy and the previews need no columns: their keys follow from the job id and `pages`
         (`fax_fetcher.handlers.pdf_key`, `preview_key`).
         """
         async with self._pool.acquire() as conn, conn.transaction():
-            account_id = await conn.fetchval(Q["document_ready"], job_id, tiff_key, pages)
+            account_id = await conn.fetchval(Q["document_ready"], job_id, tiff_key, pages, revision)
             if account_id is None:
                 return False
             await enqueue(
@@ -51,10 +52,10 @@ class FetcherStore:
             )
         return True
 
-    async def mark_failed(self, job_id: uuid.UUID, error: str) -> bool:
+    async def mark_failed(self, job_id: uuid.UUID, error: str, revision: int) -> bool:
         """End the job failed with `error` and queue DocumentFailed; False if it was no longer waiting."""
         async with self._pool.acquire() as conn, conn.transaction():
-            account_id = await conn.fetchval(Q["document_failed"], job_id, error)
+            account_id = await conn.fetchval(Q["document_failed"], job_id, error, revision)
             if account_id is None:
                 return False
             await enqueue(

@@ -62,6 +62,11 @@ class ApiStore:
     async def ping(self) -> bool:
         return await self._pool.fetchval("SELECT true")
 
+    async def job_counts(self) -> tuple[dict[str, int], int]:
+        """Jobs by state and outbox rows not yet published (for /metrics)."""
+        rows = await self._pool.fetch(Q["jobs_by_state"])
+        return {row["status"]: row["jobs"] for row in rows}, await self._pool.fetchval(Q["outbox_unsent"])
+
     # Outbound jobs ---------------------------------------------------------------------------------------------
 
     async def submit_job(

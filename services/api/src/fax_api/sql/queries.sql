@@ -117,3 +117,10 @@ SELECT id, account_id, faxbox_id, faxbox_name, from_address, to_address, number,
        job_id, created_at
 FROM smtplog
 WHERE account_id = $1::text AND id = $2::uuid;
+
+-- name: jobs_by_state
+-- The fax_jobs gauge, read at scrape time: Postgres is the only source of truth for a job's state.
+SELECT status, count(*) AS jobs FROM fax_jobs GROUP BY status;
+
+-- name: outbox_unsent
+SELECT count(*) FROM outbox WHERE sent_at IS NULL;

@@ -26,6 +26,7 @@ from fax_api.kazoo import KazooError, error_response
 from fax_api.store import ApiStore
 from fax_runtime.blobs import BlobStore
 from fax_runtime.db import create_pool
+from fax_runtime.metrics import default_metrics
 from fax_runtime.outbox import OutboxRelay
 
 
@@ -55,6 +56,21 @@ async def healthz(state: State) -> Response:
     return Response(
         content={"status": "ok" if healthy else "unavailable", "checks": checks}, status_code=200 if healthy else 503
     )
+
+
+JOB_STATES = ("attaching_files", "pending", "processing", "completed", "failed")
+
+
+@get("/metrics", include_in_schema=False)
+async def metrics(state: State) -> Response:
+    """Prometheus metrics: this process's, plus jobs by state and the unpublished outbox, read from Postgres."""
+    exported = default_metrics()
+    counts, unsent = await state.store.job_counts()
+    for job_state in JOB_STATES:
+        exported.jobs.labels(job_state).set(counts.get(job_state, 0))
+    exported.outbox_pending.set(unsent)
+    body, content_type = exported.render()
+    return Response(content=body, media_type=content_type)
 
 
 async def _safe(check: Callable[[], Awaitable[bool]]) -> bool:
@@ -112,6 +128,7 @@ def create_app(settings: ApiSettings) -> Litestar:
             ApiKeyController,
             TokenController,
             healthz,
+            metrics,
         ],
         lifespan=[lifespan],
         dependencies={
@@ -120,7 +137,7 @@ def create_app(settings: ApiSettings) -> Litestar:
             "faxboxes": Provide(provide_faxboxes, sync_to_thread=False),
         },
         exception_handlers={KazooError: _kazoo_error, HTTPException: _http_error, Exception: _unexpected_error},
-        plugins=[OpenTelemetryPlugin(OpenTelemetryConfig(exclude=["/healthz"]))],
+        plugins=[OpenTelemetryPlugin(OpenTelemetryConfig(exclude=["/healthz", "/metrics"]))],
         openapi_config=OpenAPIConfig(title="Fax platform API", version="0.1.0", path="/schema"),
         request_max_body_size=60 * 1024 * 1024,
     )

@@ -248,6 +248,9 @@ def test_the_counters_moved_with_the_calls(stack: RunningStack, dial_plan_jobs) 
     assert _metric(transmitter, "fax_t30_completions_total", direction="outbound", code="0") >= 1
     assert _metric(transmitter, "fax_pages_received_total") == 2  # the inbound fax from faxsim
     assert _metric(transmitter, "fax_calls_active", direction="outbound") == 0
+    assert _metric(transmitter, "fax_events_handled_total", event="fax.document.ready.v1", outcome="ok") >= 4
+    assert _metric(transmitter, "fax_consumer_lag_seconds_count", event="fax.document.ready.v1") >= 4
+    assert 'fax_queue_messages{queue="transmitter.fax.document.ready.v1"}' in transmitter
     fetcher = httpx.get(f"http://127.0.0.1:{api_port + 1}/metrics").text
     assert _metric(fetcher, "fax_documents_total", format="pdf", outcome="ok") >= 3
     assert _metric(fetcher, "fax_conversion_seconds_count", format="pdf") >= 3

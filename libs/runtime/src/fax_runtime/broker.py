@@ -11,6 +11,7 @@ from faststream.rabbit import ExchangeType, QueueType, RabbitBroker, RabbitExcha
 from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
 
 from fax_contracts import EXCHANGE, Event, routing_key
+from fax_runtime.event_metrics import EventMetricsMiddleware
 
 DEAD_LETTER_EXCHANGE = "fax.events.dlx"
 DELIVERY_LIMIT = 5
@@ -23,7 +24,7 @@ def create_broker(amqp_url: str) -> RabbitBroker:
     return RabbitBroker(
         amqp_url,
         serializer=MsgSpecSerializer(),
-        middlewares=(RabbitTelemetryMiddleware(),),
+        middlewares=(RabbitTelemetryMiddleware(), EventMetricsMiddleware),
         # Our own logging covers outcomes; faststream's per-message lines would double it.
         log_level=10,
     )

@@ -18,9 +18,10 @@ from faststream.rabbit import RabbitBroker
 
 from fax_contracts import Event
 from fax_runtime.blobs import BlobStore
-from fax_runtime.broker import create_broker, declare_dead_letters
+from fax_runtime.broker import create_broker, declare_dead_letters, event_queue
 from fax_runtime.config import RuntimeSettings
 from fax_runtime.db import create_pool
+from fax_runtime.event_metrics import watch_queues
 from fax_runtime.health import HealthServer
 from fax_runtime.logs import configure_logging
 from fax_runtime.outbox import OutboxRelay
@@ -73,6 +74,8 @@ async def run_worker(spec: WorkerSpec, runtime: RuntimeSettings, health_host: st
         await declare_dead_letters(broker, spec.name, spec.consumes)
         if spec.relay_outbox:
             tasks.append(asyncio.create_task(OutboxRelay(pool, runtime.amqp_url).run(), name="outbox-relay"))
+        queues = [event_queue(spec.name, event_type) for event_type in spec.consumes]
+        tasks.append(asyncio.create_task(watch_queues(broker, queues), name="queue-metrics"))
         await health.start()
         log.info("%s ready (health on %s:%d)", spec.name, health_host, health_port)
         await stop.wait()

@@ -11,7 +11,6 @@ from typing import Any
 
 from fax_contracts import JobSubmitted
 from fax_fetcher.config import FetcherSettings
-from fax_fetcher.download import DocumentRequest, FetchError, fetch_document
 from fax_fetcher.render import (
     SNIFF_BYTES,
     RenderError,
@@ -23,6 +22,7 @@ from fax_fetcher.render import (
 )
 from fax_fetcher.store import FetcherStore
 from fax_runtime.blobs import BlobNotFound, BlobStore
+from fax_runtime.download import DocumentRequest, FetchError, fetch_document
 from fax_runtime.logs import fax_context
 from fax_runtime.metrics import default_metrics
 from fax_runtime.network_guard import BlockedAddressError, NetworkGuard

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from fax_fetcher.download import DocumentRequest, FetchError, fetch_document
+from fax_runtime.download import DocumentRequest, FetchError, fetch_document
 from fax_runtime.network_guard import BlockedAddressError, NetworkGuard
 
 LOOPBACK = NetworkGuard.from_setting("127.0.0.0/8, ::1/128")
@@ -276,7 +276,7 @@ async def test_size_cap_is_enforced_while_streaming(base_url: str) -> None:
 
 
 async def test_default_size_cap_text() -> None:
-    from fax_fetcher.download import _format_size
+    from fax_runtime.download import _format_size
 
     assert f"document larger than {_format_size(50 * 1024 * 1024)} limit" == "document larger than 50 MB limit"
 

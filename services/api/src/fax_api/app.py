@@ -19,6 +19,9 @@ from fax_api.account_routes import ApiKeyController, TokenController, UsersContr
 from fax_api.account_store import AccountStore
 from fax_api.config import ApiSettings
 from fax_api.controllers import FaxesController
+from fax_api.dialects.faxto.routes import FaxtoController, FaxtoNumbersController
+from fax_api.dialects.faxto.store import FaxtoStore
+from fax_api.dialects.voipnow.routes import VoipNowFaxesController
 from fax_api.faxbox_routes import FaxboxesController
 from fax_api.faxbox_store import FaxboxStore
 from fax_api.faxes_inbound import InboxController, IncomingController, SmtpLogController
@@ -98,6 +101,7 @@ def create_app(settings: ApiSettings) -> Litestar:
         app.state.accounts = AccountStore(pool)
         app.state.faxboxes = FaxboxStore(pool, settings.smtp_domain)
         app.state.blobs = blobs
+        app.state.faxto = FaxtoStore(pool, blobs)
         app.state.http = httpx.AsyncClient(timeout=3)
         try:
             yield
@@ -127,6 +131,9 @@ def create_app(settings: ApiSettings) -> Litestar:
             UsersController,
             ApiKeyController,
             TokenController,
+            FaxtoController,
+            FaxtoNumbersController,
+            VoipNowFaxesController,
             healthz,
             metrics,
         ],

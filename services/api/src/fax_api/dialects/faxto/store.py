@@ -1,0 +1,148 @@
+"""Postgres and S3 behind the Fax.to dialect: users and keys, documents, balance, history."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from fax_api.account_store import AccountStore
+from fax_api.accounts import hash_password, verify_password
+from fax_api.dialects import billing
+from fax_runtime.blobs import BlobNotFound, BlobStore
+from fax_runtime.sql import load_queries
+
+Q = load_queries("fax_api.dialects")
+
+
+def signup_credit() -> Decimal:
+    """What a newly registered Fax.to user may spend before any top-up (FAX_FAXTO_SIGNUP_CREDIT, default 0)."""
+    return Decimal(os.environ.get("FAX_FAXTO_SIGNUP_CREDIT", "0"))
+
+
+class EmailTaken(Exception):
+    pass
+
+
+class FaxtoStore:
+    def __init__(self, pool: asyncpg.Pool, blobs: BlobStore) -> None:
+        self.pool = pool
+        self.blobs = blobs
+
+    async def register(self, email: str, password: str, parent: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A user with a new account (or, for a sub-user, the parent's account) and a new api key."""
+        password_hash = await asyncio.to_thread(hash_password, password)
+        async with self.pool.acquire() as conn, conn.transaction():
+            if parent is None:
+                account = await AccountStore(self.pool).create_account(email, conn=conn)
+                account_id = account["id"]
+                await billing.open_balance(conn, account_id, signup_credit())
+            else:
+                account_id = parent["account_id"]
+            row = await conn.fetchrow(
+                Q["insert_faxto_user"],
+                account_id,
+                parent["id"] if parent else None,
+                email,
+                password_hash,
+                str(uuid.uuid4()),
+            )
+            if row is None:
+                raise EmailTaken(email)
+        return dict(row)
+
+    async def login(self, email: str, password: str) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(Q["faxto_user_by_email"], email)
+        if row is None or not await asyncio.to_thread(verify_password, password, row["password_scrypt"]):
+            return None
+        return dict(row)
+
+    async def user_for_key(self, api_key: str) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(Q["faxto_user_by_api_key"], api_key)
+        return dict(row) if row else None
+
+    async def balance(self, account_id: str) -> Decimal:
+        return await billing.balance(self.pool, account_id)
+
+    async def add_document(self, user: dict[str, Any], filename: str, content_type: str, body: bytes) -> dict[str, Any]:
+        key = f"faxto/{user['account_id']}/documents/{uuid.uuid4()}"
+        await self.blobs.put_bytes(key, body, content_type)
+        extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+        try:
+            row = await self.pool.fetchrow(
+                Q["insert_document"],
+                user["account_id"],
+                user["id"],
+                filename,
+                extension,
+                content_type,
+                key,
+                len(body),
+                billing.count_pages(body),
+            )
+        except BaseException:
+            await self.blobs.delete(key)
+            raise
+        return dict(row)
+
+    async def document(self, account_id: str, document_id: int) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(Q["get_document"], account_id, document_id)
+        return dict(row) if row else None
+
+    async def document_bytes(self, document: dict[str, Any]) -> bytes | None:
+        try:
+            return await self.blobs.get_bytes(document["object_key"])
+        except BlobNotFound:
+            return None
+
+    async def documents(self, account_id: str, limit: int = 500) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self.pool.fetch(Q["list_documents"], account_id, limit)]
+
+    async def delete_document(self, account_id: str, document_id: int) -> bool:
+        row = await self.pool.fetchrow(Q["delete_document"], account_id, document_id)
+        if row is None:
+            return False
+        with contextlib.suppress(BlobNotFound):
+            await self.blobs.delete(row["object_key"])
+        return True
+
+    async def charge(self, account_id: str, job_id: uuid.UUID) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(Q["charge_for_job"], job_id, account_id)
+        return dict(row) if row else None
+
+    async def history(self, account_id: str, limit: int = 500) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self.pool.fetch(Q["job_history"], account_id, limit)]
+
+    async def received(
+        self, account_id: str, recipient: str | None, per_page: int, page: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        total = await self.pool.fetchval(Q["count_received"], account_id, recipient)
+        rows = await self.pool.fetch(Q["page_received"], account_id, recipient, per_page, (page - 1) * per_page)
+        return total, [dict(r) for r in rows]
+
+    async def received_fax(self, fax_id: uuid.UUID) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(Q["received_fax"], fax_id)
+        return dict(row) if row else None
+
+    async def provision(self, account_id: str, candidates: list[tuple[str, int]]) -> dict[str, Any] | None:
+        """The first of ``candidates`` ((e164, did group)) nobody holds, now the account's; None if all are taken."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            for e164, did_group_id in candidates:
+                if await conn.fetchval(Q["claim_phone_number"], e164, account_id) is not None:
+                    return dict(await conn.fetchrow(Q["insert_faxto_number"], account_id, e164, did_group_id))
+        return None
+
+    async def numbers(self, account_id: str, per_page: int, page: int) -> tuple[int, list[dict[str, Any]]]:
+        total = await self.pool.fetchval(Q["count_numbers"], account_id)
+        rows = await self.pool.fetch(Q["page_numbers"], account_id, per_page, (page - 1) * per_page)
+        return total, [dict(r) for r in rows]
+
+    async def document_by_id(self, document_id: int) -> dict[str, Any] | None:
+        """Any account's document: only for signed links, whose signature is the authorisation."""
+        row = await self.pool.fetchrow(Q["document_by_id"], document_id)
+        return dict(row) if row else None

@@ -1,0 +1,111 @@
+"""Fax.to's response shapes for jobs and documents (pure functions)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from fax_api.dialects import signing
+
+# fax_jobs.status -> Fax.to's status message (GET /fax/{id}/status) and history status.
+_MESSAGES = {
+    "attaching_files": "Queued: Preparing The Document.",
+    "pending": "Queued: Waiting To Be Sent.",
+    "processing": "Sending: Fax Is Being Transmitted.",
+    "completed": "Sent! Fax Has Been Answered.",
+}
+
+
+def money(amount: Decimal) -> float:
+    return float(round(amount, 4))
+
+
+def status_message(job: dict[str, Any]) -> str:
+    if job["status"] == "failed":
+        reason = (job.get("tx_result") or {}).get("error_message") or "Unknown Error"
+        return f"Failed: {reason}"
+    return _MESSAGES[job["status"]]
+
+
+def history_status(status: str) -> str:
+    return {"completed": "success", "failed": "failed"}.get(status, "pending")
+
+
+def php_date(moment: dt.datetime) -> dict[str, Any]:
+    """PHP's DateTime as json_encode shows it, which is what Fax.to's history returns."""
+    return {
+        "date": moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
+        "timezone_type": 3,
+        "timezone": "UTC",
+    }
+
+
+def history_entry(job: dict[str, Any]) -> dict[str, Any]:
+    faxto = (job.get("request") or {}).get("faxto") or {}
+    return {
+        "id": job["id"].hex,
+        "created": php_date(job["created_at"]),
+        "document_id": faxto.get("document_id"),
+        "document": faxto.get("document", ""),
+        "recipient": job["to_number"].lstrip("+"),
+        "status": history_status(job["status"]),
+    }
+
+
+def _stamp(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def document_view(document: dict[str, Any]) -> dict[str, Any]:
+    """The upload response's ``document`` object."""
+    stored = document["object_key"].rsplit("/", 1)[-1]
+    return {
+        "filename": f"{stored}.tiff",
+        "filename_uploaded": document["filename_uploaded"],
+        "orig_filename": f"{stored}.{document['file_extension']}" if document["file_extension"] else stored,
+        "file_extension": document["file_extension"],
+        "total_pages": document["total_pages"],
+        "filesize": document["filesize"],
+        "preview_in_storage": 0,
+        "preview_file": None,
+        "preview_image": None,
+        "s3": None,
+        "user_id": document["user_id"],
+        "updated_at": _stamp(document["updated_at"]),
+        "created_at": _stamp(document["created_at"]),
+        "id": document["id"],
+    }
+
+
+def file_entry(document: dict[str, Any]) -> dict[str, Any]:
+    """One element of GET /files."""
+    return {
+        "id": document["id"],
+        "filename": document["filename_uploaded"],
+        "pages": document["total_pages"],
+        "size": document["filesize"],
+        "uploaded": document["created_at"].astimezone(dt.UTC).strftime("%Y-%m-%d"),
+    }
+
+
+def incoming_entry(fax: dict[str, Any], base_url: str, key: bytes) -> dict[str, Any]:
+    """One received fax as Fax.to lists it; its links are signed and expire (signing.LINK_TTL_SECONDS)."""
+
+    def link(kind: str) -> str:
+        path = f"/api/v2/signed/inbound/{fax['id'].hex}/{kind}"
+        return f"{base_url}{path}?{signing.signed_query(key, path)}"
+
+    stored = fax["pdf_key"] or fax["tiff_key"] or ""
+    return {
+        "id": fax["id"].hex,
+        "did_id": None,
+        "filename": stored.rsplit("/", 1)[-1],
+        "filesize": None,
+        "number": fax["to_number"],
+        "sender": fax["from_number"].lstrip("+"),
+        "total_pages": fax["pages"],
+        "created_at": php_date(fax["created_at"]),
+        "preview_file": link("preview"),
+        "file_url": link("file"),
+    }

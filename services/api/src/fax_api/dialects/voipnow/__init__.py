@@ -1,0 +1,1 @@
+"""VoipNow UAPI: POST /uapi/faxes/{userId}/{extension}."""

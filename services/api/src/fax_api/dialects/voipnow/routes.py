@@ -1,0 +1,137 @@
+"""VoipNow UAPI ``POST /uapi/faxes/{userId}/{extension}``: one job per recipient, every job with all the files.
+
+The Bearer token is an auth token of the account (the same tokens as Kazoo's X-Auth-Token), so the faxes are
+that account's and show in its Kazoo outbox. Errors answer UAPI's ``{"error": {"code": ..., "message": ...}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from litestar import Controller, Request, Response, post
+from litestar.datastructures import State, UploadFile
+
+from fax_api.dialects.openapi import FILE, STRING, form_body
+from fax_api.faxes import FaxValidationError, validate_fax_request
+
+ALLOWED_EXTENSIONS = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "tif": "image/tiff", "tiff": "image/tiff",
+                      "pdf": "application/pdf", "txt": "text/plain"}  # fmt: skip
+_SELF_IDS = ("@me", "@viewer", "@owner")
+
+
+def max_files() -> int:
+    return int(os.environ.get("FAX_VOIPNOW_MAX_FILES", "10"))
+
+
+def max_recipients() -> int:
+    return int(os.environ.get("FAX_VOIPNOW_MAX_RECIPIENTS", "50"))
+
+
+class UapiError(Exception):
+    def __init__(self, status_code: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+
+
+def _uapi_error(_: Request, exc: UapiError) -> Response:
+    return Response({"error": {"code": exc.code, "message": exc.message}}, status_code=exc.status_code)
+
+
+def _unexpected(request: Request, exc: Exception) -> Response:
+    request.logger.exception("voipnow fax failed", exc_info=exc)
+    error = UapiError(400, "internal_server_error", "Failed to send the fax due to an internal error")
+    return _uapi_error(request, error)
+
+
+def _recipients(raw: Any) -> list[str]:
+    try:
+        request = json.loads(raw) if isinstance(raw, str | bytes) else None
+    except ValueError:
+        request = None
+    recipients = request.get("recipients") if isinstance(request, dict) else None
+    if (
+        not isinstance(recipients, list)
+        or not recipients
+        or len(recipients) > max_recipients()
+        or not all(isinstance(r, str) and r.strip() and r.replace("*", "").strip().isdigit() for r in recipients)
+    ):
+        raise UapiError(
+            400,
+            "fx_recipients_invalid",
+            f"recipients must be a list of 1 to {max_recipients()} phone or extension numbers",
+        )
+    return [r.strip() for r in recipients]
+
+
+async def _documents(files: list[UploadFile]) -> list[tuple[bytes, str]]:
+    if len(files) > max_files():
+        raise UapiError(400, "fx_max_files_reached", f"At most {max_files()} files can be sent in one fax")
+    documents = []
+    for upload in files:
+        name = (upload.filename or "").rsplit("/", 1)[-1]
+        extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        body = await upload.read()
+        if extension not in ALLOWED_EXTENSIONS or not body:
+            raise UapiError(
+                400, "fx_file_invalid", f"File {name!r} is invalid: allowed file types are jpg, tif, pdf and txt"
+            )
+        documents.append((body, ALLOWED_EXTENSIONS[extension]))
+    return documents
+
+
+_CREATE_FAXES_BODY = form_body(
+    {"files": FILE, "request": STRING},
+    required=("files", "request"),
+    description='multipart: one or more "files" parts (jpg, tif, pdf, txt) and a "request" part, '
+    'a JSON object with "recipients"',
+)
+
+
+class VoipNowFaxesController(Controller):
+    path = "/uapi/faxes"
+    tags = ["VoipNow UAPI"]
+    exception_handlers = {UapiError: _uapi_error}
+
+    @post("/{user_id:str}/{extension:str}", status_code=200, operation_class=_CREATE_FAXES_BODY)
+    async def create_faxes(self, request: Request, state: State, user_id: str, extension: str) -> Response:
+        """Send the ``files`` parts to every number of the ``request`` part's ``recipients``."""
+        authorization = request.headers.get("authorization", "")
+        token = authorization.removeprefix("Bearer ").strip() if authorization.startswith("Bearer ") else ""
+        account_id = await state.accounts.account_for_token(token) if token else None
+        if account_id is None:
+            raise UapiError(401, "unauthorized", "A valid Bearer token is required")
+        if user_id not in _SELF_IDS and user_id != account_id:
+            raise UapiError(403, "forbidden", "The token may only send faxes for its own user")
+        if not extension or extension == "@self":
+            raise UapiError(400, "fx_extension_invalid", "extension must be an extension number")
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            raise UapiError(400, "fx_file_invalid", "The request must be multipart/form-data with 'files' parts")
+        try:
+            form = await request.form()
+            files = [f for f in form.getall("files") if isinstance(f, UploadFile)] if "files" in form else []
+            raw_request = form.get("request")
+            if isinstance(raw_request, UploadFile):
+                raw_request = await raw_request.read()
+            recipients = _recipients(raw_request)
+            documents = await _documents(files)
+            if not documents:
+                return Response(content=b"", status_code=204)
+            jobs = []
+            for number in recipients:
+                kazoo_request = validate_fax_request(
+                    {"to_number": number, "from_number": extension, "retries": 1, "document": {}},
+                    require_document_url=False,
+                )
+                jobs.append(await state.store.submit_job(account_id, kazoo_request, documents))
+        except UapiError:
+            raise
+        except FaxValidationError:
+            raise UapiError(400, "fx_recipients_invalid", "recipients must be phone or extension numbers") from None
+        except Exception as exc:
+            return _unexpected(request, exc)
+        first = jobs[0]
+        return Response({"id": str(first["id"]), "uid": first["id"].hex}, status_code=200)

@@ -1,0 +1,569 @@
+"""Fax.to REST v2 against the real API process, Postgres and S3: the curl examples of faxto-rest-api.md as
+written, the balance (reserved at send, charged on completion, given back on failure, never negative under 50
+concurrent sends) and the shared outbox with the Kazoo API.
+
+No fetcher or transmitter runs: jobs are finished by writing fax_jobs.status, as the transmitter does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import os
+import re
+import secrets
+import subprocess
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+
+import httpx
+import pytest
+from minio import Minio
+
+from tests.integration.kazoo_api import KazooApi, kazoo_api_fixture  # noqa: F401
+
+# Three page objects: Fax.to's cost counts pages.
+PDF = (
+    b"%PDF-1.4\n1 0 obj << /Type /Pages /Kids [3 0 R 4 0 R 5 0 R] /Count 3 >> endobj\n"
+    b"3 0 obj << /Type /Page >> endobj\n4 0 obj << /Type /Page >> endobj\n5 0 obj << /Type /Page >> endobj\n%%EOF\n"
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fetch_from_loopback() -> Iterator[None]:
+    """AddRemoteFile downloads from the test's document server on loopback, which the network guard refuses unless
+    allowed; set before the API process (kazoo_api) starts, as make run passes FAX_FETCH_ALLOW_NETWORKS."""
+    previous = os.environ.get("FAX_FETCH_ALLOW_NETWORKS")
+    os.environ["FAX_FETCH_ALLOW_NETWORKS"] = "127.0.0.0/8"
+    yield
+    if previous is None:
+        del os.environ["FAX_FETCH_ALLOW_NETWORKS"]
+    else:
+        os.environ["FAX_FETCH_ALLOW_NETWORKS"] = previous
+
+
+US_PER_PAGE = Decimal("0.05")  # rates.csv, prefix 1
+UK_PER_PAGE = Decimal("0.07")  # rates.csv, prefix 44
+
+
+def curl(api: KazooApi, *args: str) -> tuple[int, object]:
+    """Run a spec curl example with the host replaced by the API's; the JSON answer and its status."""
+    out = subprocess.run(
+        ["curl", "-s", "-o", "-", "-w", "\n%{http_code}", *args], check=True, capture_output=True, timeout=30
+    )
+    body, _, code = out.stdout.rpartition(b"\n")
+    return int(code), json.loads(body)
+
+
+def register(api: KazooApi, email: str | None = None, password: str = "s3cret-pass") -> str:
+    email = email or f"user-{uuid.uuid4().hex[:8]}@example.com"
+    payload = json.dumps({"email": email, "password": password})
+    code, body = curl(
+        api, "-d", payload, "-H", "Content-Type: application/json", "-X", "POST", f"{api.url}/api/v2/user"
+    )
+    assert code == 200, body
+    assert body["status"] == "success" and uuid.UUID(body["api_key"])
+    return body["api_key"]
+
+
+def account_of(api: KazooApi, api_key: str) -> str:
+    return api.sql("SELECT account_id FROM faxto_users WHERE api_key = $1", api_key)[0]["account_id"]
+
+
+def top_up(api: KazooApi, api_key: str, amount: str) -> str:
+    account_id = account_of(api, api_key)
+    api.sql("UPDATE account_balances SET balance = $2::numeric WHERE account_id = $1", account_id, amount)
+    return account_id
+
+
+def upload(api: KazooApi, api_key: str, tmp_path, body: bytes = PDF, name: str = "fax.pdf") -> dict:
+    path = tmp_path / name
+    path.write_bytes(body)
+    code, answer = curl(api, "-F", f"file=@{path}", f"{api.url}/api/v2/files?api_key={api_key}")
+    assert code == 200, answer
+    return answer
+
+
+def balance(api: KazooApi, api_key: str) -> float:
+    code, body = curl(
+        api, "-X", "GET", "--header", "Content-Type: application/json", f"{api.url}/api/v2/balance?api_key={api_key}"
+    )
+    assert code == 200 and body["status"] == "success", body
+    return body["balance"]
+
+
+def kazoo_token(api: KazooApi, account_id: str) -> str:
+    token = secrets.token_urlsafe(24)
+    api.sql(
+        "INSERT INTO auth_tokens (token_sha256, account_id) VALUES ($1, $2)",
+        hashlib.sha256(token.encode()).digest(),
+        account_id,
+    )
+    return token
+
+
+def test_user_register_login_subuser_and_balance(kazoo_api: KazooApi) -> None:
+    email = f"reg-{uuid.uuid4().hex[:8]}@example.com"
+    key = register(kazoo_api, email)
+    login = json.dumps({"email": email, "password": "s3cret-pass"})
+    code, body = curl(
+        kazoo_api,
+        "-d",
+        login,
+        "-H",
+        "Content-Type: application/json",
+        "-X",
+        "POST",
+        f"{kazoo_api.url}/api/v2/user/login",
+    )
+    assert (code, body) == (200, {"status": "success", "api_key": key})
+    wrong = json.dumps({"email": email, "password": "not-the-password"})
+    code, body = curl(
+        kazoo_api, "-d", wrong, "-H", "Content-Type: application/json", f"{kazoo_api.url}/api/v2/user/login"
+    )
+    assert code == 401 and body["status"] == "failed"
+    stored = kazoo_api.sql("SELECT password_scrypt FROM faxto_users WHERE email = $1", email)[0]["password_scrypt"]
+    assert stored.startswith("scrypt$") and "s3cret-pass" not in stored
+
+    sub = json.dumps({"email": f"sub-{uuid.uuid4().hex[:8]}@example.com", "password": "sub-password"})
+    code, body = curl(
+        kazoo_api,
+        "-d",
+        sub,
+        "-H",
+        "Content-Type: application/json",
+        "-X",
+        "POST",
+        f"{kazoo_api.url}/api/v2/subuser?api_key={key}",
+    )
+    assert code == 200 and body["status"] == "success" and body["api_key"] != key
+    assert account_of(kazoo_api, body["api_key"]) == account_of(kazoo_api, key)  # one account, one balance
+
+    assert balance(kazoo_api, key) == 0
+    top_up(kazoo_api, key, "100.10")
+    assert balance(kazoo_api, key) == 100.10
+    assert balance(kazoo_api, body["api_key"]) == 100.10
+    code, body = curl(kazoo_api, f"{kazoo_api.url}/api/v2/balance?api_key=nope")
+    assert code == 401 and body["status"] == "failed"
+    code, body = curl(
+        kazoo_api,
+        "-d",
+        json.dumps({"email": email, "password": "another-password"}),
+        "-H",
+        "Content-Type: application/json",
+        f"{kazoo_api.url}/api/v2/user",
+    )
+    assert code == 409
+
+
+def test_files_cost_send_status_history_and_charge(kazoo_api: KazooApi, tmp_path) -> None:
+    key = register(kazoo_api)
+    account_id = top_up(kazoo_api, key, "10.00")
+    uploaded = upload(kazoo_api, key, tmp_path)
+    assert uploaded["status"] == "success"
+    document_id = uploaded["document_id"]
+    document = uploaded["document"]
+    assert set(document) >= {
+        "filename",
+        "filename_uploaded",
+        "orig_filename",
+        "file_extension",
+        "total_pages",
+        "filesize",
+        "preview_in_storage",
+        "preview_file",
+        "user_id",
+        "created_at",
+        "id",
+    }
+    assert (document["filename_uploaded"], document["file_extension"]) == ("fax.pdf", "pdf")
+    assert (document["total_pages"], document["filesize"]) == (3, len(PDF))
+
+    code, files = curl(
+        kazoo_api,
+        "-X",
+        "GET",
+        "--header",
+        "Content-Type: application/json",
+        f"{kazoo_api.url}/api/v2/files?api_key={key}",
+    )
+    assert code == 200
+    assert files == [
+        {"id": document_id, "filename": "fax.pdf", "pages": 3, "size": len(PDF), "uploaded": files[0]["uploaded"]}
+    ]
+
+    code, cost = curl(
+        kazoo_api,
+        "-X",
+        "GET",
+        "--header",
+        "Content-Type: application/json",
+        f"{kazoo_api.url}/api/v2/fax/{document_id}/costs?api_key={key}&fax_number=+161242252602",
+    )
+    assert (code, cost) == (200, {"status": "success", "cost": float(3 * US_PER_PAGE)})
+
+    # The v1 example, as written: form fields.
+    code, sent = curl(
+        kazoo_api,
+        "-X",
+        "POST",
+        f"{kazoo_api.url}/api/v1/fax",
+        "-d",
+        f"api_key={key}",
+        "-d",
+        "fax_number=+441224459292",
+        "-d",
+        f"document_id={document_id}",
+    )
+    assert code == 200, sent
+    assert sent["status"] == "executed" and sent["cost"] == float(3 * UK_PER_PAGE)
+    assert sent["user_cash_balance"] == float(Decimal("10.00") - 3 * UK_PER_PAGE)
+    job_id = sent["fax_job_id"]
+    job = kazoo_api.sql("SELECT status, to_number, request FROM fax_jobs WHERE id = $1::uuid", job_id)[0]
+    assert job["to_number"] == "+441224459292" and job["status"] == "attaching_files"
+    assert json.loads(job["request"])["document"]["uploads"] == [f"jobs/{uuid.UUID(job_id)}/upload-0"]
+
+    code, status = curl(
+        kazoo_api,
+        "-X",
+        "GET",
+        "--header",
+        "Content-Type: application/json",
+        f"{kazoo_api.url}/api/v2/fax/{job_id}/status?api_key={key}",
+    )
+    assert code == 200 and status["status"] == "success"
+    assert status["message"].startswith("Queued") and status["user_cash_balance"] == sent["user_cash_balance"]
+
+    # Completed: the reservation becomes the charge; the balance stays where the send put it.
+    kazoo_api.sql("UPDATE fax_jobs SET status = 'completed' WHERE id = $1::uuid", job_id)
+    charge = kazoo_api.sql("SELECT state, amount FROM balance_charges WHERE job_id = $1::uuid", job_id)[0]
+    assert charge == {"state": "settled", "amount": 3 * UK_PER_PAGE}
+    code, status = curl(kazoo_api, f"{kazoo_api.url}/api/v2/fax/{job_id}/status?api_key={key}")
+    assert status["message"] == "Sent! Fax Has Been Answered."
+    assert balance(kazoo_api, key) == sent["user_cash_balance"]
+
+    # A v2 send of an uploaded file that fails: the balance gets the cost back, once.
+    path = tmp_path / "one.pdf"
+    path.write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Page >> endobj\n%%EOF\n")
+    code, failed = curl(
+        kazoo_api,
+        "-F",
+        f"file=@{path}",
+        "-F",
+        "fax_number=+12025550100",
+        "-F",
+        "delete_file=1",
+        f"{kazoo_api.url}/api/v2/fax?api_key={key}",
+    )
+    assert code == 200 and failed["cost"] == float(US_PER_PAGE), failed
+    assert balance(kazoo_api, key) == float(Decimal(str(sent["user_cash_balance"])) - US_PER_PAGE)
+    for _ in range(2):  # a repeated failure must not refund twice
+        kazoo_api.sql(
+            "UPDATE fax_jobs SET status = 'failed', tx_result = '{\"error_message\": \"busy\"}' WHERE id = $1::uuid",
+            failed["fax_job_id"],
+        )
+    assert balance(kazoo_api, key) == sent["user_cash_balance"]
+    code, status = curl(kazoo_api, f"{kazoo_api.url}/api/v2/fax/{failed['fax_job_id']}/status?api_key={key}")
+    assert status["message"] == "Failed: busy"
+    code, files = curl(kazoo_api, f"{kazoo_api.url}/api/v2/files?api_key={key}")
+    assert [f["id"] for f in files] == [document_id]  # delete_file removed the second upload
+
+    code, history = curl(
+        kazoo_api,
+        "-X",
+        "GET",
+        "--header",
+        "Content-Type: application/json",
+        f"{kazoo_api.url}/api/v2/fax-history?api_key={key}",
+    )
+    assert code == 200 and history["status"] == "success"
+    entries = {h["id"]: h for h in history["history"]}
+    assert entries[job_id]["status"] == "success" and entries[failed["fax_job_id"]]["status"] == "failed"
+    assert entries[job_id]["recipient"] == "441224459292" and entries[job_id]["document_id"] == document_id
+    assert entries[job_id]["created"]["timezone"] == "UTC"
+
+    # Both jobs are the account's Kazoo outbox entries.
+    token = kazoo_token(kazoo_api, account_id)
+    outbox = kazoo_api.call("GET", f"/v2/accounts/{account_id}/faxes/outbox", token).json()["data"]
+    assert {f["id"] for f in outbox} == {job_id, failed["fax_job_id"]}
+
+    code, gone = curl(
+        kazoo_api,
+        "-X",
+        "DELETE",
+        "--header",
+        "Content-Type: application/json",
+        f"{kazoo_api.url}/api/v2/files/{document_id}?api_key={key}",
+    )
+    assert (code, gone) == (200, {"status": "success"})
+    code, files = curl(kazoo_api, f"{kazoo_api.url}/api/v2/files?api_key={key}")
+    assert files == []
+
+
+def test_kazoo_send_shows_in_faxto_history(kazoo_api: KazooApi) -> None:
+    key = register(kazoo_api)
+    account_id = account_of(kazoo_api, key)
+    token = kazoo_token(kazoo_api, account_id)
+    fax = {"document": {"url": "http://myserver.com/fax.pdf"}, "to_number": "+18884732963", "retries": 1}
+    created = kazoo_api.call("PUT", f"/v2/accounts/{account_id}/faxes", token, {"data": fax})
+    assert created.status_code == 201, created.text
+    _, history = curl(kazoo_api, f"{kazoo_api.url}/api/v2/fax-history?api_key={key}")
+    assert [h["recipient"] for h in history["history"]] == ["18884732963"]
+    assert history["history"][0]["status"] == "pending"
+
+
+def test_send_refused_before_dialling_when_balance_cannot_cover(kazoo_api: KazooApi, tmp_path) -> None:
+    key = register(kazoo_api)
+    account_id = top_up(kazoo_api, key, "0.10")
+    document_id = upload(kazoo_api, key, tmp_path)["document_id"]  # 3 pages to the US: 0.15
+    code, body = curl(
+        kazoo_api,
+        "-X",
+        "POST",
+        f"{kazoo_api.url}/api/v2/fax",
+        "-d",
+        f"api_key={key}",
+        "-d",
+        "fax_number=+12025550100",
+        "-d",
+        f"document_id={document_id}",
+    )
+    assert code == 402 and body["status"] == "failed" and "Insufficient balance" in body["message"]
+    assert kazoo_api.sql("SELECT count(*) AS n FROM fax_jobs WHERE account_id = $1", account_id)[0]["n"] == 0
+    assert balance(kazoo_api, key) == 0.10
+    code, body = curl(
+        kazoo_api,
+        "-X",
+        "POST",
+        f"{kazoo_api.url}/api/v2/fax",
+        "-d",
+        f"api_key={key}",
+        "-d",
+        "fax_number=+80012345678",
+        "-d",
+        f"document_id={document_id}",
+    )
+    assert code == 400 and "No rate" in body["message"]
+
+
+def test_fifty_concurrent_sends_against_a_balance_for_twenty(kazoo_api: KazooApi, tmp_path) -> None:
+    key = register(kazoo_api)
+    account_id = top_up(kazoo_api, key, "3.00")  # 20 x 0.15
+    document_id = upload(kazoo_api, key, tmp_path)["document_id"]
+
+    async def send_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=kazoo_api.url, timeout=60) as client:
+            form = {"api_key": key, "fax_number": "+12025550100", "document_id": str(document_id)}
+            return await asyncio.gather(*(client.post("/api/v2/fax", data=form) for _ in range(50)))
+
+    answers = asyncio.run(send_all())
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [200] * 20 + [402] * 30, [a.text for a in answers if a.status_code not in (200, 402)]
+    rows = kazoo_api.sql(
+        "SELECT count(*) AS n, sum(amount) AS total FROM balance_charges WHERE account_id = $1", account_id
+    )[0]
+    assert rows == {"n": 20, "total": Decimal("3.0000")}
+    assert kazoo_api.sql("SELECT count(*) AS n FROM fax_jobs WHERE account_id = $1", account_id)[0]["n"] == 20
+    assert balance(kazoo_api, key) == 0
+    kazoo_api.sql("UPDATE fax_jobs SET status = 'completed' WHERE account_id = $1", account_id)
+    states = kazoo_api.sql("SELECT DISTINCT state FROM balance_charges WHERE account_id = $1", account_id)
+    assert states == [{"state": "settled"}]
+    assert balance(kazoo_api, key) == 0
+
+
+def test_incoming_faxes_with_signed_links(kazoo_api: KazooApi, infra) -> None:
+    key = register(kazoo_api)
+    account_id = account_of(kazoo_api, key)
+    s3 = Minio(infra.s3_endpoint, access_key=infra.s3_access_key, secret_key=infra.s3_secret_key, secure=False)
+    pdfs = {}
+    for n, to_number in enumerate(["+15550001111", "+15550001111", "+15550002222"]):
+        fax_id = uuid.uuid4()
+        body = PDF + f"% fax {n}\n".encode()
+        s3.put_object(infra.s3_bucket, f"inbound/{fax_id}/fax.pdf", io.BytesIO(body), len(body))
+        kazoo_api.sql(
+            "INSERT INTO inbound_faxes (id, account_id, status, from_number, to_number, pages, pdf_key, created_at)"
+            " VALUES ($1, $2, 'received', '+919245657633', $3, 3, $4, now() + make_interval(secs => $5))",
+            fax_id,
+            account_id,
+            to_number,
+            f"inbound/{fax_id}/fax.pdf",
+            n,
+        )
+        pdfs[fax_id.hex] = body
+
+    code, listing = curl(
+        kazoo_api,
+        "-X",
+        "GET",
+        "--header",
+        "Content-Type: application/json",
+        f"{kazoo_api.url}/api/v2/incoming-faxes?api_key={key}",
+    )
+    assert code == 200 and listing["status"] == "success"
+    assert [f["id"] for f in listing["inbox"]] == list(pdfs)[::-1]  # newest first
+    assert listing["meta"]["pagination"] == {
+        "total": 3,
+        "count": 3,
+        "per_page": 20,
+        "current_page": 1,
+        "total_pages": 1,
+        "links": {},
+    }
+    entry = listing["inbox"][0]
+    assert (entry["number"], entry["sender"], entry["total_pages"]) == ("+15550002222", "919245657633", 3)
+    assert httpx.get(entry["file_url"]).content == pdfs[entry["id"]]
+    preview = httpx.get(entry["preview_file"])
+    assert preview.status_code == 200 and preview.headers["content-type"] == "application/pdf"
+    tampered = entry["file_url"].replace(entry["id"], listing["inbox"][1]["id"])
+    assert httpx.get(tampered).status_code == 403
+    expired = re.sub(r"expires=\d+", "expires=1", entry["file_url"])
+    assert httpx.get(expired).status_code == 403
+
+    code, paged = curl(kazoo_api, f"{kazoo_api.url}/api/v2/incoming-faxes/+15550001111?api_key={key}&per_page=1")
+    assert code == 200
+    assert [f["number"] for f in paged["inbox"]] == ["+15550001111"]
+    pagination = paged["meta"]["pagination"]
+    assert (pagination["total"], pagination["total_pages"], pagination["count"]) == (2, 2, 1)
+    assert pagination["links"]["next"].endswith("?page=2")
+
+    other = register(kazoo_api)
+    _, foreign = curl(kazoo_api, f"{kazoo_api.url}/api/v2/incoming-faxes?api_key={other}")
+    assert foreign["inbox"] == []
+
+
+def test_openapi_covers_both_dialects(kazoo_api: KazooApi) -> None:
+    paths = httpx.get(f"{kazoo_api.url}/schema/openapi.json").json()["paths"]
+    assert {"/api/v2/fax", "/api/v1/fax", "/api/v2/balance", "/api/v2/files", "/api/v2/fax-history"} <= set(paths)
+    assert "/uapi/faxes/{user_id}/{extension}" in paths
+
+
+def test_numbers_inventory_provisioning_and_listing(kazoo_api: KazooApi) -> None:
+    key = register(kazoo_api)
+    account_id = account_of(kazoo_api, key)
+    get = ("-X", "GET", "--header", "Content-Type: application/json")
+    code, countries = curl(kazoo_api, *get, f"{kazoo_api.url}/api/v2/countries?api_key={key}")
+    assert code == 200 and countries["status"] == "success"
+    assert {"country": "CANADA", "slug": "CANADA", "a2_code": "CAN", "dial_code": 1} in countries["data"]
+    code, states = curl(kazoo_api, *get, f"{kazoo_api.url}/api/v2/states/USA?api_key={key}")
+    assert code == 200 and states["states"][0] == {"id": "1", "name": "Alabama", "code": "AL"}
+    code, areas = curl(kazoo_api, *get, f"{kazoo_api.url}/api/v2/areacodes/USA/1?api_key={key}")
+    assert areas["areacodes"] == [
+        {"country_code": "USA", "state_id": 1, "area_code": "205"},
+        {"country_code": "USA", "state_id": 1, "area_code": "251"},
+    ]
+    code, groups = curl(
+        kazoo_api,
+        *get,
+        f"{kazoo_api.url}/api/v2/countries/CAN/didgroups?api_key={key}&didGroupIds=67,5598&cityNamePattern=WIN%25",
+    )
+    assert (code, groups["data"]) == (200, [{"did_group_id": 67, "area_code": "204", "city_name": "WINNIPEG"}])
+    assert curl(kazoo_api, f"{kazoo_api.url}/api/v2/states/XXX?api_key={key}")[0] == 404
+
+    code, provisioned = curl(
+        kazoo_api,
+        "-X",
+        "POST",
+        "--header",
+        "Content-Type: application/json",
+        f"{kazoo_api.url}/api/v2/provision-numbers?api_key={key}",
+    )
+    assert code == 200 and provisioned["message"] == "Number has been provisioned.", provisioned
+    number = provisioned["data"]["number"]
+    assert set(provisioned["data"]) == {
+        "id",
+        "didid",
+        "did_group_id",
+        "country_code",
+        "city_name",
+        "area_code",
+        "number",
+        "type",
+        "trunk_id",
+    }
+    # The number now routes inbound faxes to this user's account.
+    assert kazoo_api.sql("SELECT account_id FROM phone_numbers WHERE e164 = $1", number) == [{"account_id": account_id}]
+    code, second = curl(
+        kazoo_api, "-X", "POST", "-d", "did_group_id=5598", f"{kazoo_api.url}/api/v2/provision-numbers?api_key={key}"
+    )
+    assert code == 200 and second["data"]["area_code"] == "709" and second["data"]["number"] != number
+
+    code, listing = curl(kazoo_api, *get, f"{kazoo_api.url}/api/v2/numbers?api_key={key}&per_page=1&page=2")
+    assert code == 200 and [n["did_number"] for n in listing["data"]] == [second["data"]["number"]]
+    assert listing["data"][0]["status"] == "Active" and listing["data"][0]["country"] == "CANADA"
+    pagination = listing["meta"]["pagination"]
+    assert (pagination["total"], pagination["count"], pagination["current_page"], pagination["total_pages"]) == (
+        2,
+        1,
+        2,
+        2,
+    )
+    assert pagination["links"] == {"previous": f"{kazoo_api.url}/api/v2/numbers?page=1"}
+
+    other = register(kazoo_api)
+    code, taken = curl(
+        kazoo_api, "-X", "POST", "-d", "did_group_id=5598", f"{kazoo_api.url}/api/v2/provision-numbers?api_key={other}"
+    )
+    assert code == 200 and taken["data"]["number"] not in (number, second["data"]["number"])
+
+
+def test_add_remote_file_through_the_fetchers_guarded_download(kazoo_api: KazooApi, document_server: str) -> None:
+    key = register(kazoo_api)
+    code, answer = curl(
+        kazoo_api, "-F", f"AddRemoteFile={document_server}/fax.pdf", f"{kazoo_api.url}/api/v2/files?api_key={key}"
+    )
+    assert code == 200 and answer["status"] == "success", answer
+    served = httpx.get(f"{document_server}/fax.pdf").content
+    assert (answer["document"]["filename_uploaded"], answer["document"]["filesize"]) == ("fax.pdf", len(served))
+    stored = kazoo_api.sql("SELECT object_key FROM faxto_documents WHERE id = $1", answer["document_id"])
+    assert len(stored) == 1
+    # Private networks other than the allowed loopback stay refused (no connection is attempted).
+    code, refused = curl(
+        kazoo_api, "-F", "AddRemoteFile=http://10.1.2.3/fax.pdf", f"{kazoo_api.url}/api/v2/files?api_key={key}"
+    )
+    assert code == 400 and refused["status"] == "failed" and "AddRemoteFile" in refused["message"], refused
+    code, missing = curl(
+        kazoo_api, "-F", f"AddRemoteFile={document_server}/nope.pdf", f"{kazoo_api.url}/api/v2/files?api_key={key}"
+    )
+    assert code == 400 and "404" in missing["message"]
+
+
+def test_file_generate_preview_is_a_working_signed_link(kazoo_api: KazooApi, tmp_path) -> None:
+    key = register(kazoo_api)
+    document_id = upload(kazoo_api, key, tmp_path)["document_id"]
+    code, answer = curl(
+        kazoo_api,
+        "-X",
+        "GET",
+        "--header",
+        "Content-Type: application/json",
+        f"{kazoo_api.url}/api/v2/file-generate-preview?document_id={document_id}&api_key={key}",
+    )
+    assert code == 200 and answer["status"] == "success"
+    shown = httpx.get(answer["url"])
+    assert shown.status_code == 200 and shown.content == PDF
+    assert httpx.get(answer["url"].replace("signature=", "signature=0")).status_code == 403
+    other = register(kazoo_api)
+    assert (
+        curl(kazoo_api, f"{kazoo_api.url}/api/v2/file-generate-preview?document_id={document_id}&api_key={other}")[0]
+        == 404
+    )
+
+
+def test_delivery_webhook_target_is_the_jobs_callback(kazoo_api: KazooApi, tmp_path) -> None:
+    """The notifier sends the delivery receipt to a job's callback; a Fax.to send with callback_url sets it."""
+    key = register(kazoo_api)
+    top_up(kazoo_api, key, "1.00")
+    document_id = upload(kazoo_api, key, tmp_path)["document_id"]
+    form = {"api_key": key, "fax_number": "+12025550100", "document_id": document_id}
+    sent = httpx.post(f"{kazoo_api.url}/api/v2/fax", data={**form, "callback_url": "https://hooks.example.com/fax"})
+    assert sent.status_code == 200, sent.text
+    request = json.loads(
+        kazoo_api.sql("SELECT request FROM fax_jobs WHERE id = $1::uuid", sent.json()["fax_job_id"])[0]["request"]
+    )
+    assert request["callback"] == {"url": "https://hooks.example.com/fax", "method": "post",
+                                   "type": "www-url-form-encoded"}  # fmt: skip
+    bad = httpx.post(f"{kazoo_api.url}/api/v2/fax", data={**form, "callback_url": "ftp://x"})
+    assert bad.status_code == 400 and bad.json()["status"] == "failed"

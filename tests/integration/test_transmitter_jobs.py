@@ -168,6 +168,7 @@ async def test_an_account_never_has_more_calls_up_than_its_limit(world) -> None:
     statuses = await pool.fetch("SELECT status, count(*) FROM fax_jobs GROUP BY status")
     assert {r["status"]: r["count"] for r in statuses} == {"processing": 2, "pending": 3}
 
+    await _until(lambda: _equals(line.active, 2))  # both calls are up (their TIFFs came from S3 first)
     line.release.set()
     sweeper = asyncio.create_task(transmitter.sweep(poll_seconds=0.2))
     try:
@@ -236,3 +237,7 @@ async def _all_in(pool, status: str) -> bool:
 
 async def _status_is(pool, job_id: uuid.UUID, status: str) -> bool:
     return await pool.fetchval("SELECT status = $2 FROM fax_jobs WHERE id = $1", job_id, status)
+
+
+async def _equals(value: object, expected: object) -> bool:
+    return value == expected

@@ -63,6 +63,8 @@ class SipUserAgent(asyncio.DatagramProtocol):
         self._server: dict[tuple[str, str], ServerTransaction] = {}
         self._dialogs: dict[tuple[str, str], Call] = {}
         self._incoming: dict[str, IncomingCall] = {}  # by the INVITE's branch, until answered or refused
+        # Our INVITEs still waiting for their dialog, by Call-ID: how many repeated 2xx arrived before it existed.
+        self._repeated_2xx: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.registered = asyncio.Event()
 
@@ -228,20 +230,24 @@ class SipUserAgent(asyncio.DatagramProtocol):
                 on_progress(response.status)
 
         attempt = asyncio.ensure_future(self._invite_with_auth(sent, destination, provisional))
+        self._repeated_2xx[call_id] = 0
         try:
-            response = await asyncio.wait_for(asyncio.shield(attempt), ring_timeout)
-        except (TimeoutError, asyncio.CancelledError) as stop:
-            final = await self._cancel(sent[-1], destination, attempt)
-            if final is not None and 200 <= final.status < 300:
-                # The answer crossed our CANCEL: the call exists, so end it properly.
-                call = self._new_outgoing_dialog(sent[-1], final, offer)
-                await call.hangup()
-            if isinstance(stop, asyncio.CancelledError):
-                raise
-            raise CallFailed(408, "no answer") from None
-        if not 200 <= response.status < 300:
-            raise CallFailed(response.status, response.reason)
-        return self._new_outgoing_dialog(sent[-1], response, offer)
+            try:
+                response = await asyncio.wait_for(asyncio.shield(attempt), ring_timeout)
+            except (TimeoutError, asyncio.CancelledError) as stop:
+                final = await self._cancel(sent[-1], destination, attempt)
+                if final is not None and 200 <= final.status < 300:
+                    # The answer crossed our CANCEL: the call exists, so end it properly.
+                    call = self._new_outgoing_dialog(sent[-1], final, offer)
+                    await call.hangup()
+                if isinstance(stop, asyncio.CancelledError):
+                    raise
+                raise CallFailed(408, "no answer") from None
+            if not 200 <= response.status < 300:
+                raise CallFailed(response.status, response.reason)
+            return self._new_outgoing_dialog(sent[-1], response, offer)
+        finally:
+            self._repeated_2xx.pop(call_id, None)
 
     async def _invite_with_auth(
         self, sent: list[SipMessage], destination: Address, provisional: Callable[[SipMessage], None]
@@ -311,6 +317,9 @@ class SipUserAgent(asyncio.DatagramProtocol):
             remote_sdp=_sdp_of(response),
         )
         call.send_ack(invite.cseq[0], auth=invite)
+        for _ in range(self._repeated_2xx.get(invite.call_id, 0)):
+            call.resend_ack(invite.cseq[0])
+        self._repeated_2xx[invite.call_id] = 0
         self._dialogs[call.key] = call
         return call
 
@@ -443,14 +452,18 @@ class SipUserAgent(asyncio.DatagramProtocol):
         except SipParseError:
             return
         transaction = self._client.get((branch, method))
-        if transaction is not None:
+        repeated_2xx = method == "INVITE" and 200 <= response.status < 300
+        if transaction is not None and not (repeated_2xx and transaction.final.done()):
             transaction.on_response(response)
             return
-        if method == "INVITE" and 200 <= response.status < 300:
-            # A retransmitted 2xx after its transaction ended: our ACK was lost (§13.2.2.4).
+        if repeated_2xx:
+            # A retransmitted 2xx: our ACK was lost, and every 2xx gets its ACK (§13.2.2.4). One that comes before
+            # the dialog exists is counted, and ACKed as soon as it does.
             call = self._dialogs.get((response.call_id, NameAddr.parse(response.get("from")).tag))
             if call is not None:
                 call.resend_ack(response.cseq[0])
+            elif response.call_id in self._repeated_2xx:
+                self._repeated_2xx[response.call_id] += 1
 
     def forget(self, call: Call) -> None:
         self._dialogs.pop(call.key, None)

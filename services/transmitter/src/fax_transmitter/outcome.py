@@ -7,9 +7,11 @@ from typing import Any
 from fax_runtime.metrics import FaxMetrics
 from fax_transmitter.loopback import TransmissionOutcome
 
-# spandsp's T30_ERR_FILEERROR: the document could not be read. Sending it again cannot help.
+# spandsp's TIFF errors, T30_ERR_FILEERROR (41) to T30_ERR_BADTIFFHDR (46): the document cannot be read or is not a
+# valid TIFF/F. Sending it again cannot help. T30_ERR_NOMEM (47) is left retryable: another attempt may have memory.
 T30_ERR_FILEERROR = 41
-NOT_RETRYABLE_CODES = frozenset({T30_ERR_FILEERROR})
+T30_ERR_BADTIFFHDR = 46
+NOT_RETRYABLE_CODES = frozenset(range(T30_ERR_FILEERROR, T30_ERR_BADTIFFHDR + 1))
 
 
 # Not a spandsp code: the call was never placed (the document could not be read from storage, say).

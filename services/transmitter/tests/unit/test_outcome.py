@@ -68,3 +68,10 @@ def test_the_network_decides_which_unanswered_calls_are_retried() -> None:
         assert not should_retry(call_not_answered(hopeless, "x"), attempt=1, retries=4), hopeless
     result = tx_result(call_not_answered(486, "Busy Here"), time_elapsed=1)
     assert result["error_message"] == "SIP 486 Busy Here" and result["sip_status"] == 486
+
+
+def test_every_tiff_error_of_spandsp_is_final_but_out_of_memory_is_retried() -> None:
+    # 41 cannot open, 42 no page, 43 bad TIFF, 44 page tag missing, 45 bad tags, 46 bad header; 47 no memory.
+    for code in range(41, 47):
+        assert not should_retry(_outcome(success=False, result_code=code), attempt=1, retries=4), code
+    assert should_retry(_outcome(success=False, result_code=47), attempt=1, retries=4)

@@ -135,14 +135,15 @@ class RunningStack:
 @contextlib.contextmanager
 def running_stack(state_dir: Path, env_overrides: Mapping[str, str]) -> Iterator[RunningStack]:
     """Run the whole platform on free ports; stop it with SIGINT (as Ctrl-C would) on exit."""
-    base = free_port_block(8)
-    # Six HTTP ports (API and health), then the transmitter's and faxsim's SIP ports. Tests send over the
-    # instant loopback line unless they ask for real SIP calls (FAX_LINE=sip), which take real time.
+    base = free_port_block(9)
+    # Six HTTP ports (API and health), the transmitter's and faxsim's SIP ports, then SMTP intake. Tests send over
+    # the instant loopback line unless they ask for real SIP calls (FAX_LINE=sip), which take real time.
     env = {
         "FAX_LINE": "loopback",
         **os.environ,
         "FAX_SIP_BIND": f"127.0.0.1:{base + 6}",
         "FAX_FAXSIM_SIP": f"127.0.0.1:{base + 7}",
+        "FAX_SMTP_GATEWAY_PORT": str(base + 8),
         **env_overrides,
         "FAX_API_PORT": str(base),
     }

@@ -40,8 +40,8 @@ CREDENTIAL_KEYS = {
 
 
 def _free_api_port() -> int:
-    """A port P with P..P+7 free: the API, five health ports, then the transmitter's and faxsim's SIP ports."""
-    return free_port_block(8)
+    """A port P with P..P+8 free: the API, five health ports, the two SIP ports and SMTP intake."""
+    return free_port_block(9)
 
 
 def _free_infra_ports() -> InfraPorts:
@@ -105,6 +105,7 @@ def _devstack_env(infra: Endpoints, database_url: str) -> dict[str, str]:
         "FAX_API_PORT": str(api_port),
         "FAX_SIP_BIND": f"127.0.0.1:{api_port + 6}",
         "FAX_FAXSIM_SIP": f"127.0.0.1:{api_port + 7}",
+        "FAX_SMTP_GATEWAY_PORT": str(api_port + 8),
     }
 
 

@@ -1,0 +1,206 @@
+"""The SMTP server: RCPT decides who may fax where, DATA turns the mail into fax jobs; every refusal is logged.
+
+A mail is accepted (250) only after its jobs and their events are committed, so an accepted mail is never lost;
+anything that goes wrong before that is a 4xx the sender's server will retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import uuid
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from typing import Any
+
+import asyncpg
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from fax_api.store import ApiStore
+from fax_runtime.sql import load_queries
+from fax_smtp_gateway.config import Settings
+from fax_smtp_gateway.intake import (
+    Document,
+    IntakeRefused,
+    Recipient,
+    faxable_documents,
+    parse_recipient,
+    sender_permitted,
+    split_address,
+    text_body,
+)
+
+log = logging.getLogger(__name__)
+Q = load_queries("fax_smtp_gateway")
+
+NO_ATTACHMENT = "550 5.7.0 Nothing to fax: attach a PDF, TIFF, image or Office document"
+
+
+class GatewayStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def faxbox_for(self, domain: str, address: str) -> dict[str, Any] | None:
+        row = await self._pool.fetchrow(Q["faxbox_for_domain"], domain, address)
+        return dict(row) if row else None
+
+    async def log_refusal(
+        self,
+        *,
+        sender: str,
+        to: str,
+        errors: list[str],
+        faxbox: dict[str, Any] | None = None,
+        number: str = "",
+        content_type: str = "",
+        filename: str = "",
+    ) -> None:
+        await self._pool.execute(
+            Q["log_refusal"], uuid.uuid4(), faxbox["account_id"] if faxbox else None, faxbox["id"] if faxbox else None,
+            faxbox["name"] if faxbox else "", sender, to, number, content_type, filename, errors, None,
+        )  # fmt: skip
+
+
+class FaxIntake:
+    """aiosmtpd handler."""
+
+    def __init__(self, store: GatewayStore, jobs: ApiStore, settings: Settings) -> None:
+        self._store = store
+        self._jobs = jobs
+        self._settings = settings
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        sender = envelope.mail_from or ""
+        try:
+            _, domain = split_address(address)
+        except IntakeRefused as refused:
+            await self._store.log_refusal(sender=sender, to=address, errors=[refused.reason])
+            return refused.reply
+        # The faxbox first: a refusal at a known faxbox belongs in its account's smtplog.
+        faxbox = await self._store.faxbox_for(domain, address.lower())
+        if faxbox is None:
+            await self._store.log_refusal(sender=sender, to=address, errors=[f"no faxbox at {domain}"])
+            return f"550 5.1.1 No faxbox at {domain}"
+        try:
+            recipient = parse_recipient(address)
+        except IntakeRefused as refused:
+            await self._store.log_refusal(sender=sender, to=address, faxbox=faxbox, errors=[refused.reason])
+            return refused.reply
+        settings = faxbox["settings"] or {}
+        allow_all = bool(settings.get("smtp_allow_all")) or self._settings.allow_all
+        if not sender_permitted(sender, list(settings.get("smtp_permission_list") or []), faxbox["owner_email"],
+                                allow_all):  # fmt: skip
+            reason = f"{sender or 'an empty sender'} is not permitted to send faxes"
+            await self._store.log_refusal(sender=sender, to=address, faxbox=faxbox, number=recipient.number,
+                                          errors=[reason])  # fmt: skip
+            return f"550 5.7.1 {sender or 'This sender'} may not send faxes through this faxbox"
+        envelope.rcpt_tos.append(address)
+        targets: list[tuple[Recipient, dict[str, Any]]] = envelope.__dict__.setdefault("fax_targets", [])
+        targets.append((recipient, faxbox))
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        targets: list[tuple[Recipient, dict[str, Any]]] = envelope.__dict__.get("fax_targets", [])
+        sender = envelope.mail_from or ""
+        raw = envelope.original_content or (envelope.content if isinstance(envelope.content, bytes) else b"")
+        message: EmailMessage = BytesParser(policy=policy.default).parsebytes(raw)  # type: ignore[assignment]
+        documents, skipped = faxable_documents(message)
+        job_ids: list[str] = []
+        for recipient, faxbox in targets:
+            settings = faxbox["settings"] or {}
+            faxed = documents
+            if not faxed and settings.get("smtp_text_body_as_fax") and text_body(message):
+                faxed = [Document(text_body(message).encode(), "text/plain", "message.txt")]
+            if not faxed:
+                await self._store.log_refusal(
+                    sender=sender, to=recipient.address, faxbox=faxbox, number=recipient.number,
+                    content_type=message.get_content_type(), filename=", ".join(skipped),
+                    errors=["no faxable attachment" + (f" (skipped: {', '.join(skipped)})" if skipped else "")],
+                )  # fmt: skip
+                return NO_ATTACHMENT
+            try:
+                job = await self._jobs.submit_job(
+                    faxbox["account_id"],
+                    _job_request(recipient, faxbox, settings, sender, str(message.get("subject", ""))),
+                    [(document.data, document.content_type) for document in faxed],
+                )
+            except Exception as exc:
+                log.exception("mail from %s to %s could not be queued", sender, recipient.address)
+                await self._store.log_refusal(
+                    sender=sender, to=recipient.address, faxbox=faxbox, number=recipient.number,
+                    content_type=message.get_content_type(), errors=[f"could not queue the fax: {exc}"],
+                )  # fmt: skip
+                return "451 4.3.0 Could not queue the fax; try again later"
+            job_ids.append(job["id"].hex)
+            log.info("mail from %s: fax %s to %s queued (%d document(s))", sender, job_ids[-1], recipient.number,
+                     len(faxed))  # fmt: skip
+        return f"250 OK fax {' '.join(job_ids)} queued"
+
+
+def _job_request(
+    recipient: Recipient, faxbox: dict[str, Any], settings: dict[str, Any], sender: str, subject: str
+) -> dict[str, Any]:
+    """A Kazoo fax request made from the faxbox: its caller id, name, header and identity, and its retries."""
+    request: dict[str, Any] = {
+        "document": {},
+        "to_number": recipient.number,
+        "from_number": str(settings.get("caller_id") or ""),
+        "from_name": str(settings.get("caller_name") or ""),
+        "retries": int(settings.get("retries") or 3),
+        "faxbox_id": faxbox["id"],
+        "subject": subject,
+        "source": "smtp",
+        # The sender hears how it went; the faxbox's own outbound list is added by the notifier.
+        "notifications": {"email": {"send_to": [sender]}} if sender else {},
+    }
+    for field in ("fax_header", "fax_identity", "fax_timezone"):
+        if settings.get(field):
+            request[field] = settings[field]
+    return request
+
+
+class SessionLimit:
+    """At most ``limit`` SMTP sessions at once; the next one gets 421 and is closed."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+
+
+def smtp_factory(handler: FaxIntake, settings: Settings, limit: SessionLimit) -> type[SMTP]:
+    tls: ssl.SSLContext | None = None
+    if settings.tls_cert and settings.tls_key:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(settings.tls_cert, settings.tls_key)
+
+    class CappedSMTP(SMTP):
+        def __init__(self) -> None:
+            super().__init__(
+                handler,
+                data_size_limit=settings.max_message_bytes,
+                enable_SMTPUTF8=True,
+                tls_context=tls,
+                ident="fax-platform smtp-gateway",
+            )
+            self._counted = False
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            if limit.active >= limit.limit:
+                transport.write(b"421 4.3.2 Too many connections, try again later\r\n")  # type: ignore[attr-defined]
+                transport.close()
+                return
+            limit.active += 1
+            self._counted = True
+            super().connection_made(transport)
+
+        def connection_lost(self, error: Exception | None) -> None:
+            if self._counted:
+                limit.active -= 1
+                self._counted = False
+            super().connection_lost(error)
+
+    return CappedSMTP

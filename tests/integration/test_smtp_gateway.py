@@ -1,0 +1,162 @@
+"""Email to fax against the running platform: real mail over SMTP (smtplib and swaks) to the gateway.
+
+The demo faxbox (as ``make run`` seeds it) accepts mail from ``.*@example\\.com``; its address is
+``FAX_FAXBOX_EMAIL``, so a fax to +15551230000 is mailed to ``15551230000@<that address>``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import smtplib
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.documents import make_pdf
+from tests.integration.stack import REPO, RunningStack, fresh_database, running_stack
+
+
+@pytest.fixture(scope="module")
+def stack(infra) -> Iterator[RunningStack]:
+    env = {
+        "FAX_DATABASE_URL": fresh_database(infra.database_url),
+        "FAX_AMQP_URL": infra.amqp_url,
+        "FAX_S3_ENDPOINT": infra.s3_endpoint,
+        "FAX_S3_ACCESS_KEY": infra.s3_access_key,
+        "FAX_S3_SECRET_KEY": infra.s3_secret_key,
+        "FAX_S3_BUCKET": f"smtp-{uuid.uuid4().hex[:8]}",
+        "FAX_LINE": "loopback",
+        "FAX_SMTP_MAX_MESSAGE_BYTES": str(2 * 1024 * 1024),
+        "FAX_SMTP_MAX_SESSIONS": "3",
+    }
+    with running_stack(REPO / ".devstack" / f"test-smtp-{uuid.uuid4().hex[:8]}", env) as running:
+        yield running
+
+
+def _smtp_port(stack: RunningStack) -> int:
+    return int(stack.api_url.rsplit(":", 1)[1]) + 8  # running_stack's SMTP intake port
+
+
+def _mail(sender: str, to: str, *, pdf: Path | None = None, subject: str = "A fax", body: str = "Please fax") -> bytes:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, to, subject
+    message.set_content(body)
+    if pdf is not None:
+        message.add_attachment(pdf.read_bytes(), maintype="application", subtype="pdf", filename=pdf.name)
+    return message.as_bytes(policy=policy.SMTP)  # CRLF line ends, as SMTP wants them
+
+
+def _send(stack: RunningStack, sender: str, to: str, data: bytes) -> None:
+    with smtplib.SMTP("127.0.0.1", _smtp_port(stack), timeout=30) as client:
+        client.sendmail(sender, [to], data)
+
+
+def _api(stack: RunningStack, path: str) -> dict:
+    account = stack.credentials["FAX_ACCOUNT_ID"]
+    response = httpx.get(
+        f"{stack.api_url}/v2/accounts/{account}/faxes{path}",
+        headers={"X-Auth-Token": stack.credentials["FAX_AUTH_TOKEN"]},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
+
+
+def _smtplog_errors(stack: RunningStack, to: str) -> list[str]:
+    for entry in _api(stack, "/smtplog"):
+        if entry.get("to") == to:
+            detail = _api(stack, f"/smtplog/{entry['id']}")
+            return detail.get("errors", [])
+    return []
+
+
+def test_a_permitted_senders_pdf_becomes_a_delivered_fax(stack: RunningStack, tmp_path: Path) -> None:
+    to = f"15551230000@{stack.credentials['FAX_FAXBOX_EMAIL']}"
+    _send(stack, "alice@example.com", to, _mail("alice@example.com", to, pdf=make_pdf(tmp_path / "f.pdf"),
+                                                subject="Quarterly report"))  # fmt: skip
+    deadline = time.monotonic() + 90
+    while True:
+        done = [job for job in _api(stack, "/outbox") if job.get("to") == "+15551230000"]
+        if done:
+            break
+        assert time.monotonic() < deadline, "the mailed fax never finished"
+        time.sleep(0.5)
+    job = _api(stack, f"/outbox/{done[0]['id']}")
+    assert job["status"] == "completed" and job["tx_result"]["pages_sent"] == 2
+    assert job["subject"] == "Quarterly report" and job["faxbox_id"] == stack.credentials["FAX_FAXBOX_ID"]
+    # The faxbox supplies the caller id, the header and the retries (demo faxbox: 15550001000, "Demo Faxbox", 3).
+    assert (job["from_number"], job["fax_header"], job["retries"]) == ("15550001000", "Demo Faxbox", 3)
+    assert job["notifications"]["email"]["send_to"] == ["alice@example.com"]
+
+
+@pytest.mark.parametrize(
+    ("sender", "local", "domain", "code", "error"),
+    [
+        ("mallory@evil.test", "15551230000", None, 550, "is not permitted"),
+        ("alice@example.com", "15551230000", "nobox.fax.localhost", 550, "no faxbox"),
+        ("alice@example.com", "12ab", None, 553, "invalid fax number"),
+    ],
+)
+def test_refusals_at_rcpt_name_their_reason_and_are_logged(
+    stack: RunningStack, sender: str, local: str, domain: str | None, code: int, error: str
+) -> None:
+    to = f"{local}@{domain or stack.credentials['FAX_FAXBOX_EMAIL']}"
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        _send(stack, sender, to, _mail(sender, to))
+    reply_code, reply = refused.value.recipients[to]
+    assert reply_code == code, reply
+    if domain is None:  # refusals at a known faxbox show in its account's smtplog
+        assert any(error in text for text in _smtplog_errors(stack, to))
+
+
+def test_a_mail_without_attachment_is_refused_and_logged(stack: RunningStack) -> None:
+    to = f"15551230001@{stack.credentials['FAX_FAXBOX_EMAIL']}"
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        _send(stack, "bob@example.com", to, _mail("bob@example.com", to))
+    assert refused.value.smtp_code == 550
+    assert any("no faxable attachment" in text for text in _smtplog_errors(stack, to))
+
+
+def test_an_oversize_mail_is_refused_by_size(stack: RunningStack) -> None:
+    to = f"15551230002@{stack.credentials['FAX_FAXBOX_EMAIL']}"
+    data = _mail("bob@example.com", to, body="x" * (3 * 1024 * 1024))
+    with pytest.raises((smtplib.SMTPSenderRefused, smtplib.SMTPDataError)) as refused:
+        _send(stack, "bob@example.com", to, data)
+    assert refused.value.smtp_code == 552
+
+
+def test_sessions_beyond_the_cap_get_421_and_the_others_still_work(stack: RunningStack) -> None:
+    held = [socket.create_connection(("127.0.0.1", _smtp_port(stack))) for _ in range(3)]
+    try:
+        for connection in held:
+            assert connection.recv(512).startswith(b"220")
+        extra = socket.create_connection(("127.0.0.1", _smtp_port(stack)))
+        assert extra.recv(512).startswith(b"421")
+        extra.close()
+    finally:
+        for connection in held:
+            connection.close()
+    time.sleep(0.5)
+    with smtplib.SMTP("127.0.0.1", _smtp_port(stack), timeout=10) as client:
+        assert client.ehlo()[0] == 250
+        assert "size" in client.esmtp_features
+
+
+@pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks is not installed (make setup installs it)")
+def test_swaks_sends_a_fax_too(stack: RunningStack, tmp_path: Path) -> None:
+    to = f"15551230003@{stack.credentials['FAX_FAXBOX_EMAIL']}"
+    pdf = make_pdf(tmp_path / "swaks.pdf")
+    sent = subprocess.run(
+        ["swaks", "--server", "127.0.0.1", "--port", str(_smtp_port(stack)), "--from", "carol@example.com",
+         "--to", to, "--attach-type", "application/pdf", "--attach", f"@{pdf}", "--header", "Subject: via swaks"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert "250 OK fax" in sent.stdout

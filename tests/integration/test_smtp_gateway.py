@@ -6,6 +6,8 @@ The demo faxbox (as ``make run`` seeds it) accepts mail from ``.*@example\\.com`
 
 from __future__ import annotations
 
+import io
+import json
 import shutil
 import smtplib
 import socket
@@ -19,7 +21,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from minio import Minio
+from PIL import Image, ImageSequence
 
+from fax_faxsim.records import tiff_path
 from tests.integration.documents import make_pdf
 from tests.integration.stack import REPO, RunningStack, fresh_database, running_stack
 
@@ -33,11 +38,13 @@ def stack(infra) -> Iterator[RunningStack]:
         "FAX_S3_ACCESS_KEY": infra.s3_access_key,
         "FAX_S3_SECRET_KEY": infra.s3_secret_key,
         "FAX_S3_BUCKET": f"smtp-{uuid.uuid4().hex[:8]}",
-        "FAX_LINE": "loopback",
+        "FAX_LINE": "sip",  # the mailed fax goes to faxsim over real SIP
         "FAX_SMTP_MAX_MESSAGE_BYTES": str(2 * 1024 * 1024),
         "FAX_SMTP_MAX_SESSIONS": "3",
     }
     with running_stack(REPO / ".devstack" / f"test-smtp-{uuid.uuid4().hex[:8]}", env) as running:
+        running.credentials["FAX_S3_BUCKET"] = env["FAX_S3_BUCKET"]
+        running.credentials["storage"] = (infra.s3_endpoint, infra.s3_access_key, infra.s3_secret_key)
         yield running
 
 
@@ -52,6 +59,14 @@ def _mail(sender: str, to: str, *, pdf: Path | None = None, subject: str = "A fa
     if pdf is not None:
         message.add_attachment(pdf.read_bytes(), maintype="application", subtype="pdf", filename=pdf.name)
     return message.as_bytes(policy=policy.SMTP)  # CRLF line ends, as SMTP wants them
+
+
+ROW_BYTES = 1728 // 8  # one fax row, 1 bit per pixel
+
+
+def _pages(data: bytes) -> list[bytes]:
+    with Image.open(io.BytesIO(data)) as image:
+        return [page.convert("1").tobytes() for page in ImageSequence.Iterator(image)]
 
 
 def _send(stack: RunningStack, sender: str, to: str, data: bytes) -> None:
@@ -81,7 +96,7 @@ def test_a_permitted_senders_pdf_becomes_a_delivered_fax(stack: RunningStack, tm
     to = f"15551230000@{stack.credentials['FAX_FAXBOX_EMAIL']}"
     _send(stack, "alice@example.com", to, _mail("alice@example.com", to, pdf=make_pdf(tmp_path / "f.pdf"),
                                                 subject="Quarterly report"))  # fmt: skip
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 180
     while True:
         done = [job for job in _api(stack, "/outbox") if job.get("to") == "+15551230000"]
         if done:
@@ -94,6 +109,23 @@ def test_a_permitted_senders_pdf_becomes_a_delivered_fax(stack: RunningStack, tm
     # The faxbox supplies the caller id, the header and the retries (demo faxbox: 15550001000, "Demo Faxbox", 3).
     assert (job["from_number"], job["fax_header"], job["retries"]) == ("15550001000", "Demo Faxbox", 3)
     assert job["notifications"]["email"]["send_to"] == ["alice@example.com"]
+    # faxsim received exactly the pages the fetcher rendered from the attachment.
+    received_dir = stack.state_dir / "faxsim" / "received"
+    records = [json.loads(p.read_text()) for p in received_dir.glob("*.json")]
+    mine = [r for r in records if r["to_number"] == "+15551230000"]
+    assert len(mine) == 1 and mine[0]["pages"] == 2
+    endpoint, access_key, secret_key = stack.credentials["storage"]
+    storage = Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=False)
+    rendered = storage.get_object(stack.credentials["FAX_S3_BUCKET"], f"jobs/{uuid.UUID(job['id'])}/fax.tif").read()
+    # The faxbox's header line ("Demo Faxbox") is printed above each page, as a fax machine does: spandsp adds
+    # rows on top, and below them the page is the rendered one, pixel for pixel.
+    sent_pages, got_pages = _pages(rendered), _pages(tiff_path(received_dir, mine[0]["call_id"]).read_bytes())
+    assert len(got_pages) == len(sent_pages) == 2
+    for sent, got in zip(sent_pages, got_pages, strict=True):
+        header_bytes = len(got) - len(sent)
+        assert 0 < header_bytes <= 64 * ROW_BYTES and header_bytes % ROW_BYTES == 0
+        assert got[header_bytes:] == sent
+        assert got[:header_bytes] != b"\xff" * header_bytes  # the header line carries ink
 
 
 @pytest.mark.parametrize(

@@ -46,6 +46,7 @@ def stack(infra, document_server: str) -> Iterator[RunningStack]:
         "FAX_LINE": "sip",
         "FAX_RING_TIMEOUT": "4",
         "FAX_RETRY_DELAY": "1",
+        "FAX_RETRY_DELAY_BUSY": "1",
     }
     with running_stack(state_dir, env) as running:
         running.credentials.update({key: env[key] for key in ("FAX_DATABASE_URL", "FAX_S3_BUCKET")})

@@ -241,3 +241,16 @@ async def _status_is(pool, job_id: uuid.UUID, status: str) -> bool:
 
 async def _equals(value: object, expected: object) -> bool:
     return value == expected
+
+
+async def test_a_failed_attempt_waits_for_its_retry_time(world) -> None:
+    pool, blobs, _, _ = world
+    store = TransmitterStore(pool)
+    later, soon = (
+        await _ready_job(pool, blobs, retries=2),
+        await _ready_job(pool, blobs, retries=2, to_number="15550000002"),
+    )
+    for job_id, delay in ((later, 3600), (soon, 0)):
+        assert await store.claim_attempt(job_id, max_calls_per_account=10, lease_s=60) is not None
+        await store.record_failure(job_id, 1, {"error_message": "SIP 486 Busy Here"}, True, delay)
+    assert await store.due_jobs(retry_delay_s=0, held_back_s=0) == [soon]  # the busy one waits its hour

@@ -63,6 +63,8 @@ class TransmitterSettings(msgspec.Struct, frozen=True, kw_only=True):
     loopback_received_dir: Path = Path(".devstack/loopback/received")
     station_ident: str = ""
     retry_delay_s: int = 60
+    retry_delay_busy_s: int = 120
+    retry_delay_no_answer_s: int = 300
     max_calls_per_account: int = 10
     call_lease_s: int = 60  # renewed every third of it while a call runs
     drain_s: int = 900  # how long a stopping transmitter lets its calls finish
@@ -82,6 +84,8 @@ class TransmitterSettings(msgspec.Struct, frozen=True, kw_only=True):
             loopback_received_dir=Path(env_str(env, "FAX_LOOPBACK_RECEIVED_DIR", ".devstack/loopback/received")),
             station_ident=env_str(env, "FAX_STATION_IDENT", ""),
             retry_delay_s=env_int(env, "FAX_RETRY_DELAY", 60),
+            retry_delay_busy_s=env_int(env, "FAX_RETRY_DELAY_BUSY", 120),
+            retry_delay_no_answer_s=env_int(env, "FAX_RETRY_DELAY_NO_ANSWER", 300),
             max_calls_per_account=env_int(env, "FAX_MAX_CALLS_PER_ACCOUNT", 10),
             call_lease_s=env_int(env, "FAX_CALL_LEASE", 60),
             drain_s=env_int(env, "FAX_TRANSMITTER_DRAIN", 900),

@@ -25,7 +25,7 @@ from fax_transmitter.config import TransmitterSettings
 from fax_transmitter.lines import CallRequest, Line
 from fax_transmitter.loopback import TransmissionOutcome
 from fax_transmitter.options import fax_options_for
-from fax_transmitter.outcome import call_not_made, record_call, should_retry, tx_result
+from fax_transmitter.outcome import RetryDelays, call_not_made, record_call, retry_delay_s, should_retry, tx_result
 from fax_transmitter.store import TransmitterStore
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,11 @@ class Transmitter:
         self._settings = settings
         self._line = line
         self._calls: set[asyncio.Task[None]] = set()
+        self._delays = RetryDelays(
+            busy_s=settings.retry_delay_busy_s,
+            no_answer_s=settings.retry_delay_no_answer_s,
+            other_s=settings.retry_delay_s,
+        )
 
     async def on_document_ready(self, event: DocumentReady) -> None:
         await self.start_attempt(event.job_id)
@@ -98,7 +103,8 @@ class Transmitter:
             log.info("job %s: sent %d page(s) at %d bit/s", job_id, outcome.pages_sent, outcome.bit_rate)
         else:
             retry = should_retry(outcome, attempt=attempt, retries=job["retries"])
-            await self._store.record_failure(job_id, attempt, result, retry)
+            delay = retry_delay_s(outcome, self._delays)
+            await self._store.record_failure(job_id, attempt, result, retry, delay)
             log.info("job %s: attempt %d failed (%s); retry=%s", job_id, attempt, outcome.result_text, retry)
         record_call(metrics, "outbound", outcome, retry=retry, seconds=time.monotonic() - began)
         metrics.job_transitions.labels("completed" if outcome.success else "pending" if retry else "failed").inc()

@@ -26,4 +26,18 @@ def fax_options_for(request: dict[str, Any], station_ident: str = "") -> FaxOpti
     return FaxOptions(
         local_ident=_ascii(str(ident), MAX_IDENT_CHARS),
         page_header=_ascii(str(header), MAX_HEADER_CHARS),
+        ecm=request.get("fax_ecm") is not False,  # on unless the job turns it off
+        max_bit_rate=max_bit_rate(request.get("fax_max_speed")),
     )
+
+
+def max_bit_rate(requested: Any) -> int:
+    """The fastest modem a job allows (``fax_max_speed`` in bit/s): 14400 (V.17), 9600 (V.29) or 4800 (V.27ter).
+
+    A speed between two modems' allows the slower one; an absent or unreadable value allows every modem.
+    """
+    try:
+        speed = int(requested)
+    except (TypeError, ValueError):
+        return 14400
+    return 14400 if speed >= 14400 else 9600 if speed >= 9600 else 4800

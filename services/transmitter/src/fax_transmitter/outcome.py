@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fax_runtime.metrics import FaxMetrics
@@ -92,3 +93,23 @@ def record_call(
         metrics.sip_responses.labels("INVITE", str(outcome.sip_status)).inc()
     elif outcome.result_code >= 0:
         metrics.t30_completions.labels(direction, str(outcome.result_code)).inc()
+
+
+BUSY_SIP = frozenset({486, 600})
+NO_ANSWER_SIP = frozenset({408, 480, 487})
+
+
+def retry_delay_s(outcome: TransmissionOutcome, delays: RetryDelays) -> int:
+    """How long to wait before the next attempt, by why this one failed."""
+    if outcome.sip_status in BUSY_SIP:
+        return delays.busy_s
+    if outcome.sip_status in NO_ANSWER_SIP:
+        return delays.no_answer_s
+    return delays.other_s
+
+
+@dataclass(frozen=True)
+class RetryDelays:
+    busy_s: int = 120  # the line is in use: a few minutes
+    no_answer_s: int = 300  # nobody picks up: try later
+    other_s: int = 60  # network trouble, a dropped call, a T.30 error

@@ -90,9 +90,11 @@ class TransmitterStore:
                     ),
                 )
 
-    async def record_failure(self, job_id: uuid.UUID, attempt: int, tx_result: dict[str, Any], retry: bool) -> None:
+    async def record_failure(
+        self, job_id: uuid.UUID, attempt: int, tx_result: dict[str, Any], retry: bool, retry_delay_s: int = 0
+    ) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
-            account_id = await conn.fetchval(Q["attempt_failed"], job_id, attempt, tx_result, retry)
+            account_id = await conn.fetchval(Q["attempt_failed"], job_id, attempt, tx_result, retry, retry_delay_s)
             if account_id is not None:
                 await enqueue(
                     conn,

@@ -15,3 +15,14 @@ def test_values_that_do_not_fit_t30_fields_are_trimmed_not_refused() -> None:
 
 def test_no_header_by_default() -> None:
     assert fax_options_for({"from_number": "1"}).page_header == ""
+
+
+def test_ecm_is_on_unless_the_job_turns_it_off() -> None:
+    assert fax_options_for({}).ecm and fax_options_for({"fax_ecm": True}).ecm
+    assert not fax_options_for({"fax_ecm": False}).ecm
+
+
+def test_a_job_can_cap_the_modem_speed() -> None:
+    speeds = {None: 14400, 14400: 14400, "9600": 9600, 12000: 9600, 7200: 4800, 2400: 4800, "fast": 14400}
+    for requested, allowed in speeds.items():
+        assert fax_options_for({"fax_max_speed": requested}).max_bit_rate == allowed, requested

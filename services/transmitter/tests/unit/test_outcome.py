@@ -1,5 +1,13 @@
 from fax_transmitter.loopback import TransmissionOutcome
-from fax_transmitter.outcome import T30_ERR_FILEERROR, call_not_answered, call_not_made, should_retry, tx_result
+from fax_transmitter.outcome import (
+    T30_ERR_FILEERROR,
+    RetryDelays,
+    call_not_answered,
+    call_not_made,
+    retry_delay_s,
+    should_retry,
+    tx_result,
+)
 
 
 def _outcome(**overrides: object) -> TransmissionOutcome:
@@ -75,3 +83,11 @@ def test_every_tiff_error_of_spandsp_is_final_but_out_of_memory_is_retried() -> 
     for code in range(41, 47):
         assert not should_retry(_outcome(success=False, result_code=code), attempt=1, retries=4), code
     assert should_retry(_outcome(success=False, result_code=47), attempt=1, retries=4)
+
+
+def test_the_wait_before_a_retry_depends_on_why_the_call_failed() -> None:
+    delays = RetryDelays(busy_s=120, no_answer_s=300, other_s=60)
+    assert retry_delay_s(call_not_answered(486, "Busy Here"), delays) == 120
+    assert retry_delay_s(call_not_answered(480, "Temporarily Unavailable"), delays) == 300
+    assert retry_delay_s(call_not_answered(503, "Service Unavailable"), delays) == 60
+    assert retry_delay_s(_outcome(success=False, result_code=49, result_text="dropped"), delays) == 60

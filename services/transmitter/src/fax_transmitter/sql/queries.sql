@@ -46,18 +46,22 @@ WHERE id = $1::uuid AND status = 'processing' AND attempts = $2::int
 RETURNING account_id;
 
 -- name: attempt_failed
--- $4: true when attempts remain and the failure is worth retrying.
+-- $4: true when attempts remain and the failure is worth retrying, after $5 seconds.
 UPDATE fax_jobs
 SET status = CASE WHEN $4::bool THEN 'pending' ELSE 'failed' END,
     tx_result = $3::jsonb, error_message = $3::jsonb ->> 'error_message', lease_expires_at = NULL,
+    next_attempt_at = CASE WHEN $4::bool THEN now() + make_interval(secs => $5::int) END,
     revision = revision + 1, updated_at = now()
 WHERE id = $1::uuid AND status = 'processing' AND attempts = $2::int
 RETURNING account_id;
 
 -- name: due_jobs
--- Failed attempts whose retry delay ($1) has passed, and ready jobs a call limit held back ($2 seconds ago).
+-- Failed attempts whose retry time has come (next_attempt_at; else $1 s after the failure, as a reaped attempt has
+-- none), and ready jobs a call limit held back ($2 seconds ago).
 SELECT id FROM fax_jobs
 WHERE status = 'pending' AND tiff_key IS NOT NULL AND attempts < retries
-  AND updated_at <= now() - make_interval(secs => CASE WHEN attempts > 0 THEN $1::int ELSE $2::int END)
+  AND CASE WHEN attempts > 0
+           THEN coalesce(next_attempt_at, updated_at + make_interval(secs => $1::int)) <= now()
+           ELSE updated_at <= now() - make_interval(secs => $2::int) END
 ORDER BY updated_at
 LIMIT 100;

@@ -109,7 +109,8 @@ class FaxIntake:
         raw = envelope.original_content or (envelope.content if isinstance(envelope.content, bytes) else b"")
         message: EmailMessage = BytesParser(policy=policy.default).parsebytes(raw)  # type: ignore[assignment]
         documents, skipped = faxable_documents(message)
-        job_ids: list[str] = []
+        # Decide for every recipient before storing anything, so a refusal never follows a queued fax.
+        planned: list[tuple[Recipient, dict[str, Any], list[Document]]] = []
         for recipient, faxbox in targets:
             settings = faxbox["settings"] or {}
             faxed = documents
@@ -122,6 +123,10 @@ class FaxIntake:
                     errors=["no faxable attachment" + (f" (skipped: {', '.join(skipped)})" if skipped else "")],
                 )  # fmt: skip
                 return NO_ATTACHMENT
+            planned.append((recipient, faxbox, faxed))
+        job_ids: list[str] = []
+        for recipient, faxbox, faxed in planned:
+            settings = faxbox["settings"] or {}
             try:
                 job = await self._jobs.submit_job(
                     faxbox["account_id"],
@@ -134,7 +139,11 @@ class FaxIntake:
                     sender=sender, to=recipient.address, faxbox=faxbox, number=recipient.number,
                     content_type=message.get_content_type(), errors=[f"could not queue the fax: {exc}"],
                 )  # fmt: skip
-                return "451 4.3.0 Could not queue the fax; try again later"
+                if not job_ids:
+                    return "451 4.3.0 Could not queue the fax; try again later"
+                # Some faxes of this mail are queued: a 4xx would make the sender resend, and fax them twice.
+                # The failure is in the smtplog instead.
+                continue
             job_ids.append(job["id"].hex)
             log.info("mail from %s: fax %s to %s queued (%d document(s))", sender, job_ids[-1], recipient.number,
                      len(faxed))  # fmt: skip

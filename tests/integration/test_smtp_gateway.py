@@ -6,6 +6,7 @@ The demo faxbox (as ``make run`` seeds it) accepts mail from ``.*@example\\.com`
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import shutil
@@ -19,11 +20,13 @@ from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from minio import Minio
 from PIL import Image, ImageSequence
 
+from fax_contracts import decode_event
 from fax_faxsim.records import tiff_path
 from tests.integration.documents import make_pdf
 from tests.integration.stack import REPO, RunningStack, fresh_database, running_stack
@@ -44,6 +47,7 @@ def stack(infra) -> Iterator[RunningStack]:
     }
     with running_stack(REPO / ".devstack" / f"test-smtp-{uuid.uuid4().hex[:8]}", env) as running:
         running.credentials["FAX_S3_BUCKET"] = env["FAX_S3_BUCKET"]
+        running.credentials["FAX_DATABASE_URL"] = env["FAX_DATABASE_URL"]
         running.credentials["storage"] = (infra.s3_endpoint, infra.s3_access_key, infra.s3_secret_key)
         yield running
 
@@ -154,14 +158,34 @@ def test_a_mail_without_attachment_is_refused_and_logged(stack: RunningStack) ->
         _send(stack, "bob@example.com", to, _mail("bob@example.com", to))
     assert refused.value.smtp_code == 550
     assert any("no faxable attachment" in text for text in _smtplog_errors(stack, to))
+    # A permitted sender is told why (fax.intake.rejected, which the notifier turns into an email to bob).
+    assert _intake_rejections(stack, "bob@example.com") >= 1
+
+
+def test_strangers_are_not_answered_by_email(stack: RunningStack) -> None:
+    assert _intake_rejections(stack, "mallory@evil.test") == 0
+
+
+def _intake_rejections(stack: RunningStack, sender: str) -> int:
+    async def count() -> int:
+        conn = await asyncpg.connect(stack.credentials["FAX_DATABASE_URL"])
+        try:
+            rows = await conn.fetch("SELECT payload FROM outbox WHERE routing_key = 'fax.intake.rejected.v1'")
+        finally:
+            await conn.close()
+        return sum(1 for row in rows if decode_event(row["payload"]).sender == sender)
+
+    return asyncio.run(count())
 
 
 def test_an_oversize_mail_is_refused_by_size(stack: RunningStack) -> None:
     to = f"15551230002@{stack.credentials['FAX_FAXBOX_EMAIL']}"
     data = _mail("bob@example.com", to, body="x" * (3 * 1024 * 1024))
-    with pytest.raises((smtplib.SMTPSenderRefused, smtplib.SMTPDataError)) as refused:
+    # smtplib declares the size (MAIL FROM ... SIZE=n): the gateway refuses it at RCPT, once it knows the faxbox.
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
         _send(stack, "bob@example.com", to, data)
-    assert refused.value.smtp_code == 552
+    assert refused.value.recipients[to][0] == 552
+    assert any("message larger than" in text for text in _smtplog_errors(stack, to))
 
 
 def test_sessions_beyond_the_cap_get_421_and_the_others_still_work(stack: RunningStack) -> None:

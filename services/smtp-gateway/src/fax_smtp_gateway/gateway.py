@@ -7,6 +7,8 @@ anything that goes wrong before that is a 4xx the sender's server will retry.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
 import logging
 import ssl
 import uuid
@@ -19,6 +21,8 @@ import asyncpg
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from fax_api.store import ApiStore
+from fax_contracts import IntakeRejected
+from fax_runtime.outbox import enqueue
 from fax_runtime.sql import load_queries
 from fax_smtp_gateway.config import Settings
 from fax_smtp_gateway.intake import (
@@ -56,11 +60,26 @@ class GatewayStore:
         number: str = "",
         content_type: str = "",
         filename: str = "",
+        tell_sender: bool = False,
     ) -> None:
-        await self._pool.execute(
-            Q["log_refusal"], uuid.uuid4(), faxbox["account_id"] if faxbox else None, faxbox["id"] if faxbox else None,
-            faxbox["name"] if faxbox else "", sender, to, number, content_type, filename, errors, None,
-        )  # fmt: skip
+        """An smtplog row; with ``tell_sender`` also fax.intake.rejected (the notifier emails the sender why).
+
+        Only permitted senders are told: answering strangers would turn the gateway into a backscatter source.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                Q["log_refusal"], uuid.uuid4(), faxbox["account_id"] if faxbox else None,
+                faxbox["id"] if faxbox else None, faxbox["name"] if faxbox else "", sender, to, number, content_type,
+                filename, errors, None,
+            )  # fmt: skip
+            if tell_sender and faxbox is not None and sender:
+                await enqueue(
+                    conn,
+                    IntakeRejected(
+                        event_id=uuid.uuid4(), occurred_at=dt.datetime.now(dt.UTC), account_id=faxbox["account_id"],
+                        faxbox_id=faxbox["id"], sender=sender, to_number=number, error="; ".join(errors),
+                    ),
+                )  # fmt: skip
 
 
 class FaxIntake:
@@ -88,12 +107,14 @@ class FaxIntake:
         try:
             recipient = parse_recipient(address)
         except IntakeRefused as refused:
-            await self._store.log_refusal(sender=sender, to=address, faxbox=faxbox, errors=[refused.reason])
+            await self._store.log_refusal(sender=sender, to=address, faxbox=faxbox, errors=[refused.reason],
+                                          tell_sender=self._permitted(sender, faxbox))  # fmt: skip
             return refused.reply
-        settings = faxbox["settings"] or {}
-        allow_all = bool(settings.get("smtp_allow_all")) or self._settings.allow_all
-        if not sender_permitted(sender, list(settings.get("smtp_permission_list") or []), faxbox["owner_email"],
-                                allow_all):  # fmt: skip
+        declared = envelope.__dict__.get("declared_size")
+        if declared is not None and declared > self._settings.max_message_bytes:
+            await self.log_oversize(envelope, [(recipient, faxbox)], declared)
+            return f"552 5.3.4 Message size exceeds the fixed maximum of {self._settings.max_message_bytes} bytes"
+        if not self._permitted(sender, faxbox):
             reason = f"{sender or 'an empty sender'} is not permitted to send faxes"
             await self._store.log_refusal(sender=sender, to=address, faxbox=faxbox, number=recipient.number,
                                           errors=[reason])  # fmt: skip
@@ -102,6 +123,26 @@ class FaxIntake:
         targets: list[tuple[Recipient, dict[str, Any]]] = envelope.__dict__.setdefault("fax_targets", [])
         targets.append((recipient, faxbox))
         return "250 OK"
+
+    def _permitted(self, sender: str, faxbox: dict[str, Any]) -> bool:
+        settings = faxbox["settings"] or {}
+        allow_all = bool(settings.get("smtp_allow_all")) or self._settings.allow_all
+        permissions = list(settings.get("smtp_permission_list") or [])
+        return sender_permitted(sender, permissions, faxbox["owner_email"], allow_all)
+
+    async def log_oversize(
+        self, envelope: Envelope, targets: list[tuple[Recipient, dict[str, Any]]], size: int | None
+    ) -> None:
+        reason = f"message larger than {self._settings.max_message_bytes} bytes" + (f" ({size})" if size else "")
+        for recipient, faxbox in targets:
+            await self._store.log_refusal(
+                sender=envelope.mail_from or "",
+                to=recipient.address,
+                faxbox=faxbox,
+                number=recipient.number,
+                errors=[reason],
+                tell_sender=self._permitted(envelope.mail_from or "", faxbox),
+            )
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         targets: list[tuple[Recipient, dict[str, Any]]] = envelope.__dict__.get("fax_targets", [])
@@ -121,6 +162,7 @@ class FaxIntake:
                     sender=sender, to=recipient.address, faxbox=faxbox, number=recipient.number,
                     content_type=message.get_content_type(), filename=", ".join(skipped),
                     errors=["no faxable attachment" + (f" (skipped: {', '.join(skipped)})" if skipped else "")],
+                    tell_sender=True,
                 )  # fmt: skip
                 return NO_ATTACHMENT
             planned.append((recipient, faxbox, faxed))
@@ -205,6 +247,28 @@ def smtp_factory(handler: FaxIntake, settings: Settings, limit: SessionLimit) ->
             limit.active += 1
             self._counted = True
             super().connection_made(transport)
+
+        async def smtp_MAIL(self, arg: str | None) -> None:
+            # A declared SIZE over the limit is refused at RCPT instead of MAIL, once the faxbox is known, so the
+            # refusal lands in that faxbox's smtplog.
+            declared = None
+            if arg:
+                kept = []
+                for word in arg.split():
+                    if word.upper().startswith("SIZE=") and word[5:].isdigit():
+                        declared = int(word[5:])
+                    else:
+                        kept.append(word)
+                arg = " ".join(kept)
+            await super().smtp_MAIL(arg)
+            if self.envelope.mail_from is not None:
+                self.envelope.__dict__["declared_size"] = declared
+
+        async def push(self, status: str | bytes) -> None:
+            if isinstance(status, str) and status.startswith("552 Error: Too much mail data"):
+                with contextlib.suppress(Exception):
+                    await handler.log_oversize(self.envelope, self.envelope.__dict__.get("fax_targets", []), None)
+            await super().push(status)
 
         def connection_lost(self, error: Exception | None) -> None:
             if self._counted:

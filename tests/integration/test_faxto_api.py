@@ -552,6 +552,25 @@ def test_file_generate_preview_is_a_working_signed_link(kazoo_api: KazooApi, tmp
     )
 
 
+def test_file_clean_answers_the_document_as_it_will_be_faxed(kazoo_api: KazooApi, tmp_path) -> None:
+    key = register(kazoo_api)
+    uploaded = upload(kazoo_api, key, tmp_path)
+    code, answer = curl(
+        kazoo_api, "-X", "GET", "--header", "Content-Type: application/json",
+        f"{kazoo_api.url}/api/v2/file-clean?document_id={uploaded['document_id']}&api_key={key}",
+    )  # fmt: skip
+    assert code == 200 and answer["status"] == "success", answer
+    assert answer["id"] == uploaded["document_id"] and answer["total_pages"] >= 1
+    assert answer["filename"].endswith(".tiff") and answer["file_extension"] == "pdf"
+    for field in ("filename_uploaded", "orig_filename", "filesize", "preview_file", "user_id", "created_at"):
+        assert field in answer
+    other = register(kazoo_api)
+    assert (
+        curl(kazoo_api, f"{kazoo_api.url}/api/v2/file-clean?document_id={uploaded['document_id']}&api_key={other}")[0]
+        == 404
+    )
+
+
 def test_delivery_webhook_target_is_the_jobs_callback(kazoo_api: KazooApi, tmp_path) -> None:
     """The notifier sends the delivery receipt to a job's callback; a Fax.to send with callback_url sets it."""
     key = register(kazoo_api)

@@ -318,6 +318,17 @@ class FaxtoController(Controller):
         pagination = _pagination(request, total, len(inbox), per_page, page)
         return {"status": "success", "inbox": inbox, "meta": {"pagination": pagination}}
 
+    @get("/v2/file-clean")
+    async def clean(self, request: Request, state: State) -> dict[str, Any]:
+        """The document as it will be faxed: its stored record with page count and fax file names (the example
+        response of the spec's Clean File API). The document was checked and counted when it was uploaded."""
+        params = dict(request.query_params)
+        user = await _user(state, params)
+        document = await _store(state).document(user["account_id"], _document_id(params.get("document_id")))
+        if document is None:
+            raise FaxtoError(404, "Document not found")
+        return {"status": "success", **views.document_view(document)}
+
     @get("/v2/file-generate-preview")
     async def preview(self, request: Request, state: State) -> dict[str, Any]:
         """A signed, expiring URL that shows the document inline (the uploaded file itself, not a rendered image)."""

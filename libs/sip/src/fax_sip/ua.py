@@ -156,9 +156,14 @@ class SipUserAgent(asyncio.DatagramProtocol):
         return transaction
 
     async def request(
-        self, request: SipMessage, destination: Address, on_provisional: Callable[[SipMessage], None] | None = None
+        self,
+        request: SipMessage,
+        destination: Address,
+        on_provisional: Callable[[SipMessage], None] | None = None,
+        sent: list[SipMessage] | None = None,
     ) -> SipMessage:
-        """Send ``request``, answering one digest challenge per realm; the final response."""
+        """Send ``request``, answering one digest challenge per realm; the final response. Each authenticated
+        retry is appended to ``sent`` when given (a CANCEL and the dialog must use the request last sent)."""
         tried: set[str] = set()
         while True:
             transaction = self.start_transaction(request, destination, on_provisional)
@@ -189,6 +194,8 @@ class SipUserAgent(asyncio.DatagramProtocol):
                 return response
             request = _next_attempt(request, self._via(new_branch()))
             request.set("authorization" if response.status == 401 else "proxy-authorization", authorization)
+            if sent is not None:
+                sent.append(request)
 
     # --- calls out -------------------------------------------------------------------------------------------------
 
@@ -229,7 +236,7 @@ class SipUserAgent(asyncio.DatagramProtocol):
             if on_progress is not None:
                 on_progress(response.status)
 
-        attempt = asyncio.ensure_future(self._invite_with_auth(sent, destination, provisional))
+        attempt = asyncio.ensure_future(self.request(request, destination, provisional, sent))
         self._repeated_2xx[call_id] = 0
         try:
             try:
@@ -248,39 +255,6 @@ class SipUserAgent(asyncio.DatagramProtocol):
             return self._new_outgoing_dialog(sent[-1], response, offer)
         finally:
             self._repeated_2xx.pop(call_id, None)
-
-    async def _invite_with_auth(
-        self, sent: list[SipMessage], destination: Address, provisional: Callable[[SipMessage], None]
-    ) -> SipMessage:
-        tried: set[str] = set()
-        while True:
-            request = sent[-1]
-            transaction = self.start_transaction(request, destination, provisional)
-            try:
-                response = await transaction.final
-            except TransactionTimeout:
-                return response_to(request, 408, "Request Timeout")
-            if response.status not in (401, 407) or self.settings.auth_username is None:
-                return response
-            header = response.get("www-authenticate" if response.status == 401 else "proxy-authenticate")
-            try:
-                challenge = parse_challenge(header)
-                key = f"{challenge.get('realm')}:{challenge.get('nonce')}"
-                if key in tried:
-                    return response
-                tried.add(key)
-                authorization = digest_response(
-                    challenge,
-                    method="INVITE",
-                    uri=request.uri,
-                    username=self.settings.auth_username,
-                    password=self.settings.auth_password or "",
-                )
-            except DigestError:
-                return response
-            retry = _next_attempt(request, self._via(new_branch()))
-            retry.set("authorization" if response.status == 401 else "proxy-authorization", authorization)
-            sent.append(retry)
 
     async def _cancel(
         self, invite: SipMessage, destination: Address, attempt: asyncio.Future[SipMessage]

@@ -255,6 +255,8 @@ def test_the_counters_moved_with_the_calls(stack: RunningStack, dial_plan_jobs) 
     fetcher = httpx.get(f"http://127.0.0.1:{api_port + 1}/metrics").text
     assert _metric(fetcher, "fax_documents_total", format="pdf", outcome="ok") >= 3
     assert _metric(fetcher, "fax_conversion_seconds_count", format="pdf") >= 3
+    assert _metric(fetcher, "fax_job_state_seconds_count", state="pending") >= 3  # URL jobs waiting for their TIFF
+    assert _metric(transmitter, "fax_job_state_seconds_count", state="processing") >= 5
     api = httpx.get(f"{stack.api_url}/metrics").text
     assert _metric(api, "fax_jobs", state="completed") >= 2  # the T.38 fax and faxctl's
     assert _metric(api, "fax_jobs", state="failed") == 2  # busy and network failure, every attempt used

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import tempfile
 import time
@@ -102,7 +103,10 @@ class DocumentPreparer:
             await self._store.mark_failed(event.job_id, str(exc), job["revision"])
             return
         key, pages = prepared
-        await self._store.mark_ready(event.job_id, key, pages, job["revision"])
+        if await self._store.mark_ready(event.job_id, key, pages, job["revision"]):
+            # An upload waits in attaching_files, a URL job in pending, until its document is ready.
+            waited = (dt.datetime.now(dt.UTC) - event.occurred_at).total_seconds()
+            metrics.job_state_seconds.labels(job["status"]).observe(max(0.0, waited))
         log.info("job %s: %d page(s) ready", event.job_id, pages)
 
     async def _prepare(self, event: JobSubmitted, request: dict[str, Any]) -> tuple[str, int]:

@@ -107,6 +107,7 @@ class Transmitter:
             await self._store.record_failure(job_id, attempt, result, retry, delay)
             log.info("job %s: attempt %d failed (%s); retry=%s", job_id, attempt, outcome.result_text, retry)
         record_call(metrics, "outbound", outcome, retry=retry, seconds=time.monotonic() - began)
+        metrics.job_state_seconds.labels("processing").observe(time.monotonic() - began)
         metrics.job_transitions.labels("completed" if outcome.success else "pending" if retry else "failed").inc()
 
     async def _keep_lease(self, job_id: uuid.UUID, attempt: int) -> None:

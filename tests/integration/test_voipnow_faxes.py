@@ -1,5 +1,5 @@
 """VoipNow UAPI ``POST /uapi/faxes/{userId}/{extension}`` against the real API process, Postgres and S3: the spec's
-example request, one job per recipient sharing the files, the jobs in the Kazoo outgoing list of the token's
+example request, one job per recipient sharing the stored files, the jobs in the Kazoo outgoing list of the token's
 account, and each documented error code produced by its cause.
 """
 
@@ -68,16 +68,35 @@ def test_spec_example_request(kazoo_api: KazooApi, infra) -> None:
     assert s3.get_object(infra.s3_bucket, key).read() == b"This is my fax"
 
 
-def test_one_job_per_recipient_with_every_file(kazoo_api: KazooApi) -> None:
+def s3_keys(infra, prefix: str) -> set[str]:
+    s3 = Minio(infra.s3_endpoint, access_key=infra.s3_access_key, secret_key=infra.s3_secret_key, secure=False)
+    return {o.object_name for o in s3.list_objects(infra.s3_bucket, prefix=prefix, recursive=True)}
+
+
+def test_one_job_per_recipient_sharing_every_file(kazoo_api: KazooApi, infra) -> None:
+    """Both jobs name the same two stored files; they stay until the last job that names them is deleted."""
     before = set(outgoing(kazoo_api))
     answer = post(kazoo_api, [("a.pdf", PDF), ("b.txt", b"page two")], {"recipients": ["12025550100", "12025550101"]})
     assert answer.status_code == 200, answer.text
     new = {k: v for k, v in outgoing(kazoo_api).items() if k not in before}
     numbers = kazoo_api.sql("SELECT to_number FROM fax_jobs WHERE id = ANY($1::uuid[])", list(new))
     assert sorted(r["to_number"] for r in numbers) == ["12025550100", "12025550101"]
-    for job_id in new:
-        uploads = json.loads(kazoo_api.sql("SELECT request FROM fax_jobs WHERE id = $1::uuid", job_id)[0]["request"])
-        assert len(uploads["document"]["uploads"]) == 2
+    uploads = [
+        json.loads(kazoo_api.sql("SELECT request FROM fax_jobs WHERE id = $1::uuid", job_id)[0]["request"])[
+            "document"
+        ]["uploads"]
+        for job_id in new
+    ]
+    assert uploads[0] == uploads[1] and len(uploads[0]) == 2
+    shared = set(uploads[0])
+    assert shared <= s3_keys(infra, f"shared/{kazoo_api.a.account_id}/")
+
+    first, second = new
+    path = f"/v2/accounts/{kazoo_api.a.account_id}/faxes/outgoing"
+    assert kazoo_api.call("DELETE", f"{path}/{first}", kazoo_api.a.auth_token).status_code == 200
+    assert shared <= s3_keys(infra, "shared/"), "the other recipient's job still needs the files"
+    assert kazoo_api.call("DELETE", f"{path}/{second}", kazoo_api.a.auth_token).status_code == 200
+    assert not shared & s3_keys(infra, "shared/"), "the last job gone, its files go too"
 
 
 def test_nothing_to_send_is_204(kazoo_api: KazooApi) -> None:
@@ -108,20 +127,21 @@ def test_error_codes_from_their_causes(kazoo_api: KazooApi) -> None:
 
 
 def test_internal_error_is_reported_and_queues_nothing(kazoo_api: KazooApi, infra) -> None:
-    """The database refusing the job (a trigger of this test's own database raises) is internal_server_error, and
-    the files already put in S3 for it are removed again."""
+    """The database refusing one recipient's job (a trigger of this test's own database raises) is
+    internal_server_error: no recipient's job is queued and the files already put in S3 are removed again."""
     kazoo_api.sql(
-        "CREATE FUNCTION refuse_job() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$"
+        "CREATE FUNCTION refuse_job() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.to_number = '12025550199' THEN RAISE EXCEPTION 'disk full'; END IF; RETURN NEW; END $$"
     )
     kazoo_api.sql("CREATE TRIGGER refuse_job BEFORE INSERT ON fax_jobs FOR EACH ROW EXECUTE FUNCTION refuse_job()")
-    s3 = Minio(infra.s3_endpoint, access_key=infra.s3_access_key, secret_key=infra.s3_secret_key, secure=False)
-    before_objects = {o.object_name for o in s3.list_objects(infra.s3_bucket, prefix="jobs/", recursive=True)}
+    before_jobs = set(outgoing(kazoo_api))
+    before_objects = s3_keys(infra, "jobs/") | s3_keys(infra, "shared/")
     try:
-        answer = post(kazoo_api, [("a.pdf", PDF)], {"recipients": ["7778888"]})
+        answer = post(kazoo_api, [("a.pdf", PDF)], {"recipients": ["7778888", "12025550199"]})
     finally:
         kazoo_api.sql("DROP TRIGGER refuse_job ON fax_jobs")
         kazoo_api.sql("DROP FUNCTION refuse_job()")
     assert answer.status_code == 400
     assert answer.json()["error"]["code"] == "internal_server_error"
-    after_objects = {o.object_name for o in s3.list_objects(infra.s3_bucket, prefix="jobs/", recursive=True)}
-    assert after_objects == before_objects
+    assert set(outgoing(kazoo_api)) == before_jobs
+    assert s3_keys(infra, "jobs/") | s3_keys(infra, "shared/") == before_objects

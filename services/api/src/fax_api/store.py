@@ -41,6 +41,15 @@ def upload_key(job_id: uuid.UUID, index: int) -> str:
     return f"jobs/{job_id}/upload-{index}"
 
 
+def shared_upload_key(account_id: str, batch_id: uuid.UUID, index: int) -> str:
+    """An upload several jobs of one account send (one VoipNow request to many recipients)."""
+    return f"shared/{account_id}/{batch_id}/upload-{index}"
+
+
+def is_shared_upload(key: str) -> bool:
+    return key.startswith("shared/")
+
+
 async def _submitted(conn: asyncpg.Connection, job_id: uuid.UUID, account_id: str) -> None:
     await enqueue(
         conn,
@@ -53,6 +62,11 @@ class ApiStore:
         # A Connection works too: submit_job then runs inside the caller's transaction (billing dialects do this).
         self._pool = pool
         self._blobs = blobs
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        assert isinstance(self._pool, asyncpg.Pool), "ApiStore was built on a connection"
+        return self._pool
 
     @property
     def blobs(self) -> BlobStore:
@@ -83,36 +97,49 @@ class ApiStore:
         rendered), one with a document URL starts ``pending``, as in Kazoo.
         """
         job_id = job_id or uuid.uuid4()
-        keys: list[str] = []
+        keys = await self.put_uploads([upload_key(job_id, index) for index in range(len(documents))], documents)
         try:
-            for index, (body, content_type) in enumerate(documents):
-                key = upload_key(job_id, index)
-                await self.blobs.put_bytes(key, body, content_type)
-                keys.append(key)
-            if keys:
-                request = {**request, "document": {**request["document"], "uploads": keys}}
-            status = "attaching_files" if keys else "pending"
-            event = JobSubmitted(
-                event_id=uuid.uuid4(), occurred_at=dt.datetime.now(dt.UTC), job_id=job_id, account_id=account_id
-            )
-            row = await self._pool.fetchrow(
-                Q["submit_job"],
-                job_id,
-                account_id,
-                status,
-                request,
-                request["to_number"],
-                request.get("from_number", ""),
-                request["retries"],
-                event.event_id,
-                routing_key(JobSubmitted),
-                encode_event(event),
-                current_trace_headers(),
-                NOTIFY_CHANNEL,
-            )
+            return await self.insert_job(account_id, job_id, request, keys)
         except BaseException:
-            await self._remove_objects(keys)
+            await self.remove_objects(keys)
             raise
+
+    async def put_uploads(self, keys: Sequence[str], documents: Sequence[tuple[bytes, str]]) -> list[str]:
+        """Store ``documents`` under ``keys``; all or none (what was stored is removed again on failure)."""
+        stored: list[str] = []
+        try:
+            for key, (body, content_type) in zip(keys, documents, strict=True):
+                await self.blobs.put_bytes(key, body, content_type)
+                stored.append(key)
+        except BaseException:
+            await self.remove_objects(stored)
+            raise
+        return stored
+
+    async def insert_job(
+        self, account_id: str, job_id: uuid.UUID, request: dict[str, Any], uploads: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """The job row and its ``fax.job.submitted`` event, in one statement, for documents already in S3."""
+        if uploads:
+            request = {**request, "document": {**request["document"], "uploads": list(uploads)}}
+        event = JobSubmitted(
+            event_id=uuid.uuid4(), occurred_at=dt.datetime.now(dt.UTC), job_id=job_id, account_id=account_id
+        )
+        row = await self._pool.fetchrow(
+            Q["submit_job"],
+            job_id,
+            account_id,
+            "attaching_files" if uploads else "pending",
+            request,
+            request["to_number"],
+            request.get("from_number", ""),
+            request["retries"],
+            event.event_id,
+            routing_key(JobSubmitted),
+            encode_event(event),
+            current_trace_headers(),
+            NOTIFY_CHANNEL,
+        )
         return dict(row)
 
     async def get_job(self, account_id: str, job_id: uuid.UUID, states: Sequence[str]) -> dict[str, Any] | None:
@@ -157,7 +184,7 @@ class ApiStore:
                 await self._explain_missing(conn, account_id, job_id)
                 return None
         job = dict(row)
-        await self._remove_objects(job_object_keys(job))
+        await self.remove_objects(await self._unshared(self._pool, job))
         return job
 
     async def remove_job_attachment(self, account_id: str, job_id: uuid.UUID) -> dict[str, Any] | None:
@@ -167,7 +194,7 @@ class ApiStore:
             if row is None:
                 return None
             # Objects first: should a delete fail, the record still names the document and the call can be repeated.
-            for key in job_object_keys(dict(row)):
+            for key in await self._unshared(conn, dict(row)):
                 await self.blobs.delete(key)
             row = await conn.fetchrow(Q["forget_job_attachment"], job_id)
         return dict(row)
@@ -201,7 +228,22 @@ class ApiStore:
         if status is not None:
             raise JobNotChangeable(status)
 
-    async def _remove_objects(self, keys: Sequence[str]) -> None:
+    @staticmethod
+    async def _unshared(conn: asyncpg.Pool | asyncpg.Connection, job: dict[str, Any]) -> list[str]:
+        """The job's objects less the shared uploads another job still names (a VoipNow fax's other recipients).
+
+        Asked after the job's own delete committed, so of two siblings deleted at once the later one removes them.
+        """
+        keys = []
+        for key in job_object_keys(job):
+            used_elsewhere = is_shared_upload(key) and await conn.fetchval(
+                Q["upload_used_elsewhere"], job["account_id"], job["id"], key
+            )
+            if not used_elsewhere:
+                keys.append(key)
+        return keys
+
+    async def remove_objects(self, keys: Sequence[str]) -> None:
         for key in keys:
             try:
                 await self.blobs.delete(key)
@@ -224,7 +266,7 @@ class ApiStore:
         if row is None:
             return None
         fax = dict(row)
-        await self._remove_objects([k for k in (fax["tiff_key"], fax["pdf_key"]) if k])
+        await self.remove_objects([k for k in (fax["tiff_key"], fax["pdf_key"]) if k])
         return fax
 
     async def remove_inbound_attachment(

@@ -56,11 +56,11 @@ def document_request(document: dict[str, Any]) -> DocumentRequest:
     )
 
 
-def upload_keys(job_id: object, document: dict[str, Any]) -> list[str] | None:
+def upload_keys(job_id: object, account_id: str, document: dict[str, Any]) -> list[str] | None:
     """The S3 keys of a job's uploaded documents, in order; None when the document is to be fetched by URL.
 
-    Only keys under the job's own prefix are accepted, so a request can never make the fetcher read (and fax)
-    another job's document.
+    Only keys under the job's own prefix, or the account's shared uploads (one VoipNow fax to many recipients),
+    are accepted, so a request can never make the fetcher read (and fax) another account's document.
     """
     uploads = document.get("uploads")
     if uploads is None:
@@ -69,9 +69,9 @@ def upload_keys(job_id: object, document: dict[str, Any]) -> list[str] | None:
         return None
     if not isinstance(uploads, list) or not uploads or not all(isinstance(key, str) for key in uploads):
         raise RenderError("document uploads must be a non-empty list of object keys")
-    prefix = f"jobs/{job_id}/"
+    prefixes = (f"jobs/{job_id}/", f"shared/{account_id}/")
     for key in uploads:
-        if not key.startswith(prefix) or ".." in key:
+        if not key.startswith(prefixes) or ".." in key:
             raise RenderError(f"document upload {key!r} does not belong to this job")
     return uploads
 
@@ -112,7 +112,7 @@ class DocumentPreparer:
     async def _prepare(self, event: JobSubmitted, request: dict[str, Any]) -> tuple[str, int]:
         document = request.get("document") or {}
         options = RenderOptions.from_request(request)
-        keys = upload_keys(event.job_id, document)
+        keys = upload_keys(event.job_id, event.account_id, document)
         with tempfile.TemporaryDirectory(prefix="fax-fetch-") as tmp:
             work = Path(tmp)
             if keys is None:

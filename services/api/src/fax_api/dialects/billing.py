@@ -1,6 +1,6 @@
 """Jobs sent through a dialect that bills: the cost is reserved in the transaction that creates the job.
 
-The job itself is made by the Kazoo API's own ``ApiStore.submit_job`` (same row, same ``fax.job.submitted``
+The job itself is made by the Kazoo API's own ``ApiStore.insert_job`` (same row, same ``fax.job.submitted``
 event, same S3 layout), run on the transaction's connection. Settling is not done here: migration 0006's trigger
 on ``fax_jobs`` settles the reservation when the job completes and gives it back when it fails or is deleted.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from fax_api.store import ApiStore
+from fax_api.store import ApiStore, upload_key
 from fax_runtime.blobs import BlobStore
 from fax_runtime.sql import load_queries
 
@@ -74,10 +74,17 @@ async def submit_billed_job(
     Returns the job and the balance left after the reservation.
     """
     job_id = uuid.uuid4()
-    async with pool.acquire() as conn, conn.transaction():
-        left = await conn.fetchval(Q["reserve_balance"], account_id, cost)
-        if left is None:
-            raise InsufficientBalance(cost, await conn.fetchval(Q["balance"], account_id) or Decimal(0))
-        await conn.execute(Q["insert_charge"], job_id, account_id, cost)
-        job = await ApiStore(conn, blobs).submit_job(account_id, request, documents, job_id=job_id)
+    store = ApiStore(pool, blobs)
+    # Documents go to S3 before the balance row is locked, so concurrent sends do not queue behind uploads.
+    keys = await store.put_uploads([upload_key(job_id, index) for index in range(len(documents))], documents)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            left = await conn.fetchval(Q["reserve_balance"], account_id, cost)
+            if left is None:
+                raise InsufficientBalance(cost, await conn.fetchval(Q["balance"], account_id) or Decimal(0))
+            await conn.execute(Q["insert_charge"], job_id, account_id, cost)
+            job = await ApiStore(conn, blobs).insert_job(account_id, job_id, request, keys)
+    except BaseException:  # refused, or the commit failed: the uploads belong to no job
+        await store.remove_objects(keys)
+        raise
     return job, left

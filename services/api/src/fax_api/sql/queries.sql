@@ -54,6 +54,13 @@ WHERE account_id = $1::text AND id = $2::uuid AND status = ANY($3::text[])
 RETURNING id, account_id, status, request, to_number, from_number, retries, attempts, tiff_key, pages, tx_result,
           revision, created_at, delivered_at;
 
+-- name: upload_used_elsewhere
+-- Does another job of the account still name this shared upload? (jsonb ? : the key is an element of uploads.)
+SELECT EXISTS (
+    SELECT 1 FROM fax_jobs
+    WHERE account_id = $1::text AND id <> $2::uuid AND request -> 'document' -> 'uploads' ? $3::text
+);
+
 -- name: lock_finished_job
 SELECT id, account_id, status, request, to_number, from_number, retries, attempts, tiff_key, pages, tx_result,
        revision, created_at, delivered_at

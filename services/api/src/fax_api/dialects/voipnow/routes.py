@@ -1,4 +1,4 @@
-"""VoipNow UAPI ``POST /uapi/faxes/{userId}/{extension}``: one job per recipient, every job with all the files.
+"""VoipNow UAPI ``POST /uapi/faxes/{userId}/{extension}``: one job per recipient, all sharing the files.
 
 The Bearer token is an auth token of the account (the same tokens as Kazoo's X-Auth-Token), so the faxes are
 that account's and show in its Kazoo outbox. Errors answer UAPI's ``{"error": {"code": ..., "message": ...}}``.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from typing import Any
 
 from litestar import Controller, Request, Response, post
@@ -15,6 +16,7 @@ from litestar.datastructures import State, UploadFile
 
 from fax_api.dialects.openapi import FILE, STRING, form_body
 from fax_api.faxes import FaxValidationError, validate_fax_request
+from fax_api.store import ApiStore, shared_upload_key
 
 ALLOWED_EXTENSIONS = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "tif": "image/tiff", "tiff": "image/tiff",
                       "pdf": "application/pdf", "txt": "text/plain"}  # fmt: skip
@@ -83,6 +85,22 @@ async def _documents(files: list[UploadFile]) -> list[tuple[bytes, str]]:
     return documents
 
 
+async def _submit_shared(
+    state: State, account_id: str, requests: list[dict[str, Any]], documents: list[tuple[bytes, str]]
+) -> list[dict[str, Any]]:
+    """One job per request, all naming the same uploads (stored once), committed together or not at all."""
+    store: ApiStore = state.store
+    batch = uuid.uuid4()
+    keys = await store.put_uploads([shared_upload_key(account_id, batch, i) for i in range(len(documents))], documents)
+    try:
+        async with store.pool.acquire() as conn, conn.transaction():
+            jobs = [await ApiStore(conn).insert_job(account_id, uuid.uuid4(), r, keys) for r in requests]
+    except BaseException:
+        await store.remove_objects(keys)
+        raise
+    return jobs
+
+
 _CREATE_FAXES_BODY = form_body(
     {"files": FILE, "request": STRING},
     required=("files", "request"),
@@ -120,13 +138,14 @@ class VoipNowFaxesController(Controller):
             documents = await _documents(files)
             if not documents:
                 return Response(content=b"", status_code=204)
-            jobs = []
-            for number in recipients:
-                kazoo_request = validate_fax_request(
+            requests = [
+                validate_fax_request(
                     {"to_number": number, "from_number": extension, "retries": 1, "document": {}},
                     require_document_url=False,
                 )
-                jobs.append(await state.store.submit_job(account_id, kazoo_request, documents))
+                for number in recipients
+            ]
+            jobs = await _submit_shared(state, account_id, requests, documents)
         except UapiError:
             raise
         except FaxValidationError:

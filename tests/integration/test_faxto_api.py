@@ -586,3 +586,43 @@ def test_delivery_webhook_target_is_the_jobs_callback(kazoo_api: KazooApi, tmp_p
                                    "type": "www-url-form-encoded"}  # fmt: skip
     bad = httpx.post(f"{kazoo_api.url}/api/v2/fax", data={**form, "callback_url": "ftp://x"})
     assert bad.status_code == 400 and bad.json()["status"] == "failed"
+
+
+def test_api_settings_callback_is_every_later_sends_webhook(kazoo_api: KazooApi, tmp_path) -> None:
+    """POST /api/v2/settings stores the account's callback (shared with its sub-users); a send without its own
+    callback_url gets it, one with callback_url keeps its own, and an empty callback_url removes it."""
+    key = register(kazoo_api)
+    top_up(kazoo_api, key, "1.00")
+    settings_url = f"{kazoo_api.url}/api/v2/settings"
+    assert httpx.get(settings_url, params={"api_key": key}).json() == {"status": "success", "callback_url": ""}
+    assert httpx.post(settings_url, data={"api_key": key, "callback_url": "gopher://x"}).status_code == 400
+    assert httpx.post(settings_url, data={"api_key": key}).status_code == 400
+    assert httpx.post(settings_url, data={"api_key": "wrong", "callback_url": "https://x.example"}).status_code == 401
+    saved = httpx.post(settings_url, json={"api_key": key, "callback_url": "https://app.example.com/fax-events"})
+    assert saved.status_code == 200 and saved.json()["callback_url"] == "https://app.example.com/fax-events"
+    sub = httpx.post(
+        f"{kazoo_api.url}/api/v2/subuser",
+        data={"api_key": key, "email": f"sub-{uuid.uuid4().hex[:8]}@example.com", "password": "s3cret-pass"},
+    ).json()["api_key"]
+    assert (
+        httpx.get(settings_url, params={"api_key": sub}).json()["callback_url"] == "https://app.example.com/fax-events"
+    )
+
+    document_id = upload(kazoo_api, key, tmp_path)["document_id"]
+    form = {"api_key": sub, "fax_number": "+12025550100", "document_id": document_id}
+
+    def callback_of(answer: httpx.Response) -> object:
+        assert answer.status_code == 200, answer.text
+        job_id = answer.json()["fax_job_id"]
+        return json.loads(kazoo_api.sql("SELECT request FROM fax_jobs WHERE id = $1::uuid", job_id)[0]["request"]).get(
+            "callback"
+        )
+
+    send_url = f"{kazoo_api.url}/api/v2/fax"
+    assert callback_of(httpx.post(send_url, data=form)) == {
+        "url": "https://app.example.com/fax-events", "method": "post", "type": "www-url-form-encoded"
+    }  # fmt: skip
+    own = callback_of(httpx.post(send_url, data={**form, "callback_url": "https://own.example/cb"}))
+    assert own["url"] == "https://own.example/cb"  # type: ignore[index]
+    assert httpx.post(settings_url, data={"api_key": key, "callback_url": ""}).json()["callback_url"] == ""
+    assert callback_of(httpx.post(send_url, data=form)) is None

@@ -522,13 +522,66 @@ async def test_inbound_fax_emailed_and_called_back_to_the_faxbox(
     (request,) = receiver.requests
     fields = json.loads(request[3])
     assert {k: fields[k] for k in ("uuid", "from", "to", "pages")} == {
-        "uuid": str(fax_id),
+        "uuid": fax_id.hex,
         "from": "+15551112222",
         "to": "+15553334444",
         "pages": "2",
     }
+    assert fields["file"].startswith(f"http://127.0.0.1:8000/api/v2/signed/inbound/{fax_id.hex}/file?expires=")
     secret = await pool.fetchval("SELECT callback_secret FROM accounts WHERE id = $1", account_id)
     assert verify(secret, request[2]["X-Fax-Signature"], request[3], now=int(time.time()))
+
+
+async def test_fax_to_a_number_without_a_faxbox_calls_the_accounts_faxto_callback(
+    infra: Endpoints,
+    database_url: str,
+    pool: asyncpg.Pool,
+    blobs: BlobStore,
+    http_receiver: tuple[Receiver, str],
+) -> None:
+    """A provisioned Fax.to number has no faxbox: the receive callback goes to the account's API-settings URL,
+    url-encoded, with the reception's statistics from its inbox row."""
+    receiver, base = http_receiver
+    account_id, fax_id = uuid.uuid4().hex, uuid.uuid4()
+    await pool.execute("INSERT INTO accounts (id, name) VALUES ($1, 'faxto')", account_id)
+    await pool.execute(
+        "INSERT INTO faxto_settings (account_id, callback_url) VALUES ($1, $2)", account_id, f"{base}/rx"
+    )
+    rx = {"remote_station_id": "SENDER 1", "fax_speed": 9600, "fax_error_correction": True,
+          "fax_compression": "MR", "fax_line_seconds": 30.4}  # fmt: skip
+    await pool.execute(
+        "INSERT INTO inbound_faxes (id, account_id, status, to_number, from_number, pages, rx_result) "
+        "VALUES ($1, $2, 'received', '+15553334444', '+15551112222', 1, $3::jsonb)",
+        fax_id,
+        account_id,
+        rx,
+    )
+    notifier = Notifier(_settings(infra, database_url, 25), NotifierStore(pool), blobs)
+    try:
+        await notifier.handlers.on_inbound_received(
+            InboundReceived(
+                event_id=uuid.uuid4(),
+                occurred_at=_now(),
+                fax_id=fax_id,
+                account_id=account_id,
+                from_number="+15551112222",
+                to_number="+15553334444",
+                pages=1,
+                tiff_key=f"inbound/{fax_id}/fax.tif",
+            )
+        )
+    finally:
+        await notifier.close()
+    (request,) = receiver.requests
+    method, path, headers, body = request
+    assert (method, path, headers["Content-Type"]) == ("POST", "/rx", "application/x-www-form-urlencoded")
+    fields = {k: v[0] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
+    assert set(fields) == {"uuid", "from", "to", "time", "file", "rsid", "speed", "duration", "ecm", "pages",
+                           "compression"}  # fmt: skip
+    assert (fields["uuid"], fields["rsid"], fields["speed"], fields["duration"], fields["ecm"]) == (
+        fax_id.hex, "SENDER 1", "9600", "30", "1"
+    )  # fmt: skip
+    assert (fields["compression"], fields["pages"]) == ("MR", "1")
 
 
 @pytest.mark.parametrize("kind", ["inbound_failure", "intake_rejected"])

@@ -81,12 +81,8 @@ def test_one_job_per_recipient_sharing_every_file(kazoo_api: KazooApi, infra) ->
     new = {k: v for k, v in outgoing(kazoo_api).items() if k not in before}
     numbers = kazoo_api.sql("SELECT to_number FROM fax_jobs WHERE id = ANY($1::uuid[])", list(new))
     assert sorted(r["to_number"] for r in numbers) == ["12025550100", "12025550101"]
-    uploads = [
-        json.loads(kazoo_api.sql("SELECT request FROM fax_jobs WHERE id = $1::uuid", job_id)[0]["request"])[
-            "document"
-        ]["uploads"]
-        for job_id in new
-    ]
+    rows = kazoo_api.sql("SELECT request FROM fax_jobs WHERE id = ANY($1::uuid[])", list(new))
+    uploads = [json.loads(row["request"])["document"]["uploads"] for row in rows]
     assert uploads[0] == uploads[1] and len(uploads[0]) == 2
     shared = set(uploads[0])
     assert shared <= s3_keys(infra, f"shared/{kazoo_api.a.account_id}/")

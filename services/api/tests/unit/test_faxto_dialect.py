@@ -7,10 +7,10 @@ import struct
 import uuid
 from decimal import Decimal
 
-from fax_api.dialects import signing
 from fax_api.dialects.billing import count_pages
 from fax_api.dialects.faxto import views
 from fax_api.dialects.faxto.rates import fax_cost, price_per_page
+from fax_runtime import signing
 
 
 def test_longest_prefix_wins() -> None:

@@ -16,11 +16,12 @@ from fax_notifier.attachments import FaxAttachments
 from fax_notifier.config import Settings
 from fax_notifier.dispatcher import Dispatcher, Sweeper
 from fax_notifier.domain import Channel
-from fax_notifier.handlers import NotificationHandlers
+from fax_notifier.handlers import FileLinks, NotificationHandlers
 from fax_notifier.http import GuardedHttp
 from fax_notifier.mail import Mailer, SmtpMailer
 from fax_notifier.sms import create_sms_provider
 from fax_notifier.store import NotifierStore
+from fax_runtime import signing
 from fax_runtime.blobs import BlobStore
 from fax_runtime.broker import event_queue, events_exchange
 from fax_runtime.network_guard import NetworkGuard
@@ -55,6 +56,12 @@ class Notifier:
                 Channel.SMS: settings.message_retry_for,
                 Channel.CALLBACK: settings.callback_retry_for,
             },
+            links=FileLinks(
+                api_url=settings.public_api_url,
+                key=signing.signing_key(settings.runtime.s3.secret_key),
+                # A receiver may fetch the file when the last retry of its callback finally gets through.
+                ttl_seconds=int(settings.callback_retry_for) + 24 * 3600,
+            ),
             name=settings.public_name,
         )
         self.sweeper = Sweeper(self.dispatcher, settings.sweep_interval)

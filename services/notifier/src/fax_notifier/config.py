@@ -62,6 +62,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     claim_lease: float = 300.0
     allow_networks: str = ""
     public_name: str = "Fax"
+    # Where callback receivers reach the API: receive callbacks carry signed links to the fax's PDF under it.
+    public_api_url: str = "http://127.0.0.1:8000"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -111,4 +113,5 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             sweep_interval=float(env_int(env, "FAX_NOTIFY_SWEEP_INTERVAL", 5)),
             allow_networks=env_str(env, "FAX_FETCH_ALLOW_NETWORKS", ""),
             public_name=env_str(env, "FAX_NOTIFY_PUBLIC_NAME", "Fax"),
+            public_api_url=env_str(env, "FAX_PUBLIC_API_URL", "http://127.0.0.1:8000").rstrip("/"),
         )

@@ -5,6 +5,7 @@ No I/O here; the handlers feed it job rows and events, the dispatcher sends what
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -161,9 +162,36 @@ def inbound_callback(faxbox_settings: Mapping[str, Any] | None) -> CallbackTarge
     return callback_target(_dig(faxbox_settings, "notifications", "inbound"))
 
 
-def receive_fields(fax_id: str, from_number: str, to_number: str, time: str, pages: int, file: str) -> dict[str, str]:
-    """Fax.to's receive-callback fields we know (``rsid``, ``speed``, ``ecm``... are not in the event yet)."""
-    return {"uuid": fax_id, "from": from_number, "to": to_number, "time": time, "file": file, "pages": str(pages)}
+def account_callback(url: str | None) -> CallbackTarget | None:
+    """The account's Fax.to API-settings callback: posted url-encoded, as Fax.to does."""
+    return callback_target({"callback": {"url": url, "type": "www-url-form-encoded"}}) if url else None
+
+
+def receive_fields(
+    fax_id: str,
+    from_number: str,
+    to_number: str,
+    received_at: dt.datetime,
+    pages: int,
+    file_url: str,
+    reception: Mapping[str, Any] | None = None,
+) -> dict[str, str]:
+    """Fax.to's receive-callback fields; ``reception`` is the fax's ``rx_result`` (station id, rate, ECM, coding)."""
+    rx = reception or {}
+    seconds = rx.get("fax_line_seconds")
+    return {
+        "uuid": fax_id,
+        "from": from_number,
+        "to": to_number,
+        "time": received_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        "file": file_url,
+        "rsid": str(rx.get("remote_station_id") or ""),
+        "speed": str(rx.get("fax_speed") or ""),
+        "duration": str(round(seconds)) if isinstance(seconds, int | float) else "",
+        "ecm": "1" if rx.get("fax_error_correction") else "0",
+        "pages": str(pages),
+        "compression": str(rx.get("fax_compression") or ""),
+    }
 
 
 def receipt(job_id: str, *, success: bool, code: str, message: str) -> dict[str, str]:

@@ -6,6 +6,8 @@ import logging
 import uuid
 from typing import Any
 
+import msgspec
+
 from fax_contracts import (
     DocumentFailed,
     InboundFailed,
@@ -19,6 +21,7 @@ from fax_notifier.domain import (
     Channel,
     Kind,
     PlannedDelivery,
+    account_callback,
     inbound_callback,
     inbound_email_recipients,
     inbound_sms_recipients,
@@ -33,17 +36,36 @@ from fax_notifier.domain import (
     recipients,
 )
 from fax_notifier.store import NotifierStore
+from fax_runtime import signing
 
 log = logging.getLogger(__name__)
 
 
+class FileLinks(msgspec.Struct, frozen=True, kw_only=True):
+    """Signed links to received faxes' PDFs (the API serves them); they outlive every retry of the callback."""
+
+    api_url: str
+    key: bytes
+    ttl_seconds: int
+
+    def received_fax(self, fax_id: uuid.UUID) -> str:
+        return signing.inbound_fax_link(self.key, self.api_url, fax_id.hex, "file", self.ttl_seconds)
+
+
 class NotificationHandlers:
     def __init__(
-        self, store: NotifierStore, dispatcher: Dispatcher, *, retry_for: dict[Channel, float], name: str = "Fax"
+        self,
+        store: NotifierStore,
+        dispatcher: Dispatcher,
+        *,
+        retry_for: dict[Channel, float],
+        links: FileLinks,
+        name: str = "Fax",
     ) -> None:
         self._store = store
         self._dispatcher = dispatcher
         self._retry_for = retry_for
+        self._links = links
         self._name = name
 
     async def on_transmission_completed(self, event: TransmissionCompleted) -> None:
@@ -70,15 +92,21 @@ class NotificationHandlers:
             attach_fax_of=str(event.fax_id),
             tiff_key=event.tiff_key,
         )
-        fields = receive_fields(
-            str(event.fax_id),
-            event.from_number,
-            event.to_number,
-            event.occurred_at.isoformat(),
-            event.pages,
-            event.tiff_key,
+        # The faxbox's own callback, else the account's Fax.to API-settings callback (its provisioned numbers).
+        callback = inbound_callback(settings) or account_callback(
+            await self._store.account_callback_url(event.account_id)
         )
-        planned += plan_callback(inbound_callback(settings), fields, Kind.INBOUND_RECEIVED)
+        if callback is not None:
+            fields = receive_fields(
+                event.fax_id.hex,
+                event.from_number,
+                event.to_number,
+                event.occurred_at,
+                event.pages,
+                self._links.received_fax(event.fax_id),
+                await self._store.reception(event.fax_id),
+            )
+            planned += plan_callback(callback, fields, Kind.INBOUND_RECEIVED)
         await self._plan_and_send(event.event_id, event.account_id, None, planned)
 
     async def on_inbound_failed(self, event: InboundFailed) -> None:

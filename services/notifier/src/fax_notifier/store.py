@@ -70,6 +70,14 @@ class NotifierStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
+    async def reception(self, fax_id: uuid.UUID) -> dict[str, Any]:
+        """A received fax's spandsp statistics (its ``rx_result``); empty if the row is gone."""
+        row = await self._pool.fetchrow(Q["inbound_for_notification"], fax_id)
+        return (_json(row["rx_result"]) or {}) if row else {}
+
+    async def account_callback_url(self, account_id: str) -> str | None:
+        return await self._pool.fetchval(Q["account_callback_url"], account_id)
+
     async def job(self, job_id: uuid.UUID) -> JobView | None:
         row = await self._pool.fetchrow(Q["job_for_notification"], job_id)
         if row is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -12,6 +13,7 @@ import pytest
 from fax_notifier.domain import (
     Channel,
     Kind,
+    account_callback,
     address_problem,
     callback_target,
     encode_callback_body,
@@ -22,6 +24,7 @@ from fax_notifier.domain import (
     phone_problem,
     plan_messages,
     receipt,
+    receive_fields,
     recipients,
     sign,
     verify,
@@ -120,3 +123,27 @@ def test_faxbox_callbacks_fill_in_for_the_job() -> None:
     assert outbound_callback({}, faxbox).url == "https://box.example/out"  # type: ignore[union-attr]
     assert outbound_callback({}, None) is None
     assert inbound_callback({"notifications": {"inbound": {"callback": {"url": "http://x.example/in"}}}}) is not None
+
+
+def test_receive_fields_are_fax_tos_with_the_reception_statistics() -> None:
+    received = dt.datetime(2026, 11, 23, 6, 30, 5, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    reception = {"remote_station_id": "FAXSIM", "fax_speed": 14400, "fax_error_correction": True,
+                 "fax_compression": "MMR", "fax_line_seconds": 41.6}  # fmt: skip
+    fields = receive_fields("ab12", "+15551112222", "+15553334444", received, 2, "https://x/f.pdf", reception)
+    assert fields == {
+        "uuid": "ab12", "from": "+15551112222", "to": "+15553334444", "time": "2026-11-23 04:30:05",
+        "file": "https://x/f.pdf", "rsid": "FAXSIM", "speed": "14400", "duration": "42", "ecm": "1", "pages": "2",
+        "compression": "MMR",
+    }  # fmt: skip
+    bare = receive_fields("ab12", "", "+1555", received, 0, "", None)
+    assert (bare["rsid"], bare["speed"], bare["duration"], bare["ecm"], bare["compression"]) == ("", "", "", "0", "")
+
+
+def test_account_callback_posts_url_encoded() -> None:
+    target = account_callback("https://app.example/fax")
+    assert target is not None and (target.url, target.method, target.body_type) == (
+        "https://app.example/fax",
+        "post",
+        "form",
+    )
+    assert account_callback(None) is None and account_callback("ftp://x") is None

@@ -53,6 +53,8 @@ def rx_result(outcome: TransmissionOutcome) -> dict[str, Any]:
         "result_code": outcome.result_code,
         "result_text": outcome.result_text,
         "fax_t38_used": outcome.t38_used,
+        "fax_compression": outcome.compression,
+        "fax_line_seconds": round(outcome.line_seconds, 1),
     }
 
 

@@ -72,6 +72,7 @@ class TransmissionOutcome:
     remote_ident: str  # the far end's CSI ("" if none)
     line_seconds: float  # simulated line time (samples / 8000)
     t38_used: bool = False
+    compression: str = ""  # MH, MR or MMR: the coding of the last page (spandsp.compression_name)
     sip_status: int | None = None  # the final SIP answer when the call was refused or never answered
 
 
@@ -220,6 +221,7 @@ def _outcome(sender: _Observer, receiver: _Observer, *, timed_out: bool, line_se
         pages_sent=final.pages_tx if final else 0,
         bit_rate=last_page.bit_rate if last_page else 0,
         ecm_used=last_page.ecm if last_page else False,
+        compression=spandsp.compression_name(last_page.encoding) if last_page else "",
         bad_rows=sum(page.bad_rows for page in receiver.pages),
         remote_ident=sender.remote_ident,
         line_seconds=line_seconds,

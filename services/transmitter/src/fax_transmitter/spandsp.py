@@ -283,6 +283,15 @@ def _log_span_error(text: bytes | None, logger: logging.Logger = _LOG, prefix: s
     _log_span_message(SPAN_LOG_ERROR, text, logger, prefix)
 
 
+# T4_COMPRESSION_* of t4_rx.h (spandsp 0.0.6) by the names fax machines and HylaFAX report them under.
+_COMPRESSION_NAMES = {1: "MH", 2: "MR", 3: "MMR", 4: "JBIG", 5: "JBIG", 6: "T.43", 7: "T.45"}
+
+
+def compression_name(encoding: int) -> str:
+    """The page coding a transfer used (``TransferStatistics.encoding``); "" if none was negotiated."""
+    return _COMPRESSION_NAMES.get(encoding, "")
+
+
 def completion_code_to_str(code: int) -> str:
     """spandsp's description of a T.30 completion code (as passed to the phase E handler)."""
     text = _spandsp().t30_completion_code_to_str(code)

@@ -90,6 +90,8 @@ def service_environment(
         "FAX_FAXSIM_RECEIVED_DIR": str(state_dir / "faxsim" / "received"),
         "FAX_LOOPBACK_RECEIVED_DIR": str(state_dir / "loopback" / "received"),
         "FAX_API_HOST": "127.0.0.1",
+        # Links in receive callbacks point at this devstack's API.
+        "FAX_PUBLIC_API_URL": f"http://127.0.0.1:{ports['fax_api']}",
         "FAX_API_READY_PEERS": ",".join(f"http://127.0.0.1:{ports[spec.module]}{spec.health_path}" for spec in workers),
     }
     merged = {**defaults, **{key: value for key, value in env.items() if value.strip()}}

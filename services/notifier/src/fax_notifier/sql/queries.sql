@@ -10,6 +10,13 @@ WHERE j.id = $1::uuid;
 -- name: faxbox_settings
 SELECT settings FROM faxboxes WHERE id = $1::text AND account_id = $2::text;
 
+-- name: inbound_for_notification
+SELECT rx_result, created_at FROM inbound_faxes WHERE id = $1::uuid;
+
+-- name: account_callback_url
+-- The Fax.to API-settings callback: receive callbacks of faxes to the account's numbers go there.
+SELECT NULLIF(callback_url, '') FROM faxto_settings WHERE account_id = $1::text;
+
 -- name: plan_delivery
 INSERT INTO notification_deliveries
     (event_id, channel, recipient, kind, account_id, job_id, payload, give_up_at, status, last_error, finished_at)

@@ -400,6 +400,7 @@ class FaxChannel:
             pages_sent=pages,
             bit_rate=last_page.bit_rate if last_page else 0,
             ecm_used=last_page.ecm if last_page else False,
+            compression=spandsp.compression_name(last_page.encoding) if last_page else "",
             bad_rows=sum(page.bad_rows for page in progress.pages),
             remote_ident=progress.remote_ident,
             line_seconds=self._samples / spandsp.SAMPLE_RATE,

@@ -16,13 +16,13 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import State, UploadFile
 
 from fax_api.accounts import PASSWORD_MIN_LENGTH
-from fax_api.dialects import signing
 from fax_api.dialects.billing import InsufficientBalance, submit_billed_job
 from fax_api.dialects.faxto import inventory, views
 from fax_api.dialects.faxto.rates import digits, fax_cost
 from fax_api.dialects.faxto.store import EmailTaken, FaxtoStore
 from fax_api.dialects.openapi import FILE, STRING, form_body
 from fax_api.faxes import FaxValidationError, validate_fax_request
+from fax_runtime import signing
 from fax_runtime.download import DocumentRequest, FetchError, fetch_document
 from fax_runtime.network_guard import BlockedAddressError, NetworkGuard
 
@@ -91,6 +91,15 @@ def _fax_number(params: dict[str, Any]) -> str:
     return "+" + digits(number)
 
 
+def _callback_url(params: dict[str, Any]) -> str:
+    url = params.get("callback_url")
+    if url == "":
+        return ""
+    if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")) or len(url) > 2048:
+        raise FaxtoError(400, "callback_url must be an http:// or https:// URL")
+    return url
+
+
 def _document_id(value: Any) -> int:
     try:
         return int(value)
@@ -142,6 +151,11 @@ _FILES_BODY = form_body(
     required=("api_key",),
     description="a multipart 'file' part, or AddRemoteFile: a URL the platform fetches",
 )
+_SETTINGS_BODY = form_body(
+    {"api_key": STRING, "callback_url": STRING},
+    required=("api_key", "callback_url"),
+    description="callback_url: where delivery receipts and receive callbacks are posted; empty to stop them",
+)
 _PROVISION_BODY = form_body({"api_key": STRING, "did_group_id": STRING}, required=("api_key",))
 
 
@@ -180,6 +194,24 @@ class FaxtoController(Controller):
             raise FaxtoError(409, "A user with this email already exists") from None
         return {"status": "success", "api_key": user["api_key"]}
 
+    @get("/v2/settings")
+    async def settings(self, request: Request, state: State) -> dict[str, Any]:
+        """The account's API settings: the callback URL of delivery receipts and receive callbacks."""
+        user = await _user(state, dict(request.query_params))
+        return {"status": "success", "callback_url": await _store(state).callback_url(user["account_id"])}
+
+    @post("/v2/settings", status_code=200, operation_class=_SETTINGS_BODY)
+    async def change_settings(self, request: Request, state: State) -> dict[str, Any]:
+        """Set the callback URL (Fax.to's API settings page): every later send posts its delivery receipt there,
+        and every fax received on the account's numbers its receive callback."""
+        params, _ = await _params(request)
+        user = await _user(state, params)
+        if "callback_url" not in params:
+            raise FaxtoError(400, "callback_url is required (empty to remove it)")
+        url = _callback_url(params)
+        await _store(state).set_callback_url(user["account_id"], url)
+        return {"status": "success", "callback_url": url}
+
     @get("/v2/balance")
     async def balance(self, request: Request, state: State) -> dict[str, Any]:
         user = await _user(state, dict(request.query_params))
@@ -214,10 +246,11 @@ class FaxtoController(Controller):
         }
         if tsi:
             kazoo_request.update(from_number=tsi, fax_identity=tsi)
-        callback_url = params.get("callback_url")
-        if callback_url is not None:
-            if not isinstance(callback_url, str) or not callback_url.lower().startswith(("http://", "https://")):
-                raise FaxtoError(400, "callback_url must be an http:// or https:// URL")
+        # The send's own callback_url, else the one in the account's API settings.
+        callback_url = (
+            _callback_url(params) if "callback_url" in params else await store.callback_url(user["account_id"])
+        )
+        if callback_url:
             # The notifier posts Fax.to's delivery receipt (fax_job_id, status, msg_code) to the job's callback.
             kazoo_request["callback"] = {"url": callback_url, "method": "post", "type": "www-url-form-encoded"}
         try:

@@ -142,6 +142,13 @@ class FaxtoStore:
         rows = await self.pool.fetch(Q["page_numbers"], account_id, per_page, (page - 1) * per_page)
         return total, [dict(r) for r in rows]
 
+    async def callback_url(self, account_id: str) -> str:
+        """The account's API-settings callback ("" when none is set)."""
+        return await self.pool.fetchval(Q["faxto_callback_url"], account_id) or ""
+
+    async def set_callback_url(self, account_id: str, url: str) -> None:
+        await self.pool.execute(Q["set_faxto_callback_url"], account_id, url)
+
     async def document_by_id(self, document_id: int) -> dict[str, Any] | None:
         """Any account's document: only for signed links, whose signature is the authorisation."""
         row = await self.pool.fetchrow(Q["document_by_id"], document_id)

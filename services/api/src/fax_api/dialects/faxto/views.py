@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from fax_api.dialects import signing
+from fax_runtime import signing
 
 # fax_jobs.status -> Fax.to's status message (GET /fax/{id}/status) and history status.
 _MESSAGES = {
@@ -92,10 +92,6 @@ def file_entry(document: dict[str, Any]) -> dict[str, Any]:
 def incoming_entry(fax: dict[str, Any], base_url: str, key: bytes) -> dict[str, Any]:
     """One received fax as Fax.to lists it; its links are signed and expire (signing.LINK_TTL_SECONDS)."""
 
-    def link(kind: str) -> str:
-        path = f"/api/v2/signed/inbound/{fax['id'].hex}/{kind}"
-        return f"{base_url}{path}?{signing.signed_query(key, path)}"
-
     stored = fax["pdf_key"] or fax["tiff_key"] or ""
     return {
         "id": fax["id"].hex,
@@ -106,6 +102,6 @@ def incoming_entry(fax: dict[str, Any], base_url: str, key: bytes) -> dict[str, 
         "sender": fax["from_number"].lstrip("+"),
         "total_pages": fax["pages"],
         "created_at": php_date(fax["created_at"]),
-        "preview_file": link("preview"),
-        "file_url": link("file"),
+        "preview_file": signing.inbound_fax_link(key, base_url, fax["id"].hex, "preview"),
+        "file_url": signing.inbound_fax_link(key, base_url, fax["id"].hex, "file"),
     }

@@ -95,3 +95,10 @@ WHERE account_id = $1::text ORDER BY id LIMIT $2::int OFFSET $3::int;
 SELECT id, account_id, user_id, filename_uploaded, file_extension, content_type, object_key, filesize, total_pages,
        created_at, updated_at
 FROM faxto_documents WHERE id = $1::bigint;
+
+-- name: faxto_callback_url
+SELECT callback_url FROM faxto_settings WHERE account_id = $1::text;
+
+-- name: set_faxto_callback_url
+INSERT INTO faxto_settings (account_id, callback_url) VALUES ($1::text, $2::text)
+ON CONFLICT (account_id) DO UPDATE SET callback_url = EXCLUDED.callback_url, updated_at = now();

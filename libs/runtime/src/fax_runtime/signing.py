@@ -1,7 +1,7 @@
-"""Signed, expiring download links: HMAC-SHA256 over the path and expiry, checked by the route that serves them.
+"""Signed, expiring download links: HMAC-SHA256 over the path and expiry, checked by the API route that serves them.
 
-The key is FAX_URL_SIGNING_KEY, else derived from the S3 secret key, so every API process (and replica) signs
-and checks with the same key without another setting.
+The key is FAX_URL_SIGNING_KEY, else derived from the S3 secret key, so every API process (and replica) and the
+notifier, which puts links in receive callbacks, sign and check with the same key without another setting.
 """
 
 from __future__ import annotations
@@ -38,3 +38,9 @@ def valid(key: bytes, path: str, expires: str, given: str, now: float | None = N
     if moment < (now if now is not None else time.time()):
         return False
     return hmac.compare_digest(signature(key, path, moment), given)
+
+
+def inbound_fax_link(key: bytes, base_url: str, fax_id: str, kind: str, ttl: int = LINK_TTL_SECONDS) -> str:
+    """A received fax's PDF: ``kind`` "file" downloads it, "preview" shows it inline (the API's signed route)."""
+    path = f"/api/v2/signed/inbound/{fax_id}/{kind}"
+    return f"{base_url.rstrip('/')}{path}?{signed_query(key, path, ttl)}"

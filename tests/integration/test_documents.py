@@ -23,12 +23,13 @@ import pytest
 from minio import Minio
 from PIL import Image
 
-from fax_contracts import JobSubmitted
+from fax_contracts import DocumentStored, JobSubmitted
 from fax_devstack.infra import Endpoints
 from fax_fetcher.config import FetcherSettings
 from fax_fetcher.handlers import DocumentPreparer, pdf_key, preview_key
+from fax_fetcher.previews import DocumentPreviewer
 from fax_fetcher.store import FetcherStore
-from fax_runtime.blobs import BlobStore
+from fax_runtime.blobs import BlobStore, document_preview_key
 from fax_runtime.config import RuntimeSettings, S3Settings
 from fax_runtime.db import create_pool
 from tests.integration.documents import TWO_PAGE_POSTSCRIPT, make_pdf
@@ -280,6 +281,7 @@ class Harness:
     s3: Minio
     bucket: str
     preparer: DocumentPreparer
+    previewer: DocumentPreviewer
 
     async def submit(self, documents: list[bytes], **request: Any) -> uuid.UUID:
         """A job whose documents are uploads in S3, as the API leaves them; returns its id once it is prepared."""
@@ -332,7 +334,15 @@ async def harness(infra: Endpoints, database_url: str) -> AsyncIterator[Harness]
         await pool.execute("INSERT INTO accounts (id, name) VALUES ($1, 'documents test')", ACCOUNT)
         blobs = BlobStore(s3)
         client = Minio(infra.s3_endpoint, infra.s3_access_key, infra.s3_secret_key, secure=infra.s3_secure)
-        yield Harness(pool, blobs, client, infra.s3_bucket, DocumentPreparer(FetcherStore(pool), blobs, settings))
+        store = FetcherStore(pool)
+        yield Harness(
+            pool,
+            blobs,
+            client,
+            infra.s3_bucket,
+            DocumentPreparer(store, blobs, settings),
+            DocumentPreviewer(store, blobs, settings),
+        )
     finally:
         await pool.close()
 
@@ -404,3 +414,59 @@ async def test_a_missing_upload_fails_the_job(harness: Harness) -> None:
 
     row = await harness.job(job_id)
     assert (row["status"], row["error_message"]) == ("failed", f"uploaded document {key} is missing")
+
+
+async def test_a_stored_documents_previews_are_its_fax_pages(harness: Harness, tmp_path: Any) -> None:
+    """A Fax.to file's previews are the pages a job of the same file is faxed as, pixel for pixel; its page count
+    becomes the rendered one; a file that cannot be faxed says why; a deleted one is left alone."""
+    pool = harness.pool
+    user_id = await pool.fetchval(
+        "INSERT INTO faxto_users (account_id, email, password_scrypt, api_key) VALUES ($1, $2, '', $3) RETURNING id",
+        ACCOUNT,
+        f"{uuid.uuid4().hex[:8]}@example.com",
+        uuid.uuid4().hex,
+    )
+
+    async def stored(body: bytes, *, deleted_first: bool = False) -> tuple[int, str]:
+        key = f"faxto/{ACCOUNT}/documents/{uuid.uuid4()}"
+        await harness.blobs.put_bytes(key, body)
+        document_id = await pool.fetchval(
+            "INSERT INTO faxto_documents (account_id, user_id, filename_uploaded, file_extension, content_type,"
+            " object_key, filesize, total_pages, preview_status)"
+            " VALUES ($1, $2, 'f.pdf', 'pdf', 'application/pdf', $3, $4, 1, 'pending') RETURNING id",
+            ACCOUNT,
+            user_id,
+            key,
+            len(body),
+        )
+        if deleted_first:
+            await pool.execute("DELETE FROM faxto_documents WHERE id = $1", document_id)
+        await harness.previewer.on_document_stored(
+            DocumentStored(
+                event_id=uuid.uuid4(), occurred_at=_now(), document_id=document_id, account_id=ACCOUNT, object_key=key
+            )
+        )
+        return document_id, key
+
+    def row(document_id: int) -> Any:
+        return pool.fetchrow(
+            "SELECT object_key, total_pages, preview_status, preview_error FROM faxto_documents WHERE id = $1",
+            document_id,
+        )
+
+    pdf = make_pdf(tmp_path / "two.pdf").read_bytes()
+    good = await row((await stored(pdf))[0])
+    assert (good["preview_status"], good["total_pages"]) == ("ready", 2)
+    job = await harness.submit([pdf])
+    for page in (1, 2):
+        drawn = harness.s3.get_object(harness.bucket, document_preview_key(good["object_key"], page)).read()
+        faxed = harness.s3.get_object(harness.bucket, preview_key(job, page)).read()
+        with Image.open(io.BytesIO(drawn)) as mine, Image.open(io.BytesIO(faxed)) as theirs:
+            assert mine.format == "PNG" and mine.size == theirs.size
+            assert mine.tobytes() == theirs.tobytes()
+
+    bad = await row((await stored(hundred_thousand_page_pdf()))[0])
+    assert bad["preview_status"] == "failed" and "500" in bad["preview_error"], bad["preview_error"]
+
+    _, key = await stored(pdf, deleted_first=True)
+    assert not list(harness.s3.list_objects(harness.bucket, prefix=f"{key}.preview")), "a deleted file is not drawn"

@@ -22,6 +22,7 @@ from decimal import Decimal
 import httpx
 import pytest
 from minio import Minio
+from PIL import Image
 
 from tests.integration.kazoo_api import KazooApi, kazoo_api_fixture  # noqa: F401
 
@@ -35,14 +36,17 @@ PDF = (
 @pytest.fixture(scope="module", autouse=True)
 def _fetch_from_loopback() -> Iterator[None]:
     """AddRemoteFile downloads from the test's document server on loopback, which the network guard refuses unless
-    allowed; set before the API process (kazoo_api) starts, as make run passes FAX_FETCH_ALLOW_NETWORKS."""
-    previous = os.environ.get("FAX_FETCH_ALLOW_NETWORKS")
-    os.environ["FAX_FETCH_ALLOW_NETWORKS"] = "127.0.0.0/8"
+    allowed; set before the API process (kazoo_api) starts, as make run passes FAX_FETCH_ALLOW_NETWORKS. No fetcher
+    draws previews here, so file-generate-preview waits one second, not fifteen, before it answers 503."""
+    settings = {"FAX_FETCH_ALLOW_NETWORKS": "127.0.0.0/8", "FAX_FAXTO_PREVIEW_WAIT": "1"}
+    previous = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     yield
-    if previous is None:
-        del os.environ["FAX_FETCH_ALLOW_NETWORKS"]
-    else:
-        os.environ["FAX_FETCH_ALLOW_NETWORKS"] = previous
+    for name, value in previous.items():
+        if value is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = value
 
 
 US_PER_PAGE = Decimal("0.05")  # rates.csv, prefix 1
@@ -530,26 +534,72 @@ def test_add_remote_file_through_the_fetchers_guarded_download(kazoo_api: KazooA
     assert code == 400 and "404" in missing["message"]
 
 
-def test_file_generate_preview_is_a_working_signed_link(kazoo_api: KazooApi, tmp_path) -> None:
+def test_file_generate_preview_links_the_fetchers_page_images(kazoo_api: KazooApi, infra, tmp_path) -> None:
+    """Until the fetcher has drawn the previews the answer is 503; then a signed link per page serves the PNG the
+    fetcher stored; a file the fetcher could not render answers 422 with its reason, to preview and to send.
+    (The fetcher's side, drawing them from the render, is tests/integration/test_documents.py.)"""
     key = register(kazoo_api)
+    top_up(kazoo_api, key, "1.00")
     document_id = upload(kazoo_api, key, tmp_path)["document_id"]
-    code, answer = curl(
-        kazoo_api,
-        "-X",
-        "GET",
-        "--header",
-        "Content-Type: application/json",
-        f"{kazoo_api.url}/api/v2/file-generate-preview?document_id={document_id}&api_key={key}",
-    )
-    assert code == 200 and answer["status"] == "success"
+    preview_url = f"{kazoo_api.url}/api/v2/file-generate-preview?document_id={document_id}&api_key={key}"
+    get = ("-X", "GET", "--header", "Content-Type: application/json")
+    code, answer = curl(kazoo_api, *get, preview_url)
+    assert (code, answer["status"]) == (503, "failed"), answer
+    assert cues_for(kazoo_api, document_id) == 1, "the upload queued the fetcher's cue with its row"
+
+    [document] = kazoo_api.sql("SELECT object_key FROM faxto_documents WHERE id = $1", document_id)
+    s3 = Minio(infra.s3_endpoint, access_key=infra.s3_access_key, secret_key=infra.s3_secret_key, secure=False)
+    pages = {page: make_png(page) for page in (1, 2)}
+    for page, png in pages.items():
+        s3.put_object(infra.s3_bucket, f"{document['object_key']}.preview-{page}.png", io.BytesIO(png), len(png))
+    kazoo_api.sql("UPDATE faxto_documents SET preview_status = 'ready', total_pages = 2 WHERE id = $1", document_id)
+
+    code, answer = curl(kazoo_api, *get, preview_url)
+    assert code == 200 and answer["status"] == "success", answer
     shown = httpx.get(answer["url"])
-    assert shown.status_code == 200 and shown.content == PDF
+    assert shown.status_code == 200 and shown.headers["content-type"] == "image/png" and shown.content == pages[1]
+    second = httpx.get(preview_url + "&page=2").json()["url"]
+    assert httpx.get(second).content == pages[2]
+    assert curl(kazoo_api, *get, preview_url + "&page=3")[0] == 400
     assert httpx.get(answer["url"].replace("signature=", "signature=0")).status_code == 403
+    assert httpx.get(answer["url"].replace("preview-1.png", "preview-2.png")).status_code == 403  # signed per page
+    code, clean = curl(kazoo_api, *get, f"{kazoo_api.url}/api/v2/file-clean?document_id={document_id}&api_key={key}")
+    assert (clean["preview_in_storage"], clean["preview_file"].endswith(".preview-1.png")) == (1, True)
     other = register(kazoo_api)
-    assert (
-        curl(kazoo_api, f"{kazoo_api.url}/api/v2/file-generate-preview?document_id={document_id}&api_key={other}")[0]
-        == 404
+    assert curl(kazoo_api, *get, preview_url.replace(key, other))[0] == 404
+
+    reason = "document has 100000 pages; the limit is 500"
+    kazoo_api.sql(
+        "UPDATE faxto_documents SET preview_status = 'failed', preview_error = $2 WHERE id = $1", document_id, reason
     )
+    code, answer = curl(kazoo_api, *get, preview_url)
+    assert (code, answer["message"]) == (422, f"The document cannot be faxed: {reason}")
+    refused = httpx.post(
+        f"{kazoo_api.url}/api/v2/fax", data={"api_key": key, "fax_number": "+12025550100", "document_id": document_id}
+    )
+    assert refused.status_code == 422 and balance(kazoo_api, key) == 1.0, "refused before anything was charged"
+
+    # A file uploaded before previews existed is drawn when first asked for: its cue is queued then, once.
+    kazoo_api.sql("UPDATE faxto_documents SET preview_status = 'none' WHERE id = $1", document_id)
+    assert curl(kazoo_api, *get, preview_url)[0] == 503
+    assert curl(kazoo_api, *get, preview_url)[0] == 503
+    assert cues_for(kazoo_api, document_id) == 2
+
+
+def cues_for(api: KazooApi, document_id: int) -> int:
+    """fax.document.stored.v1 events queued for the document (the outbox keeps sent rows)."""
+    rows = api.sql(
+        "SELECT count(*) AS n FROM outbox WHERE routing_key = 'fax.document.stored.v1'"
+        " AND convert_from(payload, 'UTF8')::jsonb ->> 'document_id' = $1",
+        str(document_id),
+    )
+    return rows[0]["n"]
+
+
+def make_png(page: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("L", (864, 100 + page), color=255).save(out, format="PNG")
+    return out.getvalue()
 
 
 def test_file_clean_answers_the_document_as_it_will_be_faxed(kazoo_api: KazooApi, tmp_path) -> None:

@@ -246,6 +246,27 @@ def test_a_fax_to_a_provisioned_faxto_number_calls_back_with_a_working_pdf_link(
     assert httpx.get(forged).status_code == 403
 
 
+def test_a_faxto_files_preview_is_drawn_by_the_fetcher(stack: RunningStack, tmp_path: Path) -> None:
+    """Upload a two-page PDF, ask for its preview: the fetcher renders it as it will be faxed and the signed link
+    serves page 1 as a PNG, half the fax width; file-clean then counts the rendered pages."""
+    api = stack.api_url
+    email = f"pv-{uuid.uuid4().hex[:8]}@example.com"
+    key = httpx.post(f"{api}/api/v2/user", json={"email": email, "password": "s3cret-pass"}).json()["api_key"]
+    document = make_pdf(tmp_path / "preview.pdf")
+    with document.open("rb") as file:
+        uploaded = httpx.post(f"{api}/api/v2/files", data={"api_key": key}, files={"file": ("p.pdf", file)}).json()
+    params = {"api_key": key, "document_id": uploaded["document_id"]}
+    answer = httpx.get(f"{api}/api/v2/file-generate-preview", params=params, timeout=30)
+    assert answer.status_code == 200, answer.text
+    shown = httpx.get(answer.json()["url"])
+    assert shown.status_code == 200 and shown.headers["content-type"] == "image/png"
+    with Image.open(io.BytesIO(shown.content)) as page:
+        assert page.width == 864 and page.height > page.width  # a portrait A4 page
+        assert page.convert("L").getextrema()[0] < 128, "the page has ink"
+    clean = httpx.get(f"{api}/api/v2/file-clean", params=params).json()
+    assert (clean["total_pages"], clean["preview_in_storage"]) == (2, 1)
+
+
 def _transmitter_sip(stack: RunningStack) -> str:
     # running_stack puts the transmitter's SIP port just after the API and health ports.
     return f"127.0.0.1:{int(stack.api_url.rsplit(':', 1)[1]) + 6}"

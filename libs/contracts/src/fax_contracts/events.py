@@ -24,6 +24,14 @@ class JobSubmitted(Event, frozen=True, kw_only=True, tag="fax.job.submitted.v1")
     account_id: str
 
 
+class DocumentStored(Event, frozen=True, kw_only=True, tag="fax.document.stored.v1"):
+    """A document was stored to be sent later (a Fax.to file, ``faxto_documents``); its previews are to be drawn."""
+
+    document_id: int
+    account_id: str
+    object_key: str
+
+
 class DocumentReady(Event, frozen=True, kw_only=True, tag="fax.document.ready.v1"):
     """The job's document was rendered to TIFF-F, decoded back page by page, and stored."""
 
@@ -107,6 +115,7 @@ class IntakeRejected(Event, frozen=True, kw_only=True, tag="fax.intake.rejected.
 
 ALL_EVENTS: tuple[type[Event], ...] = (
     JobSubmitted,
+    DocumentStored,
     DocumentReady,
     DocumentFailed,
     TransmissionProgress,
@@ -119,6 +128,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
 
 AnyEvent = (
     JobSubmitted
+    | DocumentStored
     | DocumentReady
     | DocumentFailed
     | TransmissionProgress

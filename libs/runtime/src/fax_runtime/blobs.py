@@ -13,6 +13,11 @@ from minio.error import S3Error
 from fax_runtime.config import S3Settings
 
 
+def document_preview_key(object_key: str, page: int) -> str:
+    """Where the fetcher puts the PNG preview of page ``page`` of a stored document (a Fax.to file)."""
+    return f"{object_key}.preview-{page}.png"
+
+
 class BlobNotFound(KeyError):
     pass
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from faststream import AckPolicy
 
-from fax_contracts import JobSubmitted
+from fax_contracts import DocumentStored, JobSubmitted
 from fax_fetcher.config import FetcherSettings
 from fax_fetcher.handlers import DocumentPreparer
+from fax_fetcher.previews import DocumentPreviewer
 from fax_fetcher.store import FetcherStore
 from fax_runtime.broker import event_queue, events_exchange
 from fax_runtime.worker import WorkerContext, WorkerSpec
@@ -16,9 +17,14 @@ SERVICE = "fetcher"
 
 def create_worker(settings: FetcherSettings) -> WorkerSpec:
     async def wire(context: WorkerContext) -> None:
-        preparer = DocumentPreparer(FetcherStore(context.pool), context.blobs, settings)
+        store = FetcherStore(context.pool)
+        preparer = DocumentPreparer(store, context.blobs, settings)
         context.broker.subscriber(
             event_queue(SERVICE, JobSubmitted), events_exchange, ack_policy=AckPolicy.NACK_ON_ERROR
         )(preparer.on_job_submitted)
+        previewer = DocumentPreviewer(store, context.blobs, settings)
+        context.broker.subscriber(
+            event_queue(SERVICE, DocumentStored), events_exchange, ack_policy=AckPolicy.NACK_ON_ERROR
+        )(previewer.on_document_stored)
 
-    return WorkerSpec(name=SERVICE, consumes=[JobSubmitted], wire=wire)
+    return WorkerSpec(name=SERVICE, consumes=[JobSubmitted, DocumentStored], wire=wire)

@@ -65,3 +65,15 @@ class FetcherStore:
                 ),
             )
         return True
+
+    # Stored documents (Fax.to files) -------------------------------------------------------------------------
+
+    async def preview_pending(self, document_id: int) -> bool:
+        return await self._pool.fetchval(Q["preview_pending"], document_id)
+
+    async def preview_ready(self, document_id: int, pages: int) -> bool:
+        """Record the drawn previews; False if the document was deleted meanwhile."""
+        return await self._pool.fetchval(Q["preview_ready"], document_id, pages) is not None
+
+    async def preview_failed(self, document_id: int, error: str) -> None:
+        await self._pool.execute(Q["preview_failed"], document_id, error)

@@ -6,8 +6,10 @@ Errors answer ``{"status": "failed", "message": ...}`` with an HTTP status that 
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
+import time
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -23,10 +25,17 @@ from fax_api.dialects.faxto.store import EmailTaken, FaxtoStore
 from fax_api.dialects.openapi import FILE, STRING, form_body
 from fax_api.faxes import FaxValidationError, validate_fax_request
 from fax_runtime import signing
+from fax_runtime.blobs import document_preview_key
 from fax_runtime.download import DocumentRequest, FetchError, fetch_document
 from fax_runtime.network_guard import BlockedAddressError, NetworkGuard
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+PREVIEW_POLL_SECONDS = 0.2
+
+
+def preview_wait_seconds() -> float:
+    """How long file-generate-preview waits for the fetcher to draw a new file's previews."""
+    return float(os.environ.get("FAX_FAXTO_PREVIEW_WAIT", "15"))
 
 
 class FaxtoError(Exception):
@@ -231,6 +240,8 @@ class FaxtoController(Controller):
             document = await store.document(user["account_id"], _document_id(params.get("document_id")))
             if document is None:
                 raise FaxtoError(404, "Document not found")
+        if document["preview_status"] == "failed":  # the fetcher could not render it: it would fail after charging
+            raise FaxtoError(422, f"The document cannot be faxed: {document['preview_error']}")
         body = await store.document_bytes(document)
         if body is None:
             raise FaxtoError(404, "The document's file is gone")
@@ -364,32 +375,51 @@ class FaxtoController(Controller):
 
     @get("/v2/file-generate-preview")
     async def preview(self, request: Request, state: State) -> dict[str, Any]:
-        """A signed, expiring URL that shows the document inline (the uploaded file itself, not a rendered image)."""
+        """A signed, expiring URL of a PNG of the document's page ``page`` (default 1) as it will be faxed.
+
+        The fetcher draws the previews when the file is uploaded; this waits up to FAX_FAXTO_PREVIEW_WAIT seconds
+        for them, then answers 503 (try again). A file that cannot be faxed answers 422 with the reason.
+        """
         params = dict(request.query_params)
         user = await _user(state, params)
-        document = await _store(state).document(user["account_id"], _document_id(params.get("document_id")))
+        store = _store(state)
+        document_id = _document_id(params.get("document_id"))
+        document = await store.document(user["account_id"], document_id)
         if document is None:
             raise FaxtoError(404, "Document not found")
-        path = f"/api/v2/signed/document/{document['id']}/preview"
+        if document["preview_status"] == "none":
+            await store.request_preview(user["account_id"], document_id)
+        deadline = time.monotonic() + preview_wait_seconds()
+        while document["preview_status"] in ("none", "pending") and time.monotonic() < deadline:
+            await asyncio.sleep(PREVIEW_POLL_SECONDS)
+            document = await store.document(user["account_id"], document_id)
+            if document is None:
+                raise FaxtoError(404, "Document not found")
+        if document["preview_status"] == "failed":
+            raise FaxtoError(422, f"The document cannot be faxed: {document['preview_error']}")
+        if document["preview_status"] != "ready":
+            raise FaxtoError(503, "The preview is still being generated; try again in a few seconds")
+        page = _positive(params, "page", 1, document["total_pages"])
+        path = f"/api/v2/signed/document/{document['id']}/preview-{page}.png"
         base = str(request.base_url).rstrip("/")
         return {"status": "success", "url": f"{base}{path}?{signing.signed_query(_signing_key(state), path)}"}
 
-    @get("/v2/signed/document/{document_id:int}/preview", include_in_schema=False)
-    async def signed_document(self, request: Request, state: State, document_id: int) -> Response:
+    @get("/v2/signed/document/{document_id:int}/{name:str}", include_in_schema=False)
+    async def signed_preview(self, request: Request, state: State, document_id: int, name: str) -> Response:
+        """A page preview (``preview-<page>.png``) for a valid, unexpired signed link."""
         params = request.query_params
         if not signing.valid(
             _signing_key(state), request.url.path, params.get("expires", ""), params.get("signature", "")
         ):
             raise FaxtoError(403, "The link is invalid or has expired")
+        page = name.removeprefix("preview-").removesuffix(".png")
         document = await _store(state).document_by_id(document_id)
-        body = await _store(state).document_bytes(document) if document else None
+        body = None
+        if document is not None and document["preview_status"] == "ready" and page.isdigit():
+            body = await state.store.read_object(document_preview_key(document["object_key"], int(page)))
         if body is None:
-            raise FaxtoError(404, "Document not found")
-        return Response(
-            body,
-            media_type=document["content_type"] or "application/octet-stream",
-            headers={"Content-Disposition": f'inline; filename="{document["filename_uploaded"]}"'},
-        )
+            raise FaxtoError(404, "Preview not found")
+        return Response(body, media_type="image/png", headers={"Content-Disposition": f'inline; filename="{name}"'})
 
     @get("/v2/signed/inbound/{fax_id:str}/{kind:str}", include_in_schema=False)
     async def signed_inbound(self, request: Request, state: State, fax_id: str, kind: str) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import uuid
 from decimal import Decimal
@@ -14,7 +15,9 @@ import asyncpg
 from fax_api.account_store import AccountStore
 from fax_api.accounts import hash_password, verify_password
 from fax_api.dialects import billing
-from fax_runtime.blobs import BlobNotFound, BlobStore
+from fax_contracts import DocumentStored
+from fax_runtime.blobs import BlobNotFound, BlobStore, document_preview_key
+from fax_runtime.outbox import enqueue
 from fax_runtime.sql import load_queries
 
 Q = load_queries("fax_api.dialects")
@@ -23,6 +26,19 @@ Q = load_queries("fax_api.dialects")
 def signup_credit() -> Decimal:
     """What a newly registered Fax.to user may spend before any top-up (FAX_FAXTO_SIGNUP_CREDIT, default 0)."""
     return Decimal(os.environ.get("FAX_FAXTO_SIGNUP_CREDIT", "0"))
+
+
+async def _preview_wanted(conn: asyncpg.Connection, document_id: int, account_id: str, object_key: str) -> None:
+    await enqueue(
+        conn,
+        DocumentStored(
+            event_id=uuid.uuid4(),
+            occurred_at=dt.datetime.now(dt.UTC),
+            document_id=document_id,
+            account_id=account_id,
+            object_key=object_key,
+        ),
+    )
 
 
 class EmailTaken(Exception):
@@ -70,25 +86,35 @@ class FaxtoStore:
         return await billing.balance(self.pool, account_id)
 
     async def add_document(self, user: dict[str, Any], filename: str, content_type: str, body: bytes) -> dict[str, Any]:
+        """Keep an uploaded file; its row and the fetcher's cue to draw its previews commit together."""
         key = f"faxto/{user['account_id']}/documents/{uuid.uuid4()}"
         await self.blobs.put_bytes(key, body, content_type)
         extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
         try:
-            row = await self.pool.fetchrow(
-                Q["insert_document"],
-                user["account_id"],
-                user["id"],
-                filename,
-                extension,
-                content_type,
-                key,
-                len(body),
-                billing.count_pages(body),
-            )
+            async with self.pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(
+                    Q["insert_document"],
+                    user["account_id"],
+                    user["id"],
+                    filename,
+                    extension,
+                    content_type,
+                    key,
+                    len(body),
+                    billing.count_pages(body),
+                )
+                await _preview_wanted(conn, row["id"], user["account_id"], key)
         except BaseException:
             await self.blobs.delete(key)
             raise
         return dict(row)
+
+    async def request_preview(self, account_id: str, document_id: int) -> None:
+        """Have the previews of a document uploaded before previews existed drawn (once)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(Q["request_preview"], account_id, document_id)
+            if row is not None:
+                await _preview_wanted(conn, row["id"], account_id, row["object_key"])
 
     async def document(self, account_id: str, document_id: int) -> dict[str, Any] | None:
         row = await self.pool.fetchrow(Q["get_document"], account_id, document_id)
@@ -107,8 +133,12 @@ class FaxtoStore:
         row = await self.pool.fetchrow(Q["delete_document"], account_id, document_id)
         if row is None:
             return False
-        with contextlib.suppress(BlobNotFound):
-            await self.blobs.delete(row["object_key"])
+        keys = [row["object_key"]]
+        if row["preview_status"] == "ready":  # a render finishing after this delete removes its own previews
+            keys += [document_preview_key(row["object_key"], page) for page in range(1, row["total_pages"] + 1)]
+        for key in keys:
+            with contextlib.suppress(BlobNotFound):
+                await self.blobs.delete(key)
         return True
 
     async def charge(self, account_id: str, job_id: uuid.UUID) -> dict[str, Any] | None:

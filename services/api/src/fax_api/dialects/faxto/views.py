@@ -60,6 +60,7 @@ def _stamp(moment: dt.datetime) -> str:
 def document_view(document: dict[str, Any]) -> dict[str, Any]:
     """The upload response's ``document`` object."""
     stored = document["object_key"].rsplit("/", 1)[-1]
+    previewed = document["preview_status"] == "ready"
     return {
         "filename": f"{stored}.tiff",
         "filename_uploaded": document["filename_uploaded"],
@@ -67,8 +68,9 @@ def document_view(document: dict[str, Any]) -> dict[str, Any]:
         "file_extension": document["file_extension"],
         "total_pages": document["total_pages"],
         "filesize": document["filesize"],
-        "preview_in_storage": 0,
-        "preview_file": None,
+        "preview_in_storage": 1 if previewed else 0,
+        # Previews are drawn just after upload (file-generate-preview links to them); pages 1..total_pages.
+        "preview_file": f"{stored}.preview-1.png" if previewed else None,
         "preview_image": None,
         "s3": None,
         "user_id": document["user_id"],

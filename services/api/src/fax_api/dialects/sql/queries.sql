@@ -33,25 +33,32 @@ INSERT INTO balance_charges (job_id, account_id, amount) VALUES ($1::uuid, $2::t
 SELECT amount, state FROM balance_charges WHERE job_id = $1::uuid AND account_id = $2::text;
 
 -- name: insert_document
+-- Its previews are drawn by the fetcher (fax.document.stored.v1, queued in the same transaction).
 INSERT INTO faxto_documents (account_id, user_id, filename_uploaded, file_extension, content_type, object_key,
-                             filesize, total_pages)
-VALUES ($1::text, $2::bigint, $3::text, $4::text, $5::text, $6::text, $7::int, $8::int)
+                             filesize, total_pages, preview_status)
+VALUES ($1::text, $2::bigint, $3::text, $4::text, $5::text, $6::text, $7::int, $8::int, 'pending')
 RETURNING id, account_id, user_id, filename_uploaded, file_extension, content_type, object_key, filesize,
-          total_pages, created_at, updated_at;
+          total_pages, preview_status, preview_error, created_at, updated_at;
+
+-- name: request_preview
+-- A document uploaded before previews existed: have them drawn now (once; the caller queues the event).
+UPDATE faxto_documents SET preview_status = 'pending', updated_at = now()
+WHERE account_id = $1::text AND id = $2::bigint AND preview_status = 'none'
+RETURNING id, object_key;
 
 -- name: get_document
 SELECT id, account_id, user_id, filename_uploaded, file_extension, content_type, object_key, filesize, total_pages,
-       created_at, updated_at
+       preview_status, preview_error, created_at, updated_at
 FROM faxto_documents WHERE account_id = $1::text AND id = $2::bigint;
 
 -- name: list_documents
 SELECT id, account_id, user_id, filename_uploaded, file_extension, content_type, object_key, filesize, total_pages,
-       created_at, updated_at
+       preview_status, preview_error, created_at, updated_at
 FROM faxto_documents WHERE account_id = $1::text ORDER BY id DESC LIMIT $2::int;
 
 -- name: delete_document
 DELETE FROM faxto_documents WHERE account_id = $1::text AND id = $2::bigint
-RETURNING id, object_key;
+RETURNING id, object_key, total_pages, preview_status;
 
 -- Jobs of the account whatever API sent them, newest first; Fax.to's history shows Kazoo sends too.
 -- name: job_history
@@ -93,7 +100,7 @@ WHERE account_id = $1::text ORDER BY id LIMIT $2::int OFFSET $3::int;
 
 -- name: document_by_id
 SELECT id, account_id, user_id, filename_uploaded, file_extension, content_type, object_key, filesize, total_pages,
-       created_at, updated_at
+       preview_status, preview_error, created_at, updated_at
 FROM faxto_documents WHERE id = $1::bigint;
 
 -- name: faxto_callback_url

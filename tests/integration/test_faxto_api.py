@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -676,3 +677,28 @@ def test_api_settings_callback_is_every_later_sends_webhook(kazoo_api: KazooApi,
     assert own["url"] == "https://own.example/cb"  # type: ignore[index]
     assert httpx.post(settings_url, data={"api_key": key, "callback_url": ""}).json()["callback_url"] == ""
     assert callback_of(httpx.post(send_url, data=form)) is None
+
+
+def test_operator_credits_a_balance_and_it_is_recorded(kazoo_api: KazooApi) -> None:
+    email = f"credit-{uuid.uuid4().hex[:8]}@example.com"
+    key = register(kazoo_api, email)
+
+    def credit(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "fax_api.dialects.faxto.credit", *args],
+            env={**os.environ, "FAX_DATABASE_URL": kazoo_api.database_url},
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    done = credit(email.upper(), "2.50", "--note", "invoice 17")
+    assert done.returncode == 0, done.stderr
+    assert balance(kazoo_api, key) == 2.5
+    refused = credit(email, "-3")
+    assert refused.returncode == 1 and "below zero" in refused.stderr
+    assert credit("nobody@example.com", "1").returncode == 1
+    assert credit(email, "lots").returncode == 2  # argparse: not an amount
+    assert credit(email, "-2.5").returncode == 0 and balance(kazoo_api, key) == 0
+    recorded = kazoo_api.sql(
+        "SELECT amount::text, note FROM balance_credits WHERE account_id = $1 ORDER BY id", account_of(kazoo_api, key)
+    )
+    assert recorded == [{"amount": "2.5000", "note": "invoice 17"}, {"amount": "-2.5000", "note": ""}]

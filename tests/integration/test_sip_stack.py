@@ -256,9 +256,14 @@ def test_a_faxto_files_preview_is_drawn_by_the_fetcher(stack: RunningStack, tmp_
     with document.open("rb") as file:
         uploaded = httpx.post(f"{api}/api/v2/files", data={"api_key": key}, files={"file": ("p.pdf", file)}).json()
     params = {"api_key": key, "document_id": uploaded["document_id"]}
-    answer = httpx.get(f"{api}/api/v2/file-generate-preview", params=params, timeout=30)
-    assert answer.status_code == 200, answer.text
-    shown = httpx.get(answer.json()["url"])
+    example = subprocess.run(  # the spec's curl example as written
+        ["curl", "-s", "-X", "GET", "--header", "Content-Type: application/json",
+         f"{api}/api/v2/file-generate-preview?document_id={uploaded['document_id']}&api_key={key}"],
+        capture_output=True, timeout=60, check=True,
+    )  # fmt: skip
+    answer = json.loads(example.stdout)
+    assert set(answer) == {"status", "url"} and answer["status"] == "success", answer
+    shown = httpx.get(answer["url"])
     assert shown.status_code == 200 and shown.headers["content-type"] == "image/png"
     with Image.open(io.BytesIO(shown.content)) as page:
         assert page.width == 864 and page.height > page.width  # a portrait A4 page
@@ -336,7 +341,7 @@ def test_the_counters_moved_with_the_calls(stack: RunningStack, dial_plan_jobs) 
     assert _metric(transmitter, "fax_sip_responses_total", method="INVITE", code="486") == 2  # busy, twice
     assert _metric(transmitter, "fax_sip_responses_total", method="INVITE", code="503") == 2
     assert _metric(transmitter, "fax_t30_completions_total", direction="outbound", code="0") >= 1
-    assert _metric(transmitter, "fax_pages_received_total") == 2  # the inbound fax from faxsim
+    assert _metric(transmitter, "fax_pages_received_total") >= 2  # the inbound faxes from faxsim, 2 pages each
     assert _metric(transmitter, "fax_calls_active", direction="outbound") == 0
     assert _metric(transmitter, "fax_events_handled_total", event="fax.document.ready.v1", outcome="ok") >= 4
     assert _metric(transmitter, "fax_consumer_lag_seconds_count", event="fax.document.ready.v1") >= 4

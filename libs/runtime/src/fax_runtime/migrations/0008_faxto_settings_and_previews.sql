@@ -1,5 +1,6 @@
--- Fax.to's "API settings": the URL an account's delivery receipts and receive callbacks are posted to.
--- One per account: sub-users share their parent's account, balance and numbers, so they share this too.
+-- Fax.to API settings (the callback URL), page previews of uploaded files, and operators' balance credits.
+
+-- The API settings: one per account, as sub-users share their parent's account, balance and numbers.
 
 CREATE TABLE faxto_settings (
     account_id    text PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
@@ -13,3 +14,13 @@ ALTER TABLE faxto_documents
     ADD COLUMN preview_status text NOT NULL DEFAULT 'none'
         CHECK (preview_status IN ('none', 'pending', 'ready', 'failed')),
     ADD COLUMN preview_error text NOT NULL DEFAULT '';
+
+-- Money an operator added to (or took back from) an account's balance: the record behind every top-up.
+CREATE TABLE balance_credits (
+    id          bigserial PRIMARY KEY,
+    account_id  text NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    amount      numeric(14, 4) NOT NULL,
+    note        text NOT NULL DEFAULT '',
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX balance_credits_account ON balance_credits (account_id, created_at);

@@ -109,3 +109,15 @@ SELECT callback_url FROM faxto_settings WHERE account_id = $1::text;
 -- name: set_faxto_callback_url
 INSERT INTO faxto_settings (account_id, callback_url) VALUES ($1::text, $2::text)
 ON CONFLICT (account_id) DO UPDATE SET callback_url = EXCLUDED.callback_url, updated_at = now();
+
+-- name: credit_balance
+-- An operator's top-up (or refund, negative): refused, crediting nothing, if it would take the balance below zero.
+WITH credited AS (
+    UPDATE account_balances SET balance = balance + $2::numeric, updated_at = now()
+    WHERE account_id = $1::text AND balance + $2::numeric >= 0
+    RETURNING account_id, balance
+), recorded AS (
+    INSERT INTO balance_credits (account_id, amount, note)
+    SELECT account_id, $2::numeric, $3::text FROM credited
+)
+SELECT balance FROM credited;

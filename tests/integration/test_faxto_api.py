@@ -419,6 +419,7 @@ def test_incoming_faxes_with_signed_links(kazoo_api: KazooApi, infra) -> None:
     }
     entry = listing["inbox"][0]
     assert (entry["number"], entry["sender"], entry["total_pages"]) == ("+15550002222", "919245657633", 3)
+    assert entry["filesize"] == f"{len(pdfs[entry['id']])} B" and entry["did_id"] is None  # not a Fax.to number
     assert httpx.get(entry["file_url"]).content == pdfs[entry["id"]]
     preview = httpx.get(entry["preview_file"])
     assert preview.status_code == 200 and preview.headers["content-type"] == "application/pdf"
@@ -496,8 +497,8 @@ def test_numbers_inventory_provisioning_and_listing(kazoo_api: KazooApi) -> None
     assert code == 200 and second["data"]["area_code"] == "709" and second["data"]["number"] != number
 
     code, listing = curl(kazoo_api, *get, f"{kazoo_api.url}/api/v2/numbers?api_key={key}&per_page=1&page=2")
-    assert code == 200 and [n["did_number"] for n in listing["data"]] == [second["data"]["number"]]
-    assert listing["data"][0]["status"] == "Active" and listing["data"][0]["country"] == "CANADA"
+    assert code == 200 and [n["did_number"] for n in listing["numbers"]] == [second["data"]["number"]]
+    assert listing["numbers"][0]["status"] == "Active" and listing["numbers"][0]["country"] == "CANADA"
     pagination = listing["meta"]["pagination"]
     assert (pagination["total"], pagination["count"], pagination["current_page"], pagination["total_pages"]) == (
         2,

@@ -337,7 +337,7 @@ async def test_signed_callback_in_both_body_types(
     else:
         assert headers["Content-Type"] == "application/x-www-form-urlencoded"
         fields = {k: v[0] for k, v in parse_qs(body.decode()).items()}
-    assert fields == {"fax_job_id": str(job_id), "status": "failed", "msg_code": "file_error", "message": "not a PDF"}
+    assert fields == {"fax_job_id": job_id.hex, "status": "failed", "msg_code": "file_error", "message": "not a PDF"}
     secret = await pool.fetchval("SELECT callback_secret FROM accounts WHERE id = $1", account_id)
     assert len(secret) == 64
     assert verify(secret, headers["X-Fax-Signature"], body, now=int(time.time()))

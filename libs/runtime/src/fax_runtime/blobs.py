@@ -87,5 +87,15 @@ class BlobStore:
                 raise BlobNotFound(key) from exc
             raise
 
+    async def size(self, key: str) -> int | None:
+        """The object's size in bytes; None if there is no such object."""
+        try:
+            stat = await asyncio.to_thread(self._client.stat_object, self._bucket, key)
+        except S3Error as exc:
+            if exc.code in {"NoSuchKey", "NoSuchObject"}:
+                return None
+            raise
+        return stat.size
+
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._client.remove_object, self._bucket, key)

@@ -73,3 +73,10 @@ def test_status_message_and_history_entry() -> None:
         "recipient": "441224459292",
         "status": "failed",
     }
+
+
+def test_file_sizes_read_as_fax_to_shows_them() -> None:
+    assert views.human_size(None) is None
+    assert views.human_size(512) == "512 B"
+    assert views.human_size(123341) == "120.45 KB"
+    assert views.human_size(5 * 1024 * 1024) == "5.00 MB"

@@ -195,7 +195,7 @@ def receive_fields(
 
 
 def receipt(job_id: str, *, success: bool, code: str, message: str) -> dict[str, str]:
-    """The Fax.to delivery-receipt fields a callback carries."""
+    """The Fax.to delivery-receipt fields a callback carries; ``job_id`` as the APIs show it (32 hex digits)."""
     return {"fax_job_id": job_id, "status": "success" if success else "failed", "msg_code": code, "message": message}
 
 

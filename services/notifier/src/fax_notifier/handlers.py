@@ -149,7 +149,7 @@ class NotificationHandlers:
         message = "Fax sent" if success else error or "Fax failed"
         planned += plan_callback(
             outbound_callback(job.request, job.faxbox_settings),
-            receipt(str(job.id), success=success, code=code, message=message),
+            receipt(job.id.hex, success=success, code=code, message=message),
             kind,
         )
         await self._plan_and_send(event_id, job.account_id, job.id, planned)

@@ -371,7 +371,7 @@ class FaxtoController(Controller):
         document = await _store(state).document(user["account_id"], _document_id(params.get("document_id")))
         if document is None:
             raise FaxtoError(404, "Document not found")
-        return {"status": "success", **views.document_view(document)}
+        return {"status": "success", **views.document_view(document), "server_document_id": None, "team_user_id": None}
 
     @get("/v2/file-generate-preview")
     async def preview(self, request: Request, state: State) -> dict[str, Any]:
@@ -583,4 +583,4 @@ class FaxtoNumbersController(Controller):
                 }
             )
         pagination = _pagination(request, total, len(data), per_page, page)
-        return {"status": "success", "data": data, "meta": {"pagination": pagination}}
+        return {"status": "success", "numbers": data, "meta": {"pagination": pagination}}

@@ -152,8 +152,15 @@ class FaxtoStore:
         self, account_id: str, recipient: str | None, per_page: int, page: int
     ) -> tuple[int, list[dict[str, Any]]]:
         total = await self.pool.fetchval(Q["count_received"], account_id, recipient)
-        rows = await self.pool.fetch(Q["page_received"], account_id, recipient, per_page, (page - 1) * per_page)
-        return total, [dict(r) for r in rows]
+        rows = [
+            dict(r)
+            for r in await self.pool.fetch(Q["page_received"], account_id, recipient, per_page, (page - 1) * per_page)
+        ]
+        # Fax.to lists each file's size; S3 knows it (one HEAD per listed fax, at most a page of them).
+        sizes = await asyncio.gather(*(self.blobs.size(row["pdf_key"] or row["tiff_key"] or "") for row in rows))
+        for row, size in zip(rows, sizes, strict=True):
+            row["filesize"] = size
+        return total, rows
 
     async def received_fax(self, fax_id: uuid.UUID) -> dict[str, Any] | None:
         row = await self.pool.fetchrow(Q["received_fax"], fax_id)

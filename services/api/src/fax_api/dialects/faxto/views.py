@@ -91,15 +91,27 @@ def file_entry(document: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def human_size(size: int | None) -> str | None:
+    """Bytes as Fax.to shows a file's size: "120.45 KB"."""
+    if size is None:
+        return None
+    amount, unit = float(size), "B"
+    for bigger in ("KB", "MB", "GB"):
+        if amount < 1024:
+            break
+        amount, unit = amount / 1024, bigger
+    return f"{size} B" if unit == "B" else f"{amount:.2f} {unit}"
+
+
 def incoming_entry(fax: dict[str, Any], base_url: str, key: bytes) -> dict[str, Any]:
     """One received fax as Fax.to lists it; its links are signed and expire (signing.LINK_TTL_SECONDS)."""
 
     stored = fax["pdf_key"] or fax["tiff_key"] or ""
     return {
         "id": fax["id"].hex,
-        "did_id": None,
+        "did_id": fax["did_id"],
         "filename": stored.rsplit("/", 1)[-1],
-        "filesize": None,
+        "filesize": human_size(fax["filesize"]),
         "number": fax["to_number"],
         "sender": fax["from_number"].lstrip("+"),
         "total_pages": fax["pages"],

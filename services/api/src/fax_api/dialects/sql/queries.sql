@@ -71,10 +71,12 @@ SELECT count(*) FROM inbound_faxes
 WHERE account_id = $1::text AND status = 'received' AND ($2::text IS NULL OR to_number = $2::text);
 
 -- name: page_received
-SELECT id, to_number, from_number, pages, tiff_key, pdf_key, created_at
-FROM inbound_faxes
-WHERE account_id = $1::text AND status = 'received' AND ($2::text IS NULL OR to_number = $2::text)
-ORDER BY created_at DESC, id DESC
+-- did_id: the Fax.to number (faxto_numbers.id) the fax came in on, when it was provisioned through Fax.to.
+SELECT f.id, f.to_number, f.from_number, f.pages, f.tiff_key, f.pdf_key, f.created_at, n.id AS did_id
+FROM inbound_faxes f
+LEFT JOIN faxto_numbers n ON n.e164 = f.to_number AND n.account_id = f.account_id
+WHERE f.account_id = $1::text AND f.status = 'received' AND ($2::text IS NULL OR f.to_number = $2::text)
+ORDER BY f.created_at DESC, f.id DESC
 LIMIT $3::int OFFSET $4::int;
 
 -- name: received_fax

@@ -131,6 +131,17 @@ class RunningStack:
     def logs(self) -> str:
         return self.run.report()
 
+    def sent_fax(self, fax_id: str) -> bytes:
+        """The fax TIFF a finished job of the demo account sent, as a Kazoo client downloads it."""
+        account, token = self.credentials["FAX_ACCOUNT_ID"], self.credentials["FAX_AUTH_TOKEN"]
+        answer = httpx.get(
+            f"{self.api_url}/v2/accounts/{account}/faxes/outbox/{fax_id}/attachment",
+            headers={"X-Auth-Token": token, "Accept": "image/tiff"},
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.content
+
 
 @contextlib.contextmanager
 def running_stack(state_dir: Path, env_overrides: Mapping[str, str]) -> Iterator[RunningStack]:

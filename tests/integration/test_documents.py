@@ -26,10 +26,10 @@ from PIL import Image
 from fax_contracts import DocumentStored, JobSubmitted
 from fax_devstack.infra import Endpoints
 from fax_fetcher.config import FetcherSettings
-from fax_fetcher.handlers import DocumentPreparer, pdf_key, preview_key
+from fax_fetcher.handlers import DocumentPreparer
 from fax_fetcher.previews import DocumentPreviewer
 from fax_fetcher.store import FetcherStore
-from fax_runtime.blobs import BlobStore, document_preview_key
+from fax_runtime.blobs import BlobStore, document_preview_key, fax_pdf_key, fax_preview_key
 from fax_runtime.config import RuntimeSettings, S3Settings
 from fax_runtime.db import create_pool
 from tests.integration.documents import TWO_PAGE_POSTSCRIPT, make_pdf
@@ -282,6 +282,7 @@ class Harness:
     bucket: str
     preparer: DocumentPreparer
     previewer: DocumentPreviewer
+    settings: FetcherSettings
 
     async def submit(self, documents: list[bytes], **request: Any) -> uuid.UUID:
         """A job whose documents are uploads in S3, as the API leaves them; returns its id once it is prepared."""
@@ -342,6 +343,7 @@ async def harness(infra: Endpoints, database_url: str) -> AsyncIterator[Harness]
             infra.s3_bucket,
             DocumentPreparer(store, blobs, settings),
             DocumentPreviewer(store, blobs, settings),
+            settings,
         )
     finally:
         await pool.close()
@@ -373,9 +375,9 @@ async def test_hostile_documents_fail_with_their_reason_and_a_good_job_still_suc
     row = await harness.job(good)
     assert row["status"] == "pending", row["error_message"]
     assert row["pages"] == 4
-    assert row["tiff_key"] == f"jobs/{good}/fax.tif"
-    previews = [preview_key(good, page) for page in range(1, 5)]
-    for key in [row["tiff_key"], pdf_key(good), *previews]:
+    assert row["tiff_key"] == f"jobs/{good}/r1/fax.tif"  # rendered from the job's first (and only) revision
+    previews = [fax_preview_key(row["tiff_key"], page) for page in range(1, 5)]
+    for key in [row["tiff_key"], fax_pdf_key(row["tiff_key"]), *previews]:
         assert harness.s3.stat_object(harness.bucket, key).size > 0
 
 
@@ -414,6 +416,49 @@ async def test_a_missing_upload_fails_the_job(harness: Harness) -> None:
 
     row = await harness.job(job_id)
     assert (row["status"], row["error_message"]) == ("failed", f"uploaded document {key} is missing")
+
+
+class _LateStore(FetcherStore):
+    """The store as a slow render of an old revision saw it when it started: ``job_to_prepare`` is that snapshot."""
+
+    def __init__(self, pool: asyncpg.Pool, snapshot: dict[str, Any]) -> None:
+        super().__init__(pool)
+        self._snapshot = snapshot
+
+    async def job_to_prepare(self, job_id: uuid.UUID) -> dict[str, Any] | None:
+        return self._snapshot
+
+
+async def test_a_render_of_a_replaced_request_finishing_last_does_not_replace_the_fax(harness: Harness) -> None:
+    """A job is changed while its first document renders; the new document renders first, the old render finishes
+    after it: the job keeps the new fax (its own revision's objects) and the old render's objects are removed."""
+    job_id = uuid.uuid4()
+    first, second = f"jobs/{job_id}/upload-0", f"jobs/{job_id}/upload-1"
+    await harness.blobs.put_bytes(first, b"The first version, one page\n")
+    await harness.blobs.put_bytes(second, TWO_PAGE_POSTSCRIPT)
+    await harness.pool.execute(
+        "INSERT INTO fax_jobs (id, account_id, status, request, to_number) VALUES ($1, $2, 'attaching_files', $3, '1')",
+        job_id,
+        ACCOUNT,
+        {"document": {"uploads": [first]}},
+    )
+    store = FetcherStore(harness.pool)
+    snapshot = await store.job_to_prepare(job_id)  # the old render starts reading revision 1
+    await harness.pool.execute(  # what a PATCH does: a new request, a new revision
+        "UPDATE fax_jobs SET request = $2, revision = revision + 1 WHERE id = $1",
+        job_id,
+        {"document": {"uploads": [second]}},
+    )
+    event = JobSubmitted(event_id=uuid.uuid4(), occurred_at=_now(), job_id=job_id, account_id=ACCOUNT)
+    await harness.preparer.on_job_submitted(event)  # revision 2 renders and is recorded
+    late = DocumentPreparer(_LateStore(harness.pool, snapshot), harness.blobs, harness.settings)
+    await late.on_job_submitted(event)  # then revision 1's render finishes
+
+    row = await harness.job(job_id)
+    assert (row["status"], row["tiff_key"], row["pages"]) == ("pending", f"jobs/{job_id}/r2/fax.tif", 2)
+    with Image.open(io.BytesIO(harness.s3.get_object(harness.bucket, row["tiff_key"]).read())) as fax:
+        assert fax.n_frames == 2, "the fax is the new document"
+    assert not list(harness.s3.list_objects(harness.bucket, prefix=f"jobs/{job_id}/r1/", recursive=True))
 
 
 async def test_a_stored_documents_previews_are_its_fax_pages(harness: Harness, tmp_path: Any) -> None:
@@ -460,7 +505,9 @@ async def test_a_stored_documents_previews_are_its_fax_pages(harness: Harness, t
     job = await harness.submit([pdf])
     for page in (1, 2):
         drawn = harness.s3.get_object(harness.bucket, document_preview_key(good["object_key"], page)).read()
-        faxed = harness.s3.get_object(harness.bucket, preview_key(job, page)).read()
+        faxed = harness.s3.get_object(
+            harness.bucket, fax_preview_key((await harness.job(job))["tiff_key"], page)
+        ).read()
         with Image.open(io.BytesIO(drawn)) as mine, Image.open(io.BytesIO(faxed)) as theirs:
             assert mine.format == "PNG" and mine.size == theirs.size
             assert mine.tobytes() == theirs.tobytes()

@@ -574,3 +574,22 @@ def test_resubmitting_an_uploaded_fax_copies_its_documents_until_they_are_remove
         "PUT", faxes(kazoo_api, f"/outbox/{fax_id}"), kazoo_api.a.auth_token, {"data": {"action": "resubmit"}}
     )
     assert refused.status_code == 409 and refused.json()["message"] == "conflict"
+
+
+def test_changing_a_rendered_queued_fax_removes_the_old_render(kazoo_api: KazooApi, s3: Minio, infra) -> None:
+    """A pending fax already rendered (revision 1's TIFF, PDF and preview) is changed: those objects go, since the
+    new request is rendered under its own revision and the old render will never be sent."""
+    fax = create(kazoo_api)
+    job = uuid.UUID(fax["id"])
+    old = [f"jobs/{job}/r1/fax.tif", f"jobs/{job}/r1/fax.pdf", f"jobs/{job}/r1/preview-1.png"]
+    for key in old:
+        s3.put_object(infra.s3_bucket, key, io.BytesIO(b"x"), 1)
+    kazoo_api.sql("UPDATE fax_jobs SET status = 'pending', tiff_key = $2, pages = 1 WHERE id = $1", job, old[0])
+    code, body = curl_json(
+        kazoo_api, "PATCH", faxes(kazoo_api, f"/outgoing/{fax['id']}"), "-d", '{"data":{"to_name":"Changed"}}'
+    )
+    assert code == 200 and body["data"]["to_name"] == "Changed"
+    assert kazoo_api.sql("SELECT tiff_key, pages FROM fax_jobs WHERE id = $1", job) == [
+        {"tiff_key": None, "pages": None}
+    ]
+    assert not [key for key in old if object_exists(s3, infra, key)]

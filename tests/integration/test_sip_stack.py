@@ -121,9 +121,7 @@ def test_a_fax_to_faxsim_completes_over_t38_with_the_rendered_pixels(stack: Runn
     mine = [r for r in records if r["to_number"] == "+15551230000"]
     assert len(mine) == 1 and mine[0]["pages"] == 2 and mine[0]["t38_used"]
     tiff = tiff_path(received_dir, mine[0]["call_id"])
-    rendered = (
-        _minio(stack).get_object(stack.credentials["FAX_S3_BUCKET"], f"jobs/{uuid.UUID(job['id'])}/fax.tif").read()
-    )
+    rendered = stack.sent_fax(job["id"])
     assert _pages(tiff.read_bytes()) == _pages(rendered)
 
 

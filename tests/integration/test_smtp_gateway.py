@@ -23,7 +23,6 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from minio import Minio
 from PIL import Image, ImageSequence
 
 from fax_contracts import decode_event
@@ -48,7 +47,6 @@ def stack(infra) -> Iterator[RunningStack]:
     with running_stack(REPO / ".devstack" / f"test-smtp-{uuid.uuid4().hex[:8]}", env) as running:
         running.credentials["FAX_S3_BUCKET"] = env["FAX_S3_BUCKET"]
         running.credentials["FAX_DATABASE_URL"] = env["FAX_DATABASE_URL"]
-        running.credentials["storage"] = (infra.s3_endpoint, infra.s3_access_key, infra.s3_secret_key)
         yield running
 
 
@@ -118,9 +116,7 @@ def test_a_permitted_senders_pdf_becomes_a_delivered_fax(stack: RunningStack, tm
     records = [json.loads(p.read_text()) for p in received_dir.glob("*.json")]
     mine = [r for r in records if r["to_number"] == "+15551230000"]
     assert len(mine) == 1 and mine[0]["pages"] == 2
-    endpoint, access_key, secret_key = stack.credentials["storage"]
-    storage = Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=False)
-    rendered = storage.get_object(stack.credentials["FAX_S3_BUCKET"], f"jobs/{uuid.UUID(job['id'])}/fax.tif").read()
+    rendered = stack.sent_fax(job["id"])
     # The faxbox's header line ("Demo Faxbox") is printed above each page, as a fax machine does: spandsp adds
     # rows on top, and below them the page is the rendered one, pixel for pixel.
     sent_pages, got_pages = _pages(rendered), _pages(tiff_path(received_dir, mine[0]["call_id"]).read_bytes())

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from minio import Minio
 from PIL import Image, ImageSequence
 
 from tests.integration.stack import REPO, RunningStack, fresh_database, running_stack
@@ -123,8 +122,7 @@ def test_two_page_pdf_is_sent_and_received_pixel_for_pixel(stack: RunningStack, 
     assert tx["fax_bad_rows"] == 0 and tx["result_code"] == 0 and tx["error_message"] == ""
     assert tx["fax_receiver_id"] == "LOOPBACK"
 
-    s3 = Minio(infra.s3_endpoint, access_key=infra.s3_access_key, secret_key=infra.s3_secret_key, secure=False)
-    rendered = s3.get_object(stack.credentials["FAX_S3_BUCKET"], f"jobs/{uuid.UUID(data['id'])}/fax.tif").read()
+    rendered = stack.sent_fax(data["id"])
     received = (stack.state_dir / "loopback" / "received" / f"{uuid.UUID(data['id'])}-1.tif").read_bytes()
     sent_pages, received_pages = tiff_pages(rendered), tiff_pages(received)
     assert len(sent_pages) == len(received_pages) == 2

@@ -13,6 +13,22 @@ from minio.error import S3Error
 from fax_runtime.config import S3Settings
 
 
+def rendered_fax_key(job_id: object, revision: int) -> str:
+    """Where the fetcher puts a job's fax as rendered from the request of ``revision``: a render of a request that
+    was since replaced lands beside the current one, never over it."""
+    return f"jobs/{job_id}/r{revision}/fax.tif"
+
+
+def fax_pdf_key(tiff_key: str) -> str:
+    """The PDF copy stored beside a fax TIFF (a job's render or a received fax)."""
+    return f"{tiff_key.rsplit('/', 1)[0]}/fax.pdf"
+
+
+def fax_preview_key(tiff_key: str, page: int) -> str:
+    """The PNG preview of page ``page`` (from 1) stored beside a job's rendered fax TIFF."""
+    return f"{tiff_key.rsplit('/', 1)[0]}/preview-{page}.png"
+
+
 def document_preview_key(object_key: str, page: int) -> str:
     """Where the fetcher puts the PNG preview of page ``page`` of a stored document (a Fax.to file)."""
     return f"{object_key}.preview-{page}.png"

@@ -40,6 +40,7 @@ from fax_api.kazoo import KazooError, bad_identifier, envelope, revision_of
 from fax_api.kazoo_request import Callback, FaxNotifications, OutgoingFax, kazoo_body, read_kazoo_data
 from fax_api.multipart import MultipartError, is_multipart, parse_fax_upload
 from fax_api.store import ApiStore, DocumentsGone, JobNotChangeable
+from fax_runtime.blobs import fax_pdf_key
 
 
 class OutgoingFaxPatch(msgspec.Struct, omit_defaults=True):
@@ -238,7 +239,7 @@ class FaxesController(Controller):
             raise bad_identifier(fax_id)
         if job["tiff_key"] is None:
             raise no_attachment(fax_id)
-        key = job["tiff_key"] if fmt == "tiff" else f"jobs/{job_id}/fax.pdf"
+        key = job["tiff_key"] if fmt == "tiff" else fax_pdf_key(job["tiff_key"])
         body = await store.read_object(key)
         if body is None:
             raise no_attachment(fax_id)

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from fax_api.faxes import job_object_keys
+from fax_api.faxes import job_object_keys, render_object_keys
 from fax_contracts import JobSubmitted, encode_event, routing_key
 from fax_runtime.blobs import BlobNotFound, BlobStore
 from fax_runtime.outbox import NOTIFY_CHANNEL, enqueue
@@ -174,7 +174,10 @@ class ApiStore:
                 await self._explain_missing(conn, account_id, job_id)
                 return None
             await _submitted(conn, job_id, account_id)
-        return dict(row)
+        job = dict(row)
+        # The old request's render is never sent now; the new one is rendered under the new revision.
+        await self.remove_objects(render_object_keys(job.pop("replaced_tiff_key"), job.pop("replaced_pages")))
+        return job
 
     async def delete_job(self, account_id: str, job_id: uuid.UUID, states: Sequence[str]) -> dict[str, Any] | None:
         """Remove a job in one of ``states`` and then its objects; JobNotChangeable if it is in another state."""

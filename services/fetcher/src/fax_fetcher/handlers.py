@@ -22,27 +22,13 @@ from fax_fetcher.render import (
     write_previews,
 )
 from fax_fetcher.store import FetcherStore
-from fax_runtime.blobs import BlobNotFound, BlobStore
+from fax_runtime.blobs import BlobNotFound, BlobStore, fax_pdf_key, fax_preview_key, rendered_fax_key
 from fax_runtime.download import DocumentRequest, FetchError, fetch_document
 from fax_runtime.logs import fax_context
 from fax_runtime.metrics import default_metrics
 from fax_runtime.network_guard import BlockedAddressError, NetworkGuard
 
 log = logging.getLogger(__name__)
-
-
-def tiff_key(job_id: object) -> str:
-    return f"jobs/{job_id}/fax.tif"
-
-
-def pdf_key(job_id: object) -> str:
-    """Where a prepared job's PDF copy is: derived, not stored, like the previews' keys."""
-    return f"jobs/{job_id}/fax.pdf"
-
-
-def preview_key(job_id: object, page: int) -> str:
-    """Where the PNG preview of a prepared job's page (1 to the job's `pages`) is."""
-    return f"jobs/{job_id}/preview-{page}.png"
 
 
 def document_request(document: dict[str, Any]) -> DocumentRequest:
@@ -96,20 +82,27 @@ class DocumentPreparer:
             return
         metrics = default_metrics()
         try:
-            prepared = await self._prepare(event, job["request"])
+            prepared = await self._prepare(event, job["request"], job["revision"])
         except (FetchError, BlockedAddressError, RenderError) as exc:
             log.info("job %s failed: %s", event.job_id, exc)
             metrics.documents.labels("unknown", "error").inc()
             await self._store.mark_failed(event.job_id, str(exc), job["revision"])
             return
         key, pages = prepared
-        if await self._store.mark_ready(event.job_id, key, pages, job["revision"]):
-            # An upload waits in attaching_files, a URL job in pending, until its document is ready.
-            waited = (dt.datetime.now(dt.UTC) - event.occurred_at).total_seconds()
-            metrics.job_state_seconds.labels(job["status"]).observe(max(0.0, waited))
+        if not await self._store.mark_ready(event.job_id, key, pages, job["revision"]):
+            # A duplicate delivery of this revision may have recorded these very objects: only a render whose
+            # request was since replaced (or whose job is gone) is litter.
+            if await self._store.revision(event.job_id) != job["revision"]:
+                log.info("job %s: revision %d superseded; its render is removed", event.job_id, job["revision"])
+                for stale in [key, fax_pdf_key(key), *(fax_preview_key(key, page) for page in range(1, pages + 1))]:
+                    await self._blobs.delete(stale)
+            return
+        # An upload waits in attaching_files, a URL job in pending, until its document is ready.
+        waited = (dt.datetime.now(dt.UTC) - event.occurred_at).total_seconds()
+        metrics.job_state_seconds.labels(job["status"]).observe(max(0.0, waited))
         log.info("job %s: %d page(s) ready", event.job_id, pages)
 
-    async def _prepare(self, event: JobSubmitted, request: dict[str, Any]) -> tuple[str, int]:
+    async def _prepare(self, event: JobSubmitted, request: dict[str, Any], revision: int) -> tuple[str, int]:
         document = request.get("document") or {}
         options = RenderOptions.from_request(request)
         keys = upload_keys(event.job_id, event.account_id, document)
@@ -140,13 +133,13 @@ class DocumentPreparer:
             # render_documents decodes every page before it returns: spandsp would send a truncated TIFF.
             await write_pdf_copy(rendered.tiff_path, work / "fax.pdf", timeout_s=self._settings.conversion_timeout_s)
             previews = await asyncio.to_thread(write_previews, rendered.tiff_path, work)
-            preview_keys = [preview_key(event.job_id, page) for page in range(1, len(previews) + 1)]
-            for key, path in zip(preview_keys, previews, strict=True):
-                await self._blobs.put_file(key, path, content_type="image/png")
-            await self._blobs.put_file(pdf_key(event.job_id), work / "fax.pdf", content_type="application/pdf")
+            tiff_key = rendered_fax_key(event.job_id, revision)
+            for page, path in enumerate(previews, start=1):
+                await self._blobs.put_file(fax_preview_key(tiff_key, page), path, content_type="image/png")
+            await self._blobs.put_file(fax_pdf_key(tiff_key), work / "fax.pdf", content_type="application/pdf")
             # The TIFF goes last: its key in the job row is what says the document is ready.
-            await self._blobs.put_file(tiff_key(event.job_id), rendered.tiff_path, content_type="image/tiff")
-        return tiff_key(event.job_id), rendered.pages
+            await self._blobs.put_file(tiff_key, rendered.tiff_path, content_type="image/tiff")
+        return tiff_key, rendered.pages
 
     async def _read_upload(self, key: str, path: Path) -> Path:
         try:

@@ -28,12 +28,16 @@ class FetcherStore:
         row = await self._pool.fetchrow(Q["job_to_prepare"], job_id)
         return dict(row) if row else None
 
+    async def revision(self, job_id: uuid.UUID) -> int | None:
+        """The job's current revision; None if it is gone."""
+        return await self._pool.fetchval(Q["job_revision"], job_id)
+
     async def mark_ready(self, job_id: uuid.UUID, tiff_key: str, pages: int, revision: int) -> bool:
         """Record the prepared document and queue DocumentReady; False if the job was no longer waiting for it
         (or was changed since ``revision``, when this document was read).
 
-        The PDF copy and the previews need no columns: their keys follow from the job id and `pages`
-        (`fax_fetcher.handlers.pdf_key`, `preview_key`).
+        The PDF copy and the previews need no columns: they are stored beside the TIFF, one per page
+        (`fax_runtime.blobs.fax_pdf_key`, `fax_preview_key`).
         """
         async with self._pool.acquire() as conn, conn.transaction():
             account_id = await conn.fetchval(Q["document_ready"], job_id, tiff_key, pages, revision)

@@ -6,19 +6,11 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from fax_runtime.blobs import BlobNotFound, BlobStore
+from fax_runtime.blobs import BlobNotFound, BlobStore, fax_pdf_key
 
 
 class ConversionError(RuntimeError):
     pass
-
-
-def pdf_key(job_id: object) -> str:
-    return f"jobs/{job_id}/fax.pdf"
-
-
-def tiff_key(job_id: object) -> str:
-    return f"jobs/{job_id}/fax.tif"
 
 
 async def tiff_to_pdf(tiff: bytes) -> bytes:
@@ -47,10 +39,11 @@ class FaxAttachments:
         """``(filename, content_type, data)`` or None (attachments off, or nothing stored for this fax)."""
         if self._fmt == "none":
             return None
-        source = tiff or tiff_key(job_id)
+        # Deliveries planned before renders were kept per revision carry no key: theirs is the job's old place.
+        source = tiff or f"jobs/{job_id}/fax.tif"
         if self._fmt == "pdf":
             try:
-                return ("fax.pdf", "application/pdf", await self._blobs.get_bytes(pdf_key(job_id)))
+                return ("fax.pdf", "application/pdf", await self._blobs.get_bytes(fax_pdf_key(source)))
             except BlobNotFound:
                 pass
         try:

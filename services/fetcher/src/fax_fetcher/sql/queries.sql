@@ -2,6 +2,9 @@
 SELECT id, account_id, status, request, revision FROM fax_jobs
 WHERE id = $1::uuid AND status IN ('attaching_files', 'pending') AND tiff_key IS NULL;
 
+-- name: job_revision
+SELECT revision FROM fax_jobs WHERE id = $1::uuid;
+
 -- name: document_ready
 UPDATE fax_jobs
 SET tiff_key = $2::text, pages = $3::int, status = 'pending', revision = revision + 1, updated_at = now()

@@ -54,6 +54,7 @@ class FaxOptions:
 
     local_ident: str = ""  # our TSI (<=20 chars)
     page_header: str = ""  # "" = no header line (a header adds rows to every page)
+    header_tz: str = ""  # POSIX TZ string of the header's date and time; "" = the machine's own zone
     ecm: bool = True
     max_bit_rate: int = 14400  # 14400 -> V17|V29|V27ter, 9600 -> V29|V27ter, 4800 -> V27ter
 
@@ -128,6 +129,8 @@ def send_over_loopback(
     ):
         caller.t30.set_tx_ident(options.local_ident)
         caller.t30.set_tx_page_header_info(options.page_header)
+        if options.header_tz:
+            caller.t30.set_tx_page_header_tz(options.header_tz)
         caller.t30.set_ecm_capability(options.ecm)
         caller.t30.set_supported_modems(modems)
         caller.t30.set_supported_compressions(_ALL_COMPRESSIONS)

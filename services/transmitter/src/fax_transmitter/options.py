@@ -6,6 +6,11 @@ trimmed rather than refused, because neither decides whether the fax arrives.
 
 from __future__ import annotations
 
+import functools
+import re
+import zoneinfo
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from fax_transmitter.loopback import FaxOptions
@@ -28,7 +33,44 @@ def fax_options_for(request: dict[str, Any], station_ident: str = "") -> FaxOpti
         page_header=_ascii(str(header), MAX_HEADER_CHARS),
         ecm=request.get("fax_ecm") is not False,  # on unless the job turns it off
         max_bit_rate=max_bit_rate(request.get("fax_max_speed")),
+        header_tz=header_timezone(request.get("fax_timezone")),
     )
+
+
+_ZONE_NAME = re.compile(r"[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*")
+
+
+def header_timezone(name: Any) -> str:
+    """The POSIX TZ string spandsp's header clock takes, for an IANA zone name such as "America/New_York"; "" when
+    the job names none, "undefined" or an unknown zone (the header then shows the transmitter's clock, UTC).
+
+    The string is the footer of the zone's TZif file. spandsp reads only alphabetic zone abbreviations, so quoted
+    numeric ones ("<+04>-4") are renamed; the abbreviation is not printed, only the time.
+    """
+    if not isinstance(name, str) or not _ZONE_NAME.fullmatch(name):
+        return ""
+    return _posix_tz(name)
+
+
+@functools.cache
+def _posix_tz(name: str) -> str:
+    data = _tzif(name)
+    if not data.startswith(b"TZif") or data[4:5] < b"2":
+        return ""
+    footer = data.rstrip(b"\n").rsplit(b"\n", 1)[-1].decode("ascii", "replace")
+    names = iter(("ZZA", "ZZB"))
+    return re.sub(r"<[^>]*>", lambda _: next(names, "ZZC"), footer)
+
+
+def _tzif(name: str) -> bytes:
+    for directory in zoneinfo.TZPATH:
+        path = Path(directory) / name
+        if path.is_file():
+            return path.read_bytes()
+    try:
+        return resources.files("tzdata").joinpath("zoneinfo", *name.split("/")).read_bytes()
+    except (ModuleNotFoundError, FileNotFoundError, IsADirectoryError):
+        return b""
 
 
 def max_bit_rate(requested: Any) -> int:

@@ -221,6 +221,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "t30_set_tx_ident": ([vp, cp], i),
         "t30_get_rx_ident": ([vp], cp),
         "t30_set_tx_page_header_info": ([vp, cp], i),
+        "t30_set_tx_page_header_tz": ([vp, cp], i),
         "t30_set_tx_file": ([vp, cp, i, i], None),
         "t30_set_rx_file": ([vp, cp, i], None),
         "t30_set_ecm_capability": ([vp, i], i),
@@ -345,6 +346,11 @@ class T30Session:
             raise ValueError(f"page header info is at most {T30_MAX_PAGE_HEADER_INFO} characters")
         if self._lib.t30_set_tx_page_header_info(self._ptr, info.encode("ascii")) != 0:
             raise ValueError(f"spandsp rejected the page header info {info!r}")
+
+    def set_tx_page_header_tz(self, posix_tz: str) -> None:
+        """The time zone of the header line's date and time, as a POSIX TZ string ("EST5EDT,M3.2.0,M11.1.0")."""
+        if self._lib.t30_set_tx_page_header_tz(self._ptr, posix_tz.encode("ascii")) != 0:
+            raise ValueError(f"spandsp rejected the time zone {posix_tz!r}")
 
     def set_tx_file(self, path: Path, start_page: int = -1, stop_page: int = -1) -> None:
         """The TIFF/F to send; pages are counted from 0 and -1 means from the first / to the last."""

@@ -1,6 +1,7 @@
 """The loopback line: real spandsp on both ends, real TIFFs in and out."""
 
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -128,6 +129,27 @@ def test_page_header_adds_rows_to_every_page(make_fax: MakeFax, tmp_path: Path) 
     heights = [page.height for page in _pages(received)]
     assert len(heights) == 2
     assert all(height > A4_FINE_ROWS for height in heights)
+
+
+def test_the_header_clock_keeps_the_jobs_time_zone(make_fax: MakeFax, tmp_path: Path) -> None:
+    """UTC+14 and UTC-12 are 26 hours apart, so their header lines differ in date and time; the same zone twice
+    gives the same line (a run that straddles a minute is repeated)."""
+
+    def header(tz: str) -> bytes:
+        received = tmp_path / "received.tif"
+        outcome = send_over_loopback(fax, received, FaxOptions(page_header="ACME", header_tz=tz))
+        assert outcome.success, outcome
+        page = _pages(received)[0]
+        return page.crop((0, 0, page.width, page.height - A4_FINE_ROWS)).tobytes()
+
+    fax = make_fax(pages=1)
+    for _ in range(3):
+        minute = time.gmtime().tm_min
+        east, west, east_again = header("ZZA-14"), header("ZZA12"), header("ZZA-14")
+        if time.gmtime().tm_min == minute:
+            break
+    assert east != west
+    assert east == east_again
 
 
 def test_missing_file_fails_cleanly(tmp_path: Path) -> None:

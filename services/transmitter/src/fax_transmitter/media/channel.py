@@ -326,6 +326,8 @@ class FaxChannel:
         t30 = terminal.t30
         t30.set_tx_ident(options.local_ident)
         t30.set_tx_page_header_info(options.page_header)
+        if options.header_tz:
+            t30.set_tx_page_header_tz(options.header_tz)
         t30.set_ecm_capability(options.ecm)
         t30.set_supported_modems(_modems_for(options.max_bit_rate))
         t30.set_supported_compressions(_ALL_COMPRESSIONS)

@@ -33,7 +33,8 @@ def fax_options_for(request: dict[str, Any], station_ident: str = "") -> FaxOpti
         page_header=_ascii(str(header), MAX_HEADER_CHARS),
         ecm=request.get("fax_ecm") is not False,  # on unless the job turns it off
         max_bit_rate=max_bit_rate(request.get("fax_max_speed")),
-        header_tz=header_timezone(request.get("fax_timezone")),
+        # A job without a (known) zone gets UTC, not whatever zone the transmitter's host happens to be in.
+        header_tz=header_timezone(request.get("fax_timezone")) or "UTC0",
     )
 
 
@@ -42,7 +43,7 @@ _ZONE_NAME = re.compile(r"[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*")
 
 def header_timezone(name: Any) -> str:
     """The POSIX TZ string spandsp's header clock takes, for an IANA zone name such as "America/New_York"; "" when
-    the job names none, "undefined" or an unknown zone (the header then shows the transmitter's clock, UTC).
+    the job names none, "undefined" or an unknown zone.
 
     The string is the footer of the zone's TZif file. spandsp reads only alphabetic zone abbreviations, so quoted
     numeric ones ("<+04>-4") are renamed; the abbreviation is not printed, only the time.

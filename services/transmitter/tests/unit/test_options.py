@@ -30,6 +30,7 @@ def test_a_job_can_cap_the_modem_speed() -> None:
 
 def test_fax_timezone_becomes_the_posix_rule_spandsp_reads() -> None:
     assert fax_options_for({"fax_timezone": "America/New_York"}).header_tz == "EST5EDT,M3.2.0,M11.1.0"
+    assert fax_options_for({"fax_timezone": "undefined"}).header_tz == "UTC0"
     assert header_timezone("Europe/London") == "GMT0BST,M3.5.0/1,M10.5.0"
     # Quoted numeric abbreviations are renamed: spandsp's parser takes letters only.
     assert header_timezone("Asia/Dubai") == "ZZA-4"

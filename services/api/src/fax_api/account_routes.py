@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, post, put
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, Parameter
 
 from fax_api.account_store import AccountStore, UsernameTaken
 from fax_api.accounts import UserValidationError, auth_view, user_summary, user_view, validate_user
@@ -51,8 +51,8 @@ class UsersController(Controller):
     async def list_users(
         self,
         request: Request,
-        caller: str,
-        accounts: AccountStore,
+        caller: NamedDependency[str],
+        accounts: NamedDependency[AccountStore],
         page_size: int = Parameter(default=50, ge=1, le=MAX_PAGE_SIZE),
         start_key: str = Parameter(default="", description="id of the first user of the page (next_start_key)"),
     ) -> Response:
@@ -60,7 +60,9 @@ class UsersController(Controller):
         return paged(request, rows, page_size, start_key, user_summary)
 
     @put("/", status_code=201, summary="Create a user", operation_class=kazoo_body(User))
-    async def create_user(self, request: Request, caller: str, accounts: AccountStore) -> Response:
+    async def create_user(
+        self, request: Request, caller: NamedDependency[str], accounts: NamedDependency[AccountStore]
+    ) -> Response:
         user = _valid_user(await read_kazoo_data(request), password_required=True)
         try:
             created = await accounts.create_user(caller, user)
@@ -69,14 +71,26 @@ class UsersController(Controller):
         return _user_answer(request, created, status_code=201)
 
     @get("/{user_id:str}", summary="A user")
-    async def get_user(self, request: Request, caller: str, user_id: str, accounts: AccountStore) -> Response:
+    async def get_user(
+        self,
+        request: Request,
+        caller: NamedDependency[str],
+        user_id: FromPath[str],
+        accounts: NamedDependency[AccountStore],
+    ) -> Response:
         user = await accounts.get_user(caller, user_id)
         if user is None:
             raise bad_identifier(user_id)
         return _user_answer(request, user)
 
     @post("/{user_id:str}", status_code=200, summary="Replace a user", operation_class=kazoo_body(User))
-    async def replace_user(self, request: Request, caller: str, user_id: str, accounts: AccountStore) -> Response:
+    async def replace_user(
+        self,
+        request: Request,
+        caller: NamedDependency[str],
+        user_id: FromPath[str],
+        accounts: NamedDependency[AccountStore],
+    ) -> Response:
         user = _valid_user(await read_kazoo_data(request), password_required=False)
         current = await accounts.get_user(caller, user_id)
         if current is None:
@@ -93,7 +107,13 @@ class UsersController(Controller):
         return _user_answer(request, updated)
 
     @delete("/{user_id:str}", status_code=200, summary="Remove a user (and revoke their tokens)")
-    async def delete_user(self, request: Request, caller: str, user_id: str, accounts: AccountStore) -> Response:
+    async def delete_user(
+        self,
+        request: Request,
+        caller: NamedDependency[str],
+        user_id: FromPath[str],
+        accounts: NamedDependency[AccountStore],
+    ) -> Response:
         user = await accounts.delete_user(caller, user_id)
         if user is None:
             raise bad_identifier(user_id)
@@ -106,14 +126,18 @@ class ApiKeyController(Controller):
     tags = ["accounts"]
 
     @get("/", summary="The account's API key (for api_auth)")
-    async def get_api_key(self, request: Request, caller: str, accounts: AccountStore) -> Response:
+    async def get_api_key(
+        self, request: Request, caller: NamedDependency[str], accounts: NamedDependency[AccountStore]
+    ) -> Response:
         api_key = await accounts.api_key(caller)
         if api_key is None:
             raise bad_identifier(caller)
         return envelope(request, {"api_key": api_key})
 
     @put("/", status_code=201, summary="Replace the API key; the old key and its tokens stop working")
-    async def rotate_api_key(self, request: Request, caller: str, accounts: AccountStore) -> Response:
+    async def rotate_api_key(
+        self, request: Request, caller: NamedDependency[str], accounts: NamedDependency[AccountStore]
+    ) -> Response:
         api_key = await accounts.rotate_api_key(caller)
         if api_key is None:
             raise bad_identifier(caller)
@@ -125,7 +149,7 @@ class TokenController(Controller):
     tags = ["auth"]
 
     @put("/user_auth", status_code=201, summary="A token from user credentials", operation_class=kazoo_body(UserAuth))
-    async def user_auth(self, request: Request, accounts: AccountStore) -> Response:
+    async def user_auth(self, request: Request, accounts: NamedDependency[AccountStore]) -> Response:
         doc = await read_kazoo_data(request)
         errors: dict[str, Any] = {}
         credentials, method = doc.get("credentials"), doc.get("method", "md5")
@@ -154,7 +178,7 @@ class TokenController(Controller):
     @put(
         "/api_auth", status_code=201, summary="A token from the account's API key", operation_class=kazoo_body(ApiAuth)
     )
-    async def api_auth(self, request: Request, accounts: AccountStore) -> Response:
+    async def api_auth(self, request: Request, accounts: NamedDependency[AccountStore]) -> Response:
         api_key = (await read_kazoo_data(request)).get("api_key")
         if not isinstance(api_key, str) or not api_key:
             raise KazooError(400, "invalid data", _required("api_key"))

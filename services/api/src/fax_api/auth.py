@@ -7,12 +7,16 @@ exists, and nothing is read from it first, so a token learns nothing about accou
 from __future__ import annotations
 
 from litestar import Request
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 
 from fax_api.account_store import AccountStore
 from fax_api.kazoo import KazooError
 
 
-async def authorized_account(request: Request, account_id: str, accounts: AccountStore) -> str:
+async def authorized_account(
+    request: Request, account_id: FromPath[str], accounts: NamedDependency[AccountStore]
+) -> str:
     """The account the caller may act on: 401 without a valid (unexpired) token, 403 for another account's path."""
     token = request.headers.get("x-auth-token", "").strip()
     owner = await accounts.account_for_token(token) if token else None

@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post, put
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, Parameter
 
 from fax_api.auth import authorized_account
 from fax_api.faxbox_routes import MAX_PAGE_SIZE
@@ -99,7 +99,9 @@ class FaxesController(Controller):
         summary="Create an outgoing fax from a document URL, or with the document uploaded in the same request",
         operation_class=upload_body(OutgoingFax),
     )
-    async def create_fax(self, request: Request, caller: str, store: ApiStore) -> Response:
+    async def create_fax(
+        self, request: Request, caller: NamedDependency[str], store: NamedDependency[ApiStore]
+    ) -> Response:
         settings = request.app.state.settings
         content_type = request.headers.get("content-type", "")
         declared = request.headers.get("content-length", "")
@@ -129,8 +131,8 @@ class FaxesController(Controller):
     async def list_outgoing(
         self,
         request: Request,
-        caller: str,
-        store: ApiStore,
+        caller: NamedDependency[str],
+        store: NamedDependency[ApiStore],
         page_size: int = Parameter(default=50, ge=1, le=MAX_PAGE_SIZE),
         start_key: str = Parameter(default="", description="next_start_key of the previous page"),
     ) -> Response:
@@ -138,7 +140,9 @@ class FaxesController(Controller):
         return page(request, rows, page_size, start_key, job_summary)
 
     @get("/outgoing/{fax_id:str}", summary="A queued outgoing fax")
-    async def get_outgoing(self, request: Request, caller: str, fax_id: str, store: ApiStore) -> Response:
+    async def get_outgoing(
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
+    ) -> Response:
         return await self._job(request, caller, fax_id, store, QUEUED_STATES)
 
     @post(
@@ -147,7 +151,9 @@ class FaxesController(Controller):
         summary="Replace a queued fax (409 once it is processing or finished); attempts start over",
         operation_class=kazoo_body(OutgoingFax),
     )
-    async def replace_outgoing(self, request: Request, caller: str, fax_id: str, store: ApiStore) -> Response:
+    async def replace_outgoing(
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
+    ) -> Response:
         document = await read_kazoo_data(request)
         return await self._revise(request, caller, fax_id, store, lambda _current: document)
 
@@ -156,12 +162,16 @@ class FaxesController(Controller):
         summary="Change some fields of a queued fax (409 once it is processing or finished)",
         operation_class=kazoo_body(OutgoingFaxPatch),
     )
-    async def patch_outgoing(self, request: Request, caller: str, fax_id: str, store: ApiStore) -> Response:
+    async def patch_outgoing(
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
+    ) -> Response:
         changes = await read_kazoo_data(request)
         return await self._revise(request, caller, fax_id, store, lambda current: merge_patch(current, changes))
 
     @delete("/outgoing/{fax_id:str}", status_code=200, summary="Remove a queued fax (409 once it is processing)")
-    async def delete_outgoing(self, request: Request, caller: str, fax_id: str, store: ApiStore) -> Response:
+    async def delete_outgoing(
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
+    ) -> Response:
         try:
             job = await store.delete_job(caller, parse_id(fax_id), CHANGEABLE_STATES)
         except JobNotChangeable as exc:
@@ -174,8 +184,8 @@ class FaxesController(Controller):
     async def list_outbox(
         self,
         request: Request,
-        caller: str,
-        store: ApiStore,
+        caller: NamedDependency[str],
+        store: NamedDependency[ApiStore],
         page_size: int = Parameter(default=50, ge=1, le=MAX_PAGE_SIZE),
         start_key: str = Parameter(default="", description="next_start_key of the previous page"),
     ) -> Response:
@@ -183,7 +193,9 @@ class FaxesController(Controller):
         return page(request, rows, page_size, start_key, job_summary)
 
     @get("/outbox/{fax_id:str}", summary="A sent or failed fax")
-    async def get_outbox(self, request: Request, caller: str, fax_id: str, store: ApiStore) -> Response:
+    async def get_outbox(
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
+    ) -> Response:
         return await self._job(request, caller, fax_id, store, FINISHED_STATES)
 
     @put(
@@ -192,7 +204,9 @@ class FaxesController(Controller):
         summary="Resubmit a sent or failed fax: a new job with the same request and documents",
         operation_class=kazoo_body(OutboxAction),
     )
-    async def resubmit_outbox(self, request: Request, caller: str, fax_id: str, store: ApiStore) -> Response:
+    async def resubmit_outbox(
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
+    ) -> Response:
         data = await read_kazoo_data(request)
         body = msgspec.json.decode(await request.body())  # read_kazoo_data has checked it is an object
         action = data.get("action", body.get("action"))
@@ -217,7 +231,9 @@ class FaxesController(Controller):
         return _answer(request, job, status_code=201)
 
     @delete("/outbox/{fax_id:str}", status_code=200, summary="Remove a sent or failed fax and its documents")
-    async def delete_outbox(self, request: Request, caller: str, fax_id: str, store: ApiStore) -> Response:
+    async def delete_outbox(
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
+    ) -> Response:
         try:
             job = await store.delete_job(caller, parse_id(fax_id), FINISHED_STATES)
         except JobNotChangeable:
@@ -231,7 +247,9 @@ class FaxesController(Controller):
         summary="The fax as sent: image/tiff (default) or application/pdf, as the Accept header asks",
         media_type="image/tiff",
     )
-    async def get_outbox_attachment(self, request: Request, caller: str, fax_id: str, store: ApiStore) -> Response:
+    async def get_outbox_attachment(
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
+    ) -> Response:
         fmt = wanted_format(request)
         job_id = parse_id(fax_id)
         job = await store.get_job(caller, job_id, FINISHED_STATES)
@@ -250,21 +268,35 @@ class FaxesController(Controller):
         status_code=200,
         summary="Remove a sent fax's documents; the record stays and says attachment_deleted",
     )
-    async def delete_outbox_attachment(self, request: Request, caller: str, fax_id: str, store: ApiStore) -> Response:
+    async def delete_outbox_attachment(
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
+    ) -> Response:
         job = await store.remove_job_attachment(caller, parse_id(fax_id))
         if job is None:
             raise bad_identifier(fax_id)
         return _answer(request, job)
 
     @staticmethod
-    async def _job(request: Request, caller: str, fax_id: str, store: ApiStore, states: tuple[str, ...]) -> Response:
+    async def _job(
+        request: Request,
+        caller: str,
+        fax_id: str,
+        store: ApiStore,
+        states: tuple[str, ...],
+    ) -> Response:
         job = await store.get_job(caller, parse_id(fax_id), states)
         if job is None:
             raise bad_identifier(fax_id)
         return _answer(request, job)
 
     @staticmethod
-    async def _revise(request: Request, caller: str, fax_id: str, store: ApiStore, build: Any) -> Response:
+    async def _revise(
+        request: Request,
+        caller: str,
+        fax_id: str,
+        store: ApiStore,
+        build: Any,
+    ) -> Response:
         job_id = parse_id(fax_id)
         current = await store.get_job(caller, job_id, QUEUED_STATES + FINISHED_STATES)
         if current is None:

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, Parameter
 
 from fax_api.auth import authorized_account
 from fax_api.faxbox_store import AddressTaken, FaxboxFields, FaxboxStore
@@ -70,8 +70,8 @@ class FaxboxesController(Controller):
     async def list_faxboxes(
         self,
         request: Request,
-        caller: str,
-        faxboxes: FaxboxStore,
+        caller: NamedDependency[str],
+        faxboxes: NamedDependency[FaxboxStore],
         page_size: int = Parameter(default=50, ge=1, le=MAX_PAGE_SIZE),
         start_key: str = Parameter(default="", description="id of the first faxbox of the page (next_start_key)"),
     ) -> Response:
@@ -79,7 +79,9 @@ class FaxboxesController(Controller):
         return paged(request, rows, page_size, start_key, faxbox_summary)
 
     @put("/", status_code=201, summary="Create a faxbox", operation_class=kazoo_body(Faxbox))
-    async def create_faxbox(self, request: Request, caller: str, faxboxes: FaxboxStore) -> Response:
+    async def create_faxbox(
+        self, request: Request, caller: NamedDependency[str], faxboxes: NamedDependency[FaxboxStore]
+    ) -> Response:
         name, custom, settings = _validated(await read_kazoo_data(request))
         try:
             faxbox = await faxboxes.create(caller, name, custom, settings)
@@ -88,19 +90,37 @@ class FaxboxesController(Controller):
         return _answer(request, faxbox, status_code=201)
 
     @get("/{faxbox_id:str}", summary="A faxbox")
-    async def get_faxbox(self, request: Request, caller: str, faxbox_id: str, faxboxes: FaxboxStore) -> Response:
+    async def get_faxbox(
+        self,
+        request: Request,
+        caller: NamedDependency[str],
+        faxbox_id: FromPath[str],
+        faxboxes: NamedDependency[FaxboxStore],
+    ) -> Response:
         faxbox = await faxboxes.get(caller, faxbox_id)
         if faxbox is None:
             raise bad_identifier(faxbox_id)
         return _answer(request, faxbox)
 
     @post("/{faxbox_id:str}", status_code=200, summary="Replace a faxbox", operation_class=kazoo_body(Faxbox))
-    async def replace_faxbox(self, request: Request, caller: str, faxbox_id: str, faxboxes: FaxboxStore) -> Response:
+    async def replace_faxbox(
+        self,
+        request: Request,
+        caller: NamedDependency[str],
+        faxbox_id: FromPath[str],
+        faxboxes: NamedDependency[FaxboxStore],
+    ) -> Response:
         fields = _validated(await read_kazoo_data(request))
         return await self._update(request, caller, faxbox_id, faxboxes, lambda _current: fields)
 
     @patch("/{faxbox_id:str}", summary="Change some fields of a faxbox", operation_class=kazoo_body(FaxboxPatch))
-    async def patch_faxbox(self, request: Request, caller: str, faxbox_id: str, faxboxes: FaxboxStore) -> Response:
+    async def patch_faxbox(
+        self,
+        request: Request,
+        caller: NamedDependency[str],
+        faxbox_id: FromPath[str],
+        faxboxes: NamedDependency[FaxboxStore],
+    ) -> Response:
         changes = await read_kazoo_data(request)
         return await self._update(
             request,
@@ -111,7 +131,13 @@ class FaxboxesController(Controller):
         )
 
     @delete("/{faxbox_id:str}", status_code=200, summary="Remove a faxbox (its numbers are unassigned)")
-    async def delete_faxbox(self, request: Request, caller: str, faxbox_id: str, faxboxes: FaxboxStore) -> Response:
+    async def delete_faxbox(
+        self,
+        request: Request,
+        caller: NamedDependency[str],
+        faxbox_id: FromPath[str],
+        faxboxes: NamedDependency[FaxboxStore],
+    ) -> Response:
         faxbox = await faxboxes.delete(caller, faxbox_id)
         if faxbox is None:
             raise bad_identifier(faxbox_id)

@@ -4,8 +4,8 @@ and the smtplog (mail the SMTP gateway could not turn into a fax). Rows are writ
 from __future__ import annotations
 
 from litestar import Controller, Request, Response, delete, get
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, Parameter
 
 from fax_api.auth import authorized_account
 from fax_api.faxbox_routes import MAX_PAGE_SIZE
@@ -40,8 +40,8 @@ class _InboundFolder(Controller):
     async def list_faxes(
         self,
         request: Request,
-        caller: str,
-        store: ApiStore,
+        caller: NamedDependency[str],
+        store: NamedDependency[ApiStore],
         page_size: int = Parameter(default=50, ge=1, le=MAX_PAGE_SIZE),
         start_key: str = Parameter(default="", description="next_start_key of the previous page"),
     ) -> Response:
@@ -49,14 +49,18 @@ class _InboundFolder(Controller):
         return page(request, rows, page_size, start_key, inbound_summary)
 
     @get("/{fax_id:str}", summary="A fax of the folder")
-    async def get_fax(self, request: Request, caller: str, fax_id: str, store: ApiStore) -> Response:
+    async def get_fax(
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
+    ) -> Response:
         fax = await store.get_inbound(caller, parse_id(fax_id), FOLDERS[self.folder])
         if fax is None:
             raise bad_identifier(fax_id)
         return _answer(request, fax)
 
     @delete("/{fax_id:str}", status_code=200, summary="Remove a fax and its documents")
-    async def delete_fax(self, request: Request, caller: str, fax_id: str, store: ApiStore) -> Response:
+    async def delete_fax(
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
+    ) -> Response:
         fax = await store.delete_inbound(caller, parse_id(fax_id), FOLDERS[self.folder])
         if fax is None:
             raise bad_identifier(fax_id)
@@ -67,7 +71,9 @@ class _InboundFolder(Controller):
         summary="The received fax: image/tiff (default) or application/pdf, as the Accept header asks",
         media_type="image/tiff",
     )
-    async def get_attachment(self, request: Request, caller: str, fax_id: str, store: ApiStore) -> Response:
+    async def get_attachment(
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
+    ) -> Response:
         fmt = wanted_format(request)
         fax_uuid = parse_id(fax_id)
         fax = await store.get_inbound(caller, fax_uuid, FOLDERS[self.folder])
@@ -84,7 +90,9 @@ class _InboundFolder(Controller):
         status_code=200,
         summary="Remove a fax's documents; the record stays and says attachment_deleted",
     )
-    async def delete_attachment(self, request: Request, caller: str, fax_id: str, store: ApiStore) -> Response:
+    async def delete_attachment(
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
+    ) -> Response:
         fax = await store.remove_inbound_attachment(caller, parse_id(fax_id), FOLDERS[self.folder])
         if fax is None:
             raise bad_identifier(fax_id)
@@ -110,8 +118,8 @@ class SmtpLogController(Controller):
     async def list_smtplog(
         self,
         request: Request,
-        caller: str,
-        store: ApiStore,
+        caller: NamedDependency[str],
+        store: NamedDependency[ApiStore],
         page_size: int = Parameter(default=50, ge=1, le=MAX_PAGE_SIZE),
         start_key: str = Parameter(default="", description="next_start_key of the previous page"),
     ) -> Response:
@@ -119,7 +127,13 @@ class SmtpLogController(Controller):
         return page(request, rows, page_size, start_key, smtplog_summary)
 
     @get("/{attempt_id:str}", summary="One smtplog entry")
-    async def get_smtplog(self, request: Request, caller: str, attempt_id: str, store: ApiStore) -> Response:
+    async def get_smtplog(
+        self,
+        request: Request,
+        caller: NamedDependency[str],
+        attempt_id: FromPath[str],
+        store: NamedDependency[ApiStore],
+    ) -> Response:
         entry = await store.get_smtplog(caller, parse_id(attempt_id))
         if entry is None:
             raise bad_identifier(attempt_id)

@@ -16,6 +16,7 @@ from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import State, UploadFile
+from litestar.params import FromPath
 
 from fax_api.accounts import PASSWORD_MIN_LENGTH
 from fax_api.dialects.billing import InsufficientBalance, submit_billed_job
@@ -289,7 +290,7 @@ class FaxtoController(Controller):
         }
 
     @get("/v2/fax/{document_id:int}/costs")
-    async def cost(self, request: Request, state: State, document_id: int) -> dict[str, Any]:
+    async def cost(self, request: Request, state: State, document_id: FromPath[int]) -> dict[str, Any]:
         params = dict(request.query_params)
         user = await _user(state, params)
         number = _fax_number(params)
@@ -299,7 +300,7 @@ class FaxtoController(Controller):
         return {"status": "success", "cost": views.money(_cost(number, document["total_pages"]))}
 
     @get("/v2/fax/{fax_job_id:str}/status")
-    async def status(self, request: Request, state: State, fax_job_id: str) -> dict[str, Any]:
+    async def status(self, request: Request, state: State, fax_job_id: FromPath[str]) -> dict[str, Any]:
         user = await _user(state, dict(request.query_params))
         try:
             job_id = uuid.UUID(fax_job_id)
@@ -340,14 +341,14 @@ class FaxtoController(Controller):
         return [views.file_entry(d) for d in await _store(state).documents(user["account_id"])]
 
     @delete("/v2/files/{document_id:int}", status_code=200)
-    async def delete_file(self, request: Request, state: State, document_id: int) -> dict[str, Any]:
+    async def delete_file(self, request: Request, state: State, document_id: FromPath[int]) -> dict[str, Any]:
         user = await _user(state, dict(request.query_params))
         if not await _store(state).delete_document(user["account_id"], document_id):
             raise FaxtoError(404, "Document not found")
         return {"status": "success"}
 
     @get(["/v2/incoming-faxes", "/v2/incoming-faxes/{recipient:str}"])
-    async def incoming(self, request: Request, state: State, recipient: str | None = None) -> dict[str, Any]:
+    async def incoming(self, request: Request, state: State, recipient: FromPath[str | None] = None) -> dict[str, Any]:
         """Received faxes (all, or those to ``recipient``), paged; preview_file and file_url are signed links."""
         params = dict(request.query_params)
         user = await _user(state, params)
@@ -405,7 +406,9 @@ class FaxtoController(Controller):
         return {"status": "success", "url": f"{base}{path}?{signing.signed_query(_signing_key(state), path)}"}
 
     @get("/v2/signed/document/{document_id:int}/{name:str}", include_in_schema=False)
-    async def signed_preview(self, request: Request, state: State, document_id: int, name: str) -> Response:
+    async def signed_preview(
+        self, request: Request, state: State, document_id: FromPath[int], name: FromPath[str]
+    ) -> Response:
         """A page preview (``preview-<page>.png``) for a valid, unexpired signed link."""
         params = request.query_params
         if not signing.valid(
@@ -422,7 +425,9 @@ class FaxtoController(Controller):
         return Response(body, media_type="image/png", headers={"Content-Disposition": f'inline; filename="{name}"'})
 
     @get("/v2/signed/inbound/{fax_id:str}/{kind:str}", include_in_schema=False)
-    async def signed_inbound(self, request: Request, state: State, fax_id: str, kind: str) -> Response:
+    async def signed_inbound(
+        self, request: Request, state: State, fax_id: FromPath[str], kind: FromPath[str]
+    ) -> Response:
         """A received fax's PDF (``file``: attachment; ``preview``: inline) for a valid, unexpired signed link."""
         params = request.query_params
         if kind not in ("file", "preview") or not signing.valid(
@@ -493,7 +498,7 @@ class FaxtoNumbersController(Controller):
         return {"status": "success", "data": inventory.countries()}
 
     @get("/states/{country_code:str}")
-    async def states(self, request: Request, state: State, country_code: str) -> dict[str, Any]:
+    async def states(self, request: Request, state: State, country_code: FromPath[str]) -> dict[str, Any]:
         await _user(state, dict(request.query_params))
         found = inventory.states(country_code)
         if found is None:
@@ -501,7 +506,9 @@ class FaxtoNumbersController(Controller):
         return {"status": "success", "states": found}
 
     @get("/areacodes/{country_code:str}/{state_id:str}")
-    async def area_codes(self, request: Request, state: State, country_code: str, state_id: str) -> dict[str, Any]:
+    async def area_codes(
+        self, request: Request, state: State, country_code: FromPath[str], state_id: FromPath[str]
+    ) -> dict[str, Any]:
         await _user(state, dict(request.query_params))
         found = inventory.area_codes(country_code, state_id)
         if found is None:
@@ -509,7 +516,7 @@ class FaxtoNumbersController(Controller):
         return {"status": "success", "areacodes": found}
 
     @get("/countries/{country_code:str}/didgroups")
-    async def did_groups(self, request: Request, state: State, country_code: str) -> dict[str, Any]:
+    async def did_groups(self, request: Request, state: State, country_code: FromPath[str]) -> dict[str, Any]:
         params = dict(request.query_params)
         await _user(state, params)
         try:

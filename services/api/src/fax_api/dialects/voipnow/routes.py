@@ -13,6 +13,7 @@ from typing import Any
 
 from litestar import Controller, Request, Response, post
 from litestar.datastructures import State, UploadFile
+from litestar.params import FromPath
 
 from fax_api.dialects.openapi import FILE, STRING, form_body
 from fax_api.faxes import FaxValidationError, validate_fax_request
@@ -115,7 +116,9 @@ class VoipNowFaxesController(Controller):
     exception_handlers = {UapiError: _uapi_error}
 
     @post("/{user_id:str}/{extension:str}", status_code=200, operation_class=_CREATE_FAXES_BODY)
-    async def create_faxes(self, request: Request, state: State, user_id: str, extension: str) -> Response:
+    async def create_faxes(
+        self, request: Request, state: State, user_id: FromPath[str], extension: FromPath[str]
+    ) -> Response:
         """Send the ``files`` parts to every number of the ``request`` part's ``recipients``."""
         authorization = request.headers.get("authorization", "")
         token = authorization.removeprefix("Bearer ").strip() if authorization.startswith("Bearer ") else ""

@@ -12,6 +12,7 @@ import io
 import os
 import random
 import shutil
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -137,6 +138,32 @@ def test_run_becomes_healthy_stops_on_sigint_and_keeps_its_credentials(
         assert second.interrupt() == 0, second.report()
     finally:
         second.kill()
+
+
+def test_a_service_that_dies_is_restarted_and_the_platform_stays_up(
+    infra: Endpoints, database_url: str, state_dir: Path
+) -> None:
+    """Before: the supervisor stopped the whole platform (exit 1) when any one service died."""
+    run = DevstackRun(state_dir, _devstack_env(infra, database_url))
+    try:
+        run.wait_healthy()
+        before = _children_of(run.process.pid)
+        fetcher = next(pid for pid in before if "fax_fetcher" in Path(f"/proc/{pid}/cmdline").read_text())
+        os.kill(fetcher, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            after = _children_of(run.process.pid)
+            if len(after) == 6 and fetcher not in after:
+                break
+            time.sleep(0.2)
+        assert run.process.poll() is None, run.report()
+        assert fetcher not in after and len(after) == 6, run.report()
+        run.wait_healthy()
+        assert "fax_fetcher exited with code -9" in run.output_path.read_text(), run.report()
+        assert before - {fetcher} <= after, "the other services were restarted too"
+        assert run.interrupt() == 0, run.report()
+    finally:
+        run.kill()
 
 
 def test_killed_devstack_takes_its_services_with_it(infra: Endpoints, database_url: str, state_dir: Path) -> None:

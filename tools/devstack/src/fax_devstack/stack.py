@@ -1,7 +1,9 @@
 """``make run``: backing services, migrations, the demo tenant, the five services, and their supervision.
 
 The run ends with exit code 0 when asked to stop (SIGINT, SIGTERM) and non-zero when the platform could not
-start or a service died; either way it stops the services first and then the infrastructure it started.
+start; either way it stops the services first and then the infrastructure it started. A service that dies once the
+platform is up is restarted after a growing delay (``RestartBackoff``), as Kubernetes or systemd would: one crash
+never takes the rest of the platform down.
 """
 
 from __future__ import annotations
@@ -57,6 +59,26 @@ SERVICES: tuple[ServiceSpec, ...] = (
 )
 DEFAULT_TRANSMITTER_SIP = "127.0.0.1:5060"
 DEFAULT_FAXSIM_SIP = "127.0.0.1:5070"
+
+
+@dataclass(frozen=True)
+class RestartBackoff:
+    """How long to wait before restarting a service that died: doubling from ``first_s`` up to ``longest_s``.
+
+    A run that lasted ``stable_after_s`` counts as healthy and starts the doubling over, so a service that
+    crashes once a day comes back at once, and one that crashes on every start does not spin the machine.
+    """
+
+    first_s: float = 1.0
+    longest_s: float = 30.0
+    stable_after_s: float = 60.0
+
+    def delay(self, previous_delay_s: float | None, ran_for_s: float) -> float:
+        """The wait before the next start, given the wait before the last one (None: first crash)."""
+        if previous_delay_s is None or ran_for_s >= self.stable_after_s:
+            return self.first_s
+        return min(previous_delay_s * 2, self.longest_s)
+
 
 CREDENTIAL_KEYS = ("FAX_ACCOUNT_ID", "FAX_AUTH_TOKEN", "FAX_FAXBOX_ID", "FAX_FAXBOX_EMAIL", "FAX_INBOUND_NUMBER")
 
@@ -166,6 +188,8 @@ class Stack:
         )
         self.ports = service_ports(self.env)
         self.children: list[ChildProcess] = []
+        self.backoff = RestartBackoff()
+        self._environment: dict[str, str] = {}
 
     @property
     def api_url(self) -> str:
@@ -187,22 +211,23 @@ class Stack:
         write_credentials(self.state_dir / "credentials.env", credentials)
         log.info("migrations and demo tenant ready in %.1f s", time.monotonic() - began)
 
-        environment = service_environment(self.env, endpoints, self.state_dir)
-        os.makedirs(environment["FAX_LOOPBACK_RECEIVED_DIR"], exist_ok=True)
-        os.makedirs(environment["FAX_FAXSIM_RECEIVED_DIR"], exist_ok=True)
+        self._environment = service_environment(self.env, endpoints, self.state_dir)
+        os.makedirs(self._environment["FAX_LOOPBACK_RECEIVED_DIR"], exist_ok=True)
+        os.makedirs(self._environment["FAX_FAXSIM_RECEIVED_DIR"], exist_ok=True)
         began = time.monotonic()
         for spec in SERVICES:
-            self.children.append(
-                await spawn(
-                    spec.module,
-                    [sys.executable, "-m", spec.module, *spec.arguments],
-                    log_path=self.state_dir / "logs" / f"{spec.module}.log",
-                    env=environment,
-                )
-            )
+            self.children.append(await self._spawn(spec))
         await self._wait_until_healthy()
         log.info("services healthy in %.1f s", time.monotonic() - began)
         return credentials
+
+    async def _spawn(self, spec: ServiceSpec) -> ChildProcess:
+        return await spawn(
+            spec.module,
+            [sys.executable, "-m", spec.module, *spec.arguments],
+            log_path=self.state_dir / "logs" / f"{spec.module}.log",
+            env=self._environment,
+        )
 
     async def _wait_until_healthy(self) -> None:
         limit = env_int(self.env, "FAX_DEVSTACK_READY_TIMEOUT", DEFAULT_READY_TIMEOUT)
@@ -219,15 +244,36 @@ class Stack:
                     raise DevstackError(f"{self.api_url}/healthz did not answer 200 within {limit} s")
                 await asyncio.sleep(0.25)
 
-    async def supervise(self) -> ChildProcess:
-        """Wait until a service exits; that service."""
-        waits = {asyncio.ensure_future(child.wait()): child for child in self.children}
-        try:
-            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waits:
-                waiter.cancel()
-        return waits[next(iter(done))]
+    async def supervise(self) -> None:
+        """Keep every service running until cancelled: each one that exits is restarted after its backoff delay,
+        independently of the others, and the log says why it went."""
+        await asyncio.gather(*(self._keep_running(index, spec) for index, spec in enumerate(SERVICES)))
+
+    async def _keep_running(self, index: int, spec: ServiceSpec) -> None:
+        delay: float | None = None
+        while True:
+            child = self.children[index]
+            started = time.monotonic()
+            code = await child.wait()
+            ran_for = time.monotonic() - started
+            delay = self.backoff.delay(delay, ran_for)
+            log.warning(
+                "%s exited with code %s after %.0f s; restarting it in %.0f s. End of %s:\n%s",
+                spec.module,
+                code,
+                ran_for,
+                delay,
+                child.log_path,
+                log_tail(child.log_path, 20),
+            )
+            await asyncio.sleep(delay)
+            try:
+                self.children[index] = await self._spawn(spec)
+            except DevstackError as exc:
+                # A program that cannot even be started stays down; the others carry on.
+                log.error("%s could not be restarted: %s", spec.module, exc)
+                return
+            log.info("%s restarted (pid %d)", spec.module, self.children[index].pid)
 
     def services_log_tail(self, lines: int = 25) -> str:
         """The end of each service's log, for a failure report ("" before any service was started).
@@ -280,14 +326,12 @@ async def run(state_dir: Path, env: Mapping[str, str]) -> int:
         supervisor = asyncio.ensure_future(stack.supervise())
         await asyncio.wait({supervisor, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if supervisor.done():
-            died = supervisor.result()
-            print(
-                f"\n{died.name} exited with code {died.returncode}; stopping everything.\n"
-                f"--- end of {died.log_path}\n{log_tail(died.log_path, 40)}",
-                file=sys.stderr,
-            )
+            supervisor.result()  # raises what broke the supervision itself
+            print("\nno service could be restarted; stopping everything.", file=sys.stderr)
             return 1
         supervisor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await supervisor
         print("stopping ...", file=sys.stderr, flush=True)
         return 0
     finally:

@@ -10,7 +10,15 @@ import pytest
 
 from fax_devstack.infra import Endpoints, InfraPorts, ProvidedServices
 from fax_devstack.seaweed import SeaweedPorts, SeaweedS3, load_or_create_identity
-from fax_devstack.stack import CREDENTIAL_KEYS, SERVICES, banner, service_environment, service_ports, write_credentials
+from fax_devstack.stack import (
+    CREDENTIAL_KEYS,
+    SERVICES,
+    RestartBackoff,
+    banner,
+    service_environment,
+    service_ports,
+    write_credentials,
+)
 
 ENDPOINTS = Endpoints(
     database_url="postgresql://postgres@127.0.0.1:24432/fax",
@@ -167,3 +175,13 @@ def test_weed_gets_an_explicit_port_for_every_listener(tmp_path: Path) -> None:
     assert given == set(ports.all())
     assert "-ip=127.0.0.1" in command
     assert "-master.telemetry=false" in command
+
+
+def test_restart_backoff_doubles_while_a_service_keeps_crashing_and_starts_over_after_a_stable_run() -> None:
+    backoff = RestartBackoff(first_s=1, longest_s=30, stable_after_s=60)
+    delays, delay = [], None
+    for _ in range(7):
+        delay = backoff.delay(delay, ran_for_s=2)
+        delays.append(delay)
+    assert delays == [1, 2, 4, 8, 16, 30, 30]
+    assert backoff.delay(30, ran_for_s=61) == 1

@@ -1,11 +1,14 @@
 """Fax.to and VoipNow clients against the platform as ``make run`` starts it: every service, the SIP line, faxsim.
 
 Every curl example of spec/faxto-rest-api.md runs as the spec writes it (transcribed here: the spec lives outside
-the repository), with only its host and placeholders filled in, and answers its documented shape. The money is
-real: a fax faxsim receives is charged, one to a busy line is given back, and both delivery receipts reach the
-callback of the API settings. A fax to a number provisioned through Fax.to calls back with a PDF link that works,
-and a file's preview is the page as the fetcher renders it for faxing. VoipNow's example request is faxed to
-faxsim and shows, completed, in the Kazoo outbox of the token's account.
+the repository), with only its host and placeholders filled in, and answers its documented shape, decoded with the
+types its example responses show (tests/integration/wire_types.py). The money is real: a fax faxsim receives is
+charged, one to a busy line is given back, and both delivery receipts reach the callback of the API settings with
+the fax_job_id the send answered. A number provisioned by the text's Python snippet is faxed by faxsim, dialled with
+and without its '+': both faxes call back with the number as /numbers lists it, a PDF link that works, and are
+listed under either form of the number with its did_id. A file's preview is the page as the fetcher renders it for
+faxing. VoipNow's example request, with either form of its Authorization header, is faxed to faxsim and shows,
+completed, in the Kazoo outbox of the token's account.
 """
 
 from __future__ import annotations
@@ -31,6 +34,17 @@ from PIL import Image
 
 from tests.integration.documents import make_pdf
 from tests.integration.stack import REPO, RunningStack, fresh_database, running_stack
+from tests.integration.wire_types import (
+    FaxStatus,
+    History,
+    Inbox,
+    Numbers,
+    Provisioned,
+    Sent,
+    Uploaded,
+    VoipNowCreated,
+    decode,
+)
 
 # name -> the command line as the spec writes it. The DID-group example's "cityNamePattern=New York%" is the one
 # change: curl refuses a URL with a space in it, so it is percent-encoded.
@@ -101,6 +115,21 @@ SHAPES: dict[str, tuple[set[str], str | None, set[str]]] = {
     "areacodes": ({"status", "areacodes"}, "areacodes", {"country_code", "state_id", "area_code"}),
     "didgroups": ({"status", "data"}, None, set()),
 }  # fmt: skip
+# The examples whose answers have a type in wire_types (the others are checked by their keys only).
+TYPES: dict[str, type] = {"send": Sent, "status": FaxStatus, "history": History, "upload_remote": Uploaded,
+                          "upload_local": Uploaded, "provision": Provisioned, "numbers": Numbers, "incoming": Inbox,
+                          "incoming_recipient": Inbox}  # fmt: skip
+# The text's Python snippet for provisioning a number in a DID group, in Python 3 (urllib.urlopen became
+# urllib.request.urlopen; without data it is a GET, as in Python 2), host and placeholders filled in as for curl.
+PROVISION_SNIPPET = """import urllib.request, urllib.parse
+params = {
+    'api_key': 'API_KEY'
+}
+
+url = 'https://fax.to/api/v2/countries/didgroups/{did_group_id}/provision?' + urllib.parse.urlencode(params)
+response = urllib.request.urlopen(url)
+print(response.read().decode())
+"""
 PROVISIONED_KEYS = {"id", "didid", "did_group_id", "country_code", "city_name", "area_code", "number", "type",
                     "trunk_id"}  # fmt: skip
 SENT_TO = "+441224459292"  # the send example's number: faxsim answers it as a fax machine
@@ -169,6 +198,8 @@ def run_example(stack: RunningStack, name: str, values: dict[str, str]) -> tuple
 
 
 def assert_shape(name: str, answer: Any) -> None:
+    if name in TYPES:
+        decode(answer, TYPES[name])
     top, listed, element = SHAPES[name]
     if isinstance(answer, dict):
         assert top <= set(answer), f"{name}: missing {top - set(answer)}"
@@ -224,6 +255,12 @@ def test_every_curl_example_answers_its_documented_shape_and_money_follows_the_c
 
     remote = example("upload_remote", **{"{REMOTE_FILE_URL}": f"{document_server}/fax.pdf", "API_KEY": key})
     assert set(remote["document"]) >= DOCUMENT_KEYS
+    # The text's names: <orig_filename>.tiff, and a preview named from the upload on (the fetcher draws it then).
+    named = remote["document"]
+    assert (named["filename"], named["preview_file"]) == (
+        f"{named['orig_filename']}.tiff",
+        f"{named['orig_filename']}.preview.png",
+    )
     local_pdf = make_pdf(tmp_path / "local.pdf")
     local = example("upload_local", **{"{LOCAL_FILE_PATH}": str(local_pdf), "API_KEY": key})
     document_id = str(local["document_id"])
@@ -240,13 +277,14 @@ def test_every_curl_example_answers_its_documented_shape_and_money_follows_the_c
     sent = example("send", API_KEY=key, **{"112601": document_id})
     cost = sent["cost"]
     assert sent["status"] == "executed" and cost == round(2 * UK_PER_PAGE, 4)
-    busy = httpx.post(
-        f"{stack.api_url}/api/v2/fax", data={"api_key": key, "fax_number": BUSY, "document_id": document_id}
+    # The text's Encoding: "a POST or GET call".
+    busy = httpx.get(
+        f"{stack.api_url}/api/v2/fax", params={"api_key": key, "fax_number": BUSY, "document_id": document_id}
     ).json()
-    assert busy["status"] == "executed", busy
+    assert decode(busy, Sent).status == "executed", busy
 
-    def status_of(job_id: str) -> str:
-        answer = example("status", **{"{fax_job_id}": job_id, "API_KEY": key})
+    def status_of(job_id: int) -> str:
+        answer = example("status", **{"{fax_job_id}": str(job_id), "API_KEY": key})
         return answer["message"] if not answer["message"].startswith(("Queued", "Sending")) else ""
 
     assert wait_for(lambda: status_of(sent["fax_job_id"]), what="the fax to faxsim") == "Sent! Fax Has Been Answered."
@@ -256,9 +294,11 @@ def test_every_curl_example_answers_its_documented_shape_and_money_follows_the_c
     history = {h["id"]: h["status"] for h in example("history", API_KEY=key)["history"]}
     assert history == {sent["fax_job_id"]: "success", busy["fax_job_id"]: "failed"}
     receipts = wait_for(lambda: len(received) >= 2 and received, what="both delivery receipts")
+    # Each receipt names its fax by the fax_job_id its send answered.
     by_job = {fields["fax_job_id"]: fields for path, _, fields in receipts if path == "/fax-events"}
-    assert (by_job[sent["fax_job_id"]]["status"], by_job[sent["fax_job_id"]]["msg_code"]) == ("success", "ok")
-    assert (by_job[busy["fax_job_id"]]["status"], by_job[busy["fax_job_id"]]["msg_code"]) == ("failed", "busy")
+    sent_receipt, busy_receipt = by_job[str(sent["fax_job_id"])], by_job[str(busy["fax_job_id"])]
+    assert (sent_receipt["status"], sent_receipt["msg_code"]) == ("success", "ok")
+    assert (busy_receipt["status"], busy_receipt["msg_code"]) == ("failed", "busy")
 
     assert example("delete_file", **{"{document_id}": str(remote["document_id"]), "API_KEY": key}) == {
         "status": "success"
@@ -286,55 +326,93 @@ def _free_udp_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_a_fax_to_a_provisioned_number_calls_back_with_a_working_pdf_link(
+def _faxsim_send(stack: RunningStack, document: Path, to: str, media_ports: str) -> subprocess.Popen[str]:
+    """faxsim faxes ``document`` to ``to`` over SIP, calling the transmitter as a trunk would."""
+    sip_port = int(stack.api_url.rsplit(":", 1)[1]) + 6  # running_stack: the transmitter's SIP port
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "fax_faxsim", "send", str(document), "--to", to, "--from", "+15557770002",
+            "--target", f"127.0.0.1:{sip_port}", "--sip", f"127.0.0.1:{_free_udp_port()}",
+            "--media-ports", media_ports,
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+    )  # fmt: skip
+
+
+def test_a_provisioned_number_dialled_with_or_without_plus_is_one_number(
     stack: RunningStack, callbacks, tmp_path: Path
 ) -> None:
-    """A user provisions a number and sets its callback in the API settings; faxsim faxes the number over SIP; the
-    receive callback arrives with Fax.to's fields, and its file link serves the PDF."""
+    """A user provisions a number with the text's Python snippet and sets its callback in the API settings;
+    faxsim faxes the number over SIP twice, dialling it as trunks deliver numbers (12048134700) and with its '+'.
+    Both receive callbacks arrive with Fax.to's fields, ``to`` the number as /numbers lists it, and a file link
+    that serves the PDF; both faxes are listed under either form of the number, with its did_id.
+
+    Caught: the fax dialled without '+' was stored as 12048134700 with did_id null, listed under neither form, and
+    called back with to=12048134700."""
     received, base = callbacks
     api = stack.api_url
     email = f"rx-{uuid.uuid4().hex[:8]}@example.com"
     key = httpx.post(f"{api}/api/v2/user", json={"email": email, "password": "s3cret-pass"}).json()["api_key"]
     assert httpx.post(f"{api}/api/v2/settings", data={"api_key": key, "callback_url": f"{base}/fax-in"}).is_success
-    number = httpx.post(f"{api}/api/v2/provision-numbers", params={"api_key": key}).json()["data"]["number"]
-    sip_port = int(api.rsplit(":", 1)[1]) + 6  # running_stack: the transmitter's SIP port
+    snippet = PROVISION_SNIPPET.replace("https://fax.to", api).replace("API_KEY", key)
+    ran = subprocess.run(
+        [sys.executable, "-c", snippet.replace("{did_group_id}", "67")], capture_output=True, text=True, timeout=60
+    )
+    assert ran.returncode == 0, ran.stderr
+    provisioned = decode(json.loads(ran.stdout), Provisioned).data
+    number = provisioned.number
+    assert (provisioned.did_group_id, provisioned.area_code) == (67, "204") and number.startswith("+1204")
+    listed = decode(httpx.get(f"{api}/api/v2/numbers", params={"api_key": key}).json(), Numbers).numbers
+    assert [n.did_number for n in listed] == [number]
 
     document = make_pdf(tmp_path / "to-faxto.pdf")
-    sent = subprocess.run(
-        [
-            sys.executable, "-m", "fax_faxsim", "send", str(document), "--to", number, "--from", "+15557770002",
-            "--target", f"127.0.0.1:{sip_port}", "--sip", f"127.0.0.1:{_free_udp_port()}",
-            "--media-ports", "47200-47399",
-        ],
-        capture_output=True, text=True, timeout=240, cwd=REPO,
-    )  # fmt: skip
-    assert sent.returncode == 0, sent.stdout + sent.stderr
-    calls = wait_for(lambda: [r for r in received if r[0] == "/fax-in"], timeout=60, what="the receive callback")
-    (_, content_type, fields) = calls[0]
-    assert content_type == "application/x-www-form-urlencoded"
-    assert set(fields) == {"uuid", "from", "to", "time", "file", "rsid", "speed", "duration", "ecm", "pages",
-                           "compression"}  # fmt: skip
-    assert (fields["from"], fields["to"], fields["pages"]) == ("+15557770002", number, "2")
-    assert fields["rsid"] == "FAXSIM" and int(fields["speed"]) >= 2400 and fields["compression"] in ("MH", "MR", "MMR")
-    assert int(fields["duration"]) > 0 and fields["ecm"] in ("0", "1")
+    senders = [
+        _faxsim_send(stack, document, number.lstrip("+"), "47200-47299"),
+        _faxsim_send(stack, document, number, "47300-47399"),
+    ]
+    for sender in senders:
+        output, _ = sender.communicate(timeout=240)
+        assert sender.returncode == 0, output
 
-    pdf = httpx.get(fields["file"], timeout=30)
-    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
-    assert pdf.content.count(b"/Type /Page") - pdf.content.count(b"/Type /Pages") == 2
-    incoming = httpx.get(f"{api}/api/v2/incoming-faxes/{number}", params={"api_key": key}).json()
-    [listed] = incoming["inbox"]
-    assert listed["id"] == fields["uuid"] and listed["filesize"].endswith(("B", "KB")) and listed["did_id"]
-    for name, values in (("incoming", {}), ("incoming_recipient", {"{recipient}": number.lstrip("+")})):
-        code, answer = run_example(stack, name, {**values, "API_KEY": key})  # the examples, with a fax to list
-        assert code == 200 and len(answer["inbox"]) == 1
+    def both_callbacks() -> list[tuple[str, str, dict[str, str]]] | None:
+        found = [r for r in received if r[0] == "/fax-in"]
+        return found if len(found) >= 2 else None
+
+    calls = wait_for(both_callbacks, timeout=60, what="both receive callbacks")
+    for _, content_type, fields in calls:
+        assert content_type == "application/x-www-form-urlencoded"
+        assert set(fields) == {"uuid", "from", "to", "time", "file", "rsid", "speed", "duration", "ecm", "pages",
+                               "compression"}  # fmt: skip
+        assert (fields["from"], fields["to"], fields["pages"]) == ("+15557770002", number, "2")
+        assert fields["rsid"] == "FAXSIM" and int(fields["speed"]) >= 2400
+        assert fields["compression"] in ("MH", "MR", "MMR")
+        assert int(fields["duration"]) > 0 and fields["ecm"] in ("0", "1")
+        pdf = httpx.get(fields["file"], timeout=30)
+        assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+        assert pdf.content.count(b"/Type /Page") - pdf.content.count(b"/Type /Pages") == 2
+    assert len(calls) == 2
+
+    digits = number.lstrip("+")
+    inboxes = []
+    for recipient in (digits, f"%2B{digits}"):
+        inbox = decode(httpx.get(f"{api}/api/v2/incoming-faxes/{recipient}", params={"api_key": key}).json(), Inbox)
+        assert {(f.number, f.did_id, f.total_pages) for f in inbox.inbox} == {(number, provisioned.id, 2)}
+        assert len(inbox.inbox) == 2 and inbox.inbox[0].filesize.endswith(("B", "KB"))
+        inboxes.append([f.id for f in inbox.inbox])
+    assert inboxes[0] == inboxes[1]
+    for name, values in (("incoming", {}), ("incoming_recipient", {"{recipient}": digits})):
+        code, answer = run_example(stack, name, {**values, "API_KEY": key})  # the examples, with faxes to list
+        assert code == 200 and len(answer["inbox"]) == 2
         assert_shape(name, answer)
-    forged = fields["file"].replace("signature=", "signature=0")
+    forged = calls[0][2]["file"].replace("signature=", "signature=0")
     assert httpx.get(forged).status_code == 403
 
 
-def test_the_voipnow_example_is_faxed_and_completes_in_the_kazoo_outbox(stack: RunningStack) -> None:
+@pytest.mark.parametrize("scheme", ["Bearer", "token"])
+def test_the_voipnow_example_is_faxed_and_completes_in_the_kazoo_outbox(stack: RunningStack, scheme: str) -> None:
     """The spec's example request, with a well-formed multipart body (the spec's boundary lines do not match its
-    header): fax.txt to 7778888 from extension 0003*210, with the demo tenant's token as the Bearer token."""
+    header): fax.txt to 7778888 from extension 0003*210, with the demo tenant's token as the example sends it
+    (``Authorization: Bearer <token>``) and as the request model shows it (``Authorization: token <token>``)."""
     boundary = "------325343636"
     body = (
         f"--{boundary}\r\n"
@@ -349,12 +427,13 @@ def test_the_voipnow_example_is_faxed_and_completes_in_the_kazoo_outbox(stack: R
     token = stack.credentials["FAX_AUTH_TOKEN"]
     answer = httpx.post(
         f"{stack.api_url}/uapi/faxes/@me/0003*210",
-        headers={"Authorization": f"Bearer {token}", "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        headers={"Authorization": f"{scheme} {token}", "Content-Type": f"multipart/form-data; boundary={boundary}"},
         content=body,
         timeout=30,
     )
-    assert answer.status_code == 200 and set(answer.json()) == {"id", "uid"}, answer.text
-    outbox = f"{stack.api_url}/v2/accounts/{stack.credentials['FAX_ACCOUNT_ID']}/faxes/outbox/{answer.json()['uid']}"
+    assert answer.status_code == 200, answer.text
+    created = decode(answer.json(), VoipNowCreated)
+    outbox = f"{stack.api_url}/v2/accounts/{stack.credentials['FAX_ACCOUNT_ID']}/faxes/outbox/{created.uid}"
 
     def finished() -> dict | None:
         response = httpx.get(outbox, headers={"X-Auth-Token": token})

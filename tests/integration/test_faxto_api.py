@@ -26,6 +26,17 @@ from minio import Minio
 from PIL import Image
 
 from tests.integration.kazoo_api import KazooApi, kazoo_api_fixture  # noqa: F401
+from tests.integration.wire_types import (
+    FaxStatus,
+    FaxtoFailure,
+    History,
+    Inbox,
+    Numbers,
+    Provisioned,
+    Sent,
+    Uploaded,
+    decode,
+)
 
 # Three page objects: Fax.to's cost counts pages.
 PDF = (
@@ -90,6 +101,12 @@ def upload(api: KazooApi, api_key: str, tmp_path, body: bytes = PDF, name: str =
     code, answer = curl(api, "-F", f"file=@{path}", f"{api.url}/api/v2/files?api_key={api_key}")
     assert code == 200, answer
     return answer
+
+
+def job_of(api: KazooApi, fax_job_id: int) -> dict:
+    """The job a send answered with ``fax_job_id``."""
+    [job] = api.sql("SELECT id, status, to_number, request FROM fax_jobs WHERE int_id = $1", fax_job_id)
+    return job
 
 
 def balance(api: KazooApi, api_key: str) -> float:
@@ -226,10 +243,10 @@ def test_files_cost_send_status_history_and_charge(kazoo_api: KazooApi, tmp_path
     assert code == 200, sent
     assert sent["status"] == "executed" and sent["cost"] == float(3 * UK_PER_PAGE)
     assert sent["user_cash_balance"] == float(Decimal("10.00") - 3 * UK_PER_PAGE)
-    job_id = sent["fax_job_id"]
-    job = kazoo_api.sql("SELECT status, to_number, request FROM fax_jobs WHERE id = $1::uuid", job_id)[0]
+    job_id = decode(sent, Sent).fax_job_id  # an integer, as the text shows it
+    job = job_of(kazoo_api, job_id)
     assert job["to_number"] == "+441224459292" and job["status"] == "attaching_files"
-    assert json.loads(job["request"])["document"]["uploads"] == [f"jobs/{uuid.UUID(job_id)}/upload-0"]
+    assert json.loads(job["request"])["document"]["uploads"] == [f"jobs/{job['id']}/upload-0"]
 
     code, status = curl(
         kazoo_api,
@@ -243,8 +260,8 @@ def test_files_cost_send_status_history_and_charge(kazoo_api: KazooApi, tmp_path
     assert status["message"].startswith("Queued") and status["user_cash_balance"] == sent["user_cash_balance"]
 
     # Completed: the reservation becomes the charge; the balance stays where the send put it.
-    kazoo_api.sql("UPDATE fax_jobs SET status = 'completed' WHERE id = $1::uuid", job_id)
-    charge = kazoo_api.sql("SELECT state, amount FROM balance_charges WHERE job_id = $1::uuid", job_id)[0]
+    kazoo_api.sql("UPDATE fax_jobs SET status = 'completed' WHERE int_id = $1", job_id)
+    charge = kazoo_api.sql("SELECT state, amount FROM balance_charges WHERE job_id = $1", job["id"])[0]
     assert charge == {"state": "settled", "amount": 3 * UK_PER_PAGE}
     code, status = curl(kazoo_api, f"{kazoo_api.url}/api/v2/fax/{job_id}/status?api_key={key}")
     assert status["message"] == "Sent! Fax Has Been Answered."
@@ -267,7 +284,7 @@ def test_files_cost_send_status_history_and_charge(kazoo_api: KazooApi, tmp_path
     assert balance(kazoo_api, key) == float(Decimal(str(sent["user_cash_balance"])) - US_PER_PAGE)
     for _ in range(2):  # a repeated failure must not refund twice
         kazoo_api.sql(
-            "UPDATE fax_jobs SET status = 'failed', tx_result = '{\"error_message\": \"busy\"}' WHERE id = $1::uuid",
+            "UPDATE fax_jobs SET status = 'failed', tx_result = '{\"error_message\": \"busy\"}' WHERE int_id = $1",
             failed["fax_job_id"],
         )
     assert balance(kazoo_api, key) == sent["user_cash_balance"]
@@ -286,6 +303,7 @@ def test_files_cost_send_status_history_and_charge(kazoo_api: KazooApi, tmp_path
     )
     assert code == 200 and history["status"] == "success"
     entries = {h["id"]: h for h in history["history"]}
+    decode(history, History)
     assert entries[job_id]["status"] == "success" and entries[failed["fax_job_id"]]["status"] == "failed"
     assert entries[job_id]["recipient"] == "441224459292" and entries[job_id]["document_id"] == document_id
     assert entries[job_id]["created"]["timezone"] == "UTC"
@@ -293,7 +311,7 @@ def test_files_cost_send_status_history_and_charge(kazoo_api: KazooApi, tmp_path
     # Both jobs are the account's Kazoo outbox entries.
     token = kazoo_token(kazoo_api, account_id)
     outbox = kazoo_api.call("GET", f"/v2/accounts/{account_id}/faxes/outbox", token).json()["data"]
-    assert {f["id"] for f in outbox} == {job_id, failed["fax_job_id"]}
+    assert {f["id"] for f in outbox} == {job["id"].hex, job_of(kazoo_api, failed["fax_job_id"])["id"].hex}
 
     code, gone = curl(
         kazoo_api,
@@ -383,21 +401,23 @@ def test_incoming_faxes_with_signed_links(kazoo_api: KazooApi, infra) -> None:
     key = register(kazoo_api)
     account_id = account_of(kazoo_api, key)
     s3 = Minio(infra.s3_endpoint, access_key=infra.s3_access_key, secret_key=infra.s3_secret_key, secure=False)
-    pdfs = {}
+    pdfs, hexes = {}, {}
     for n, to_number in enumerate(["+15550001111", "+15550001111", "+15550002222"]):
         fax_id = uuid.uuid4()
         body = PDF + f"% fax {n}\n".encode()
         s3.put_object(infra.s3_bucket, f"inbound/{fax_id}/fax.pdf", io.BytesIO(body), len(body))
-        kazoo_api.sql(
+        [row] = kazoo_api.sql(
             "INSERT INTO inbound_faxes (id, account_id, status, from_number, to_number, pages, pdf_key, created_at)"
-            " VALUES ($1, $2, 'received', '+919245657633', $3, 3, $4, now() + make_interval(secs => $5))",
+            " VALUES ($1, $2, 'received', '+919245657633', $3, 3, $4, now() + make_interval(secs => $5))"
+            " RETURNING int_id",
             fax_id,
             account_id,
             to_number,
             f"inbound/{fax_id}/fax.pdf",
             n,
         )
-        pdfs[fax_id.hex] = body
+        pdfs[row["int_id"]] = body
+        hexes[row["int_id"]] = fax_id.hex
 
     code, listing = curl(
         kazoo_api,
@@ -423,7 +443,7 @@ def test_incoming_faxes_with_signed_links(kazoo_api: KazooApi, infra) -> None:
     assert httpx.get(entry["file_url"]).content == pdfs[entry["id"]]
     preview = httpx.get(entry["preview_file"])
     assert preview.status_code == 200 and preview.headers["content-type"] == "application/pdf"
-    tampered = entry["file_url"].replace(entry["id"], listing["inbox"][1]["id"])
+    tampered = entry["file_url"].replace(hexes[entry["id"]], hexes[listing["inbox"][1]["id"]])
     assert httpx.get(tampered).status_code == 403
     expired = re.sub(r"expires=\d+", "expires=1", entry["file_url"])
     assert httpx.get(expired).status_code == 403
@@ -477,7 +497,7 @@ def test_numbers_inventory_provisioning_and_listing(kazoo_api: KazooApi) -> None
         f"{kazoo_api.url}/api/v2/provision-numbers?api_key={key}",
     )
     assert code == 200 and provisioned["message"] == "Number has been provisioned.", provisioned
-    number = provisioned["data"]["number"]
+    number = decode(provisioned, Provisioned).data.number
     assert set(provisioned["data"]) == {
         "id",
         "didid",
@@ -566,7 +586,7 @@ def test_file_generate_preview_links_the_fetchers_page_images(kazoo_api: KazooAp
     assert httpx.get(answer["url"].replace("signature=", "signature=0")).status_code == 403
     assert httpx.get(answer["url"].replace("preview-1.png", "preview-2.png")).status_code == 403  # signed per page
     code, clean = curl(kazoo_api, *get, f"{kazoo_api.url}/api/v2/file-clean?document_id={document_id}&api_key={key}")
-    assert (clean["preview_in_storage"], clean["preview_file"].endswith(".preview-1.png")) == (1, True)
+    assert (clean["preview_in_storage"], clean["preview_file"]) == (1, f"{clean['orig_filename']}.preview.png")
     other = register(kazoo_api)
     assert curl(kazoo_api, *get, preview_url.replace(key, other))[0] == 404
 
@@ -631,9 +651,7 @@ def test_delivery_webhook_target_is_the_jobs_callback(kazoo_api: KazooApi, tmp_p
     form = {"api_key": key, "fax_number": "+12025550100", "document_id": document_id}
     sent = httpx.post(f"{kazoo_api.url}/api/v2/fax", data={**form, "callback_url": "https://hooks.example.com/fax"})
     assert sent.status_code == 200, sent.text
-    request = json.loads(
-        kazoo_api.sql("SELECT request FROM fax_jobs WHERE id = $1::uuid", sent.json()["fax_job_id"])[0]["request"]
-    )
+    request = json.loads(job_of(kazoo_api, sent.json()["fax_job_id"])["request"])
     assert request["callback"] == {"url": "https://hooks.example.com/fax", "method": "post",
                                    "type": "www-url-form-encoded"}  # fmt: skip
     bad = httpx.post(f"{kazoo_api.url}/api/v2/fax", data={**form, "callback_url": "ftp://x"})
@@ -666,9 +684,7 @@ def test_api_settings_callback_is_every_later_sends_webhook(kazoo_api: KazooApi,
     def callback_of(answer: httpx.Response) -> object:
         assert answer.status_code == 200, answer.text
         job_id = answer.json()["fax_job_id"]
-        return json.loads(kazoo_api.sql("SELECT request FROM fax_jobs WHERE id = $1::uuid", job_id)[0]["request"]).get(
-            "callback"
-        )
+        return json.loads(job_of(kazoo_api, job_id)["request"]).get("callback")
 
     send_url = f"{kazoo_api.url}/api/v2/fax"
     assert callback_of(httpx.post(send_url, data=form)) == {
@@ -703,3 +719,145 @@ def test_operator_credits_a_balance_and_it_is_recorded(kazoo_api: KazooApi) -> N
         "SELECT amount::text, note FROM balance_credits WHERE account_id = $1 ORDER BY id", account_of(kazoo_api, key)
     )
     assert recorded == [{"amount": "2.5000", "note": "invoice 17"}, {"amount": "-2.5000", "note": ""}]
+
+
+def test_ids_decode_as_the_integers_the_text_shows_and_status_takes_what_send_returned(
+    kazoo_api: KazooApi, tmp_path
+) -> None:
+    """Caught: fax_job_id (both send forms), the history's ids and the upload's names were not what the text shows:
+    a typed client decoding fax_job_id as an integer failed on every send. Ids are integers, never reused, and
+    /fax/{fax_job_id}/status takes the integer (and the Kazoo id of the same job)."""
+    key = register(kazoo_api)
+    top_up(kazoo_api, key, "5.00")
+    uploaded = decode(upload(kazoo_api, key, tmp_path), Uploaded)
+    document = uploaded.document
+    assert document.orig_filename.endswith(".pdf") and document.filename == f"{document.orig_filename}.tiff"
+    assert document.preview_file == f"{document.orig_filename}.preview.png"  # drawn from the upload on
+    form = {"api_key": key, "fax_number": "+441224459292", "document_id": str(uploaded.document_id)}
+    v1 = decode(httpx.post(f"{kazoo_api.url}/api/v1/fax", data=form).json(), Sent)
+    # The Encoding section: "a POST or GET call using UTF-8 encoding and URL encoded values".
+    v2 = decode(httpx.get(f"{kazoo_api.url}/api/v2/fax", params=form).json(), Sent)
+    assert v1.status == v2.status == "executed" and v2.fax_job_id > v1.fax_job_id
+    kazoo_api.sql("DELETE FROM fax_jobs WHERE int_id = $1", v1.fax_job_id)
+    again = decode(httpx.post(f"{kazoo_api.url}/api/v2/fax", data=form).json(), Sent)
+    assert again.fax_job_id > v2.fax_job_id, "a removed job's id is never handed out again"
+
+    for job_id in (v2.fax_job_id, job_of(kazoo_api, v2.fax_job_id)["id"].hex):
+        status = httpx.get(f"{kazoo_api.url}/api/v2/fax/{job_id}/status", params={"api_key": key})
+        assert decode(status.json(), FaxStatus).message.startswith("Queued"), status.text
+    gone = httpx.get(f"{kazoo_api.url}/api/v2/fax/{v1.fax_job_id}/status", params={"api_key": key})
+    assert gone.status_code == 404 and decode(gone.json(), FaxtoFailure).status == "failed"
+    history = decode(httpx.get(f"{kazoo_api.url}/api/v2/fax-history", params={"api_key": key}).json(), History)
+    assert [h.id for h in history.history] == [again.fax_job_id, v2.fax_job_id]
+    assert {h.document_id for h in history.history} == {uploaded.document_id}
+
+    other = register(kazoo_api)
+    foreign = httpx.get(f"{kazoo_api.url}/api/v2/fax/{v2.fax_job_id}/status", params={"api_key": other})
+    assert foreign.status_code == 404, "another account's job is not found"
+
+
+def test_fax_numbers_are_read_as_e164_and_a_national_number_is_refused(kazoo_api: KazooApi, tmp_path) -> None:
+    key = register(kazoo_api)
+    top_up(kazoo_api, key, "5.00")
+    document_id = upload(kazoo_api, key, tmp_path)["document_id"]
+    send = f"{kazoo_api.url}/api/v2/fax"
+    for written in ("0044 1224 459292", "+44 (1224) 459-292", "441224459292"):
+        sent = httpx.post(send, data={"api_key": key, "fax_number": written, "document_id": document_id})
+        assert job_of(kazoo_api, decode(sent.json(), Sent).fax_job_id)["to_number"] == "+441224459292", written
+    national = httpx.post(send, data={"api_key": key, "fax_number": "01224 459292", "document_id": document_id})
+    assert national.status_code == 400
+    assert "national number" in decode(national.json(), FaxtoFailure).message
+    cost = httpx.get(
+        f"{kazoo_api.url}/api/v2/fax/{document_id}/costs", params={"api_key": key, "fax_number": "00161242252602"}
+    )
+    assert cost.json() == {"status": "success", "cost": float(3 * US_PER_PAGE)}  # +1...: the US rate, not +0...
+
+
+def test_the_snippets_provision_path_with_post_and_get(kazoo_api: KazooApi) -> None:
+    """Caught: /api/v2/countries/didgroups/{id}/provision, the path of the text's PHP (POST), Python and Ruby (GET)
+    snippets, answered 404 in Kazoo's error shape; trunk_id was null where the text shows an integer."""
+    key = register(kazoo_api)
+    path = f"{kazoo_api.url}/api/v2/countries/didgroups/67/provision"
+    # PHP: CURLOPT_POST with no fields; Python 2's urllib.urlopen(url) and Ruby's Net::HTTP.get: a GET.
+    posted = decode(httpx.post(path, params={"api_key": key}).json(), Provisioned)
+    fetched = decode(httpx.get(path, params={"api_key": key}).json(), Provisioned)
+    assert posted.message == fetched.message == "Number has been provisioned."
+    assert (posted.data.did_group_id, posted.data.area_code, posted.data.city_name) == (67, "204", "WINNIPEG")
+    assert posted.data.number != fetched.data.number and posted.data.didid == posted.data.id
+    listed = decode(httpx.get(f"{kazoo_api.url}/api/v2/numbers", params={"api_key": key}).json(), Numbers)
+    assert {n.did_number for n in listed.numbers} == {posted.data.number, fetched.data.number}
+    unknown = httpx.get(f"{kazoo_api.url}/api/v2/countries/didgroups/999999/provision", params={"api_key": key})
+    assert unknown.status_code == 404 and decode(unknown.json(), FaxtoFailure).message == "Unknown did_group_id"
+    assert httpx.get(path, params={"api_key": "wrong"}).status_code == 401
+
+
+def test_incoming_faxes_are_found_by_the_recipient_with_or_without_plus(kazoo_api: KazooApi, infra) -> None:
+    """A number is one number however it is written: /incoming-faxes/12048134700 and /%2B12048134700 (and the
+    number as a client might format it) list the same faxes, each with the provisioned number's did_id.
+    Also caught: a fax without documents left (after Kazoo's DELETE .../attachment) made the listing a 500."""
+    key = register(kazoo_api)
+    account_id = account_of(kazoo_api, key)
+    provisioned = decode(
+        httpx.post(f"{kazoo_api.url}/api/v2/provision-numbers", params={"api_key": key}).json(), Provisioned
+    ).data
+    s3 = Minio(infra.s3_endpoint, access_key=infra.s3_access_key, secret_key=infra.s3_secret_key, secure=False)
+    ids = []
+    for _ in range(2):
+        fax_id = uuid.uuid4()
+        s3.put_object(infra.s3_bucket, f"inbound/{fax_id}/fax.pdf", io.BytesIO(PDF), len(PDF))
+        [row] = kazoo_api.sql(
+            "INSERT INTO inbound_faxes (id, account_id, status, from_number, to_number, pages, pdf_key)"
+            " VALUES ($1, $2, 'received', '+919245657633', $3, 1, $4) RETURNING int_id",
+            fax_id,
+            account_id,
+            provisioned.number,
+            f"inbound/{fax_id}/fax.pdf",
+        )
+        ids.append(row["int_id"])
+    digits = provisioned.number.lstrip("+")
+    for recipient in (digits, f"%2B{digits}", f"+{digits}", f"{digits[0]}%20({digits[1:4]})%20{digits[4:]}"):
+        answer = httpx.get(f"{kazoo_api.url}/api/v2/incoming-faxes/{recipient}", params={"api_key": key})
+        inbox = decode(answer.json(), Inbox).inbox
+        assert [f.id for f in inbox] == ids[::-1], recipient
+        assert {(f.number, f.did_id) for f in inbox} == {(provisioned.number, provisioned.id)}, recipient
+    national = httpx.get(f"{kazoo_api.url}/api/v2/incoming-faxes/0204813", params={"api_key": key})
+    assert national.status_code == 400 and "national number" in decode(national.json(), FaxtoFailure).message
+
+    kazoo_api.sql("UPDATE inbound_faxes SET pdf_key = NULL WHERE int_id = $1", ids[0])
+    answer = httpx.get(f"{kazoo_api.url}/api/v2/incoming-faxes/{digits}", params={"api_key": key})
+    assert answer.status_code == 200, answer.text
+    assert [(f["id"], f["filesize"]) for f in answer.json()["inbox"]] == [(ids[1], f"{len(PDF)} B"), (ids[0], None)]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/api/v2/no-such-call", 404),
+        ("GET", "/api/v1/no-such-call", 404),
+        ("DELETE", "/api/v2/fax", 405),
+        ("PUT", "/api/v1/fax", 405),
+        ("PATCH", "/api/v2/files", 405),
+        ("DELETE", "/api/v2/files/not-a-number", 404),
+        ("GET", "/api/v2/fax/not-a-number/costs", 404),
+    ],
+)
+def test_every_faxto_path_answers_in_faxtos_error_shape(
+    kazoo_api: KazooApi, method: str, path: str, status: int
+) -> None:
+    """Caught: unknown paths and methods under /api answered in Kazoo's envelope (data, error, request_id)."""
+    answer = httpx.request(method, f"{kazoo_api.url}{path}", params={"api_key": "any"})
+    assert answer.status_code == status
+    assert decode(answer.json(), FaxtoFailure).status == "failed"
+
+
+def test_bad_bodies_answer_in_faxtos_error_shape(kazoo_api: KazooApi) -> None:
+    key = register(kazoo_api)
+    for headers, body in (
+        ({"Content-Type": "multipart/form-data; boundary=xyz"}, b"--xyz\r\nContent-Disposition: form-data\r\n"),
+        ({"Content-Type": "application/json"}, b"{broken"),
+    ):
+        answer = httpx.post(f"{kazoo_api.url}/api/v2/files", params={"api_key": key}, headers=headers, content=body)
+        assert answer.status_code == 400, answer.text
+        assert decode(answer.json(), FaxtoFailure).status == "failed"
+    kazoo = kazoo_api.call("GET", "/v2/no-such-call")
+    assert kazoo.status_code == 404 and kazoo.json()["status"] == "error", "Kazoo's paths keep Kazoo's shape"

@@ -67,6 +67,7 @@ def test_user_auth_round_trip_with_the_demo_user(kazoo_api: KazooApi) -> None:
         {"credentials": credentials, "account_name": a.account_name.upper()},
         {"credentials": sha, "method": "sha", "account_name": a.account_name},
         {"credentials": credentials, "phone_number": "+15550001000"},
+        {"credentials": credentials, "phone_number": "1 555 000 1000"},  # the same number, written otherwise
     ):
         status, answer = curl_put(kazoo_api, "/v2/user_auth", {"data": data})
         assert status == 201 and answer["data"]["account_id"] == a.account_id, (data, answer)

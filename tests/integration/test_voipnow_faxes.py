@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 from minio import Minio
 
 from tests.integration.kazoo_api import KazooApi, kazoo_api_fixture  # noqa: F401
+from tests.integration.wire_types import VoipNowCreated, VoipNowError, decode
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Page >> endobj\n%%EOF\n"
 
@@ -32,8 +34,14 @@ def outgoing(api: KazooApi) -> dict[str, dict]:
     return {f["id"]: f for f in answer.json()["data"]}
 
 
-def test_spec_example_request(kazoo_api: KazooApi, infra) -> None:
-    """The example as written: a 'files' part with fax.txt, a 'request' part naming recipient 7778888."""
+EXAMPLE_BOUNDARY = "------325343636"
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "token"])
+def test_spec_example_request(kazoo_api: KazooApi, infra, scheme: str) -> None:
+    """The example as written: a 'files' part with fax.txt, a 'request' part naming recipient 7778888; with the
+    example's ``Authorization: Bearer <token>`` and the request model's ``Authorization: token <token>``.
+    Caught: the request model's form answered 401."""
     boundary = "------325343636"
     body = (
         f"--{boundary}\r\n"
@@ -48,7 +56,7 @@ def test_spec_example_request(kazoo_api: KazooApi, infra) -> None:
     answer = httpx.post(
         f"{kazoo_api.url}/uapi/faxes/@me/0003*210",
         headers={
-            "Authorization": f"Bearer {kazoo_api.a.auth_token}",
+            "Authorization": f"{scheme} {kazoo_api.a.auth_token}",
             "Content-Type": f"multipart/form-data; boundary={boundary}",
         },
         content=body,
@@ -56,8 +64,10 @@ def test_spec_example_request(kazoo_api: KazooApi, infra) -> None:
     )
     assert answer.status_code == 200, answer.text
     created = answer.json()
-    assert set(created) == {"id", "uid"}
+    decode(created, VoipNowCreated)
     assert created["uid"] in outgoing(kazoo_api)
+    [job] = kazoo_api.sql("SELECT int_id FROM fax_jobs WHERE id = $1::uuid", created["uid"])
+    assert created["id"] == str(job["int_id"]), "the id is the fax's number, as the example's \"1\""
     job = kazoo_api.sql("SELECT to_number, from_number FROM fax_jobs WHERE id = $1::uuid", created["uid"])[0]
     assert (job["to_number"], job["from_number"]) == ("7778888", "0003*210")
     request = json.loads(
@@ -141,3 +151,43 @@ def test_internal_error_is_reported_and_queues_nothing(kazoo_api: KazooApi, infr
     assert answer.json()["error"]["code"] == "internal_server_error"
     assert set(outgoing(kazoo_api)) == before_jobs
     assert s3_keys(infra, "jobs/") | s3_keys(infra, "shared/") == before_objects
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"no multipart here",
+        b'--------325343636\r\nContent-Disposition: form-data; name="files"; filename="fax.txt"\r\n\r\nThis is',
+        # The text's example as printed: its boundary lines do not match its header, "Content-Type;..." has no colon.
+        b'-----325343636-----\r\nContent-Disposition:form-data; name="files"; filename="/path/to/file/fax.txt"\r\n'
+        b"Content-Type;application/octet-stream\r\n\r\nThis is my fax\r\n------325343636\r\n"
+        b'Content-Disposition:form-data; name="request";\r\n{"recipients":["7778888"]}\r\n------325343636\r\n',
+    ],
+)
+def test_a_malformed_multipart_body_is_a_client_error_that_says_so(kazoo_api: KazooApi, body: bytes) -> None:
+    """Caught: a body that is not the multipart it claims answered 400 internal_server_error, which tells the client
+    nothing about what to fix. It is fx_file_invalid (the files could not be read), and nothing is queued."""
+    before = set(outgoing(kazoo_api))
+    answer = httpx.post(
+        f"{kazoo_api.url}/uapi/faxes/@me/0003*210",
+        headers={
+            "Authorization": f"token {kazoo_api.a.auth_token}",
+            "Content-Type": f"multipart/form-data; boundary={EXAMPLE_BOUNDARY}",
+        },
+        content=body,
+        timeout=30,
+    )
+    error = decode(answer.json(), VoipNowError).error
+    assert (answer.status_code, error.code) == (400, "fx_file_invalid"), answer.text
+    assert "multipart" in error.message
+    assert set(outgoing(kazoo_api)) == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/uapi/faxes/@me/0003*210", 405), ("POST", "/uapi/no-such-call", 404), ("GET", "/uapi/faxes", 404)],
+)
+def test_every_uapi_path_answers_in_voipnows_error_shape(kazoo_api: KazooApi, method: str, path: str, status: int):
+    answer = httpx.request(method, f"{kazoo_api.url}{path}", headers={"Authorization": "Bearer x"})
+    assert answer.status_code == status
+    decode(answer.json(), VoipNowError)

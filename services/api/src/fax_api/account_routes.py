@@ -14,6 +14,7 @@ from fax_api.auth import authorized_account
 from fax_api.faxbox_routes import MAX_PAGE_SIZE, paged
 from fax_api.kazoo import KazooError, bad_identifier, envelope, revision_of
 from fax_api.kazoo_request import ApiAuth, User, UserAuth, kazoo_body, read_kazoo_data
+from fax_runtime.numbers import NotE164, e164
 
 
 def _invalid_credentials() -> KazooError:
@@ -144,6 +145,14 @@ class ApiKeyController(Controller):
         return envelope(request, {"api_key": api_key}, status_code=201)
 
 
+def _provisioned_form(phone_number: Any) -> str:
+    """A number as numbers are provisioned (E.164); "", which is no account's number, for anything else."""
+    try:
+        return e164(phone_number) if isinstance(phone_number, str) else ""
+    except NotE164:
+        return ""
+
+
 class TokenController(Controller):
     path = "/v2"
     tags = ["auth"]
@@ -168,7 +177,7 @@ class TokenController(Controller):
             credentials,  # type: ignore[arg-type]
             method,
             account_name if isinstance(account_name, str) else "",
-            phone_number if isinstance(phone_number, str) else "",
+            _provisioned_form(phone_number),
         )
         if found is None:
             raise _invalid_credentials()

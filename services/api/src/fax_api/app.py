@@ -19,6 +19,7 @@ from fax_api.account_routes import ApiKeyController, TokenController, UsersContr
 from fax_api.account_store import AccountStore
 from fax_api.config import ApiSettings
 from fax_api.controllers import FaxesController
+from fax_api.dialects.errors import dialect_error
 from fax_api.dialects.faxto.routes import FaxtoController, FaxtoNumbersController
 from fax_api.dialects.faxto.store import FaxtoStore
 from fax_api.dialects.voipnow.routes import VoipNowFaxesController
@@ -38,6 +39,9 @@ def _kazoo_error(request: Request, exc: KazooError) -> Response:
 
 
 def _http_error(request: Request, exc: HTTPException) -> Response:
+    answer = dialect_error(request.method, request.url.path, exc.status_code, str(exc.detail), exc.headers)
+    if answer is not None:
+        return answer
     message = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type"}.get(
         exc.status_code, "error"
     )
@@ -46,6 +50,9 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
 
 def _unexpected_error(request: Request, exc: Exception) -> Response:
     request.logger.exception("unhandled error", exc_info=exc)
+    answer = dialect_error(request.method, request.url.path, HTTP_500_INTERNAL_SERVER_ERROR, "")
+    if answer is not None:
+        return answer
     return error_response(request, KazooError(HTTP_500_INTERNAL_SERVER_ERROR, "internal_server_error"))
 
 

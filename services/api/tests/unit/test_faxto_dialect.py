@@ -57,6 +57,7 @@ def test_signed_links_check_path_expiry_and_key() -> None:
 def test_status_message_and_history_entry() -> None:
     job = {
         "id": uuid.UUID(int=5),
+        "int_id": 92334,
         "status": "failed",
         "tx_result": {"error_message": "busy"},
         "to_number": "+441224459292",
@@ -66,7 +67,7 @@ def test_status_message_and_history_entry() -> None:
     assert views.status_message(job) == "Failed: busy"
     assert views.status_message({**job, "status": "completed"}) == "Sent! Fax Has Been Answered."
     assert views.history_entry(job) == {
-        "id": uuid.UUID(int=5).hex,
+        "id": 92334,
         "created": {"date": "2017-03-09 15:35:28.000000", "timezone_type": 3, "timezone": "UTC"},
         "document_id": 7,
         "document": "FAX.pdf",

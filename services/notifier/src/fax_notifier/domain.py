@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import re
+import uuid
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
@@ -194,8 +195,14 @@ def receive_fields(
     }
 
 
+def receipt_job_id(request: Mapping[str, Any], job_id: uuid.UUID, int_id: int) -> str:
+    """The job's id as the API that sent it answered it: Fax.to's integer ``fax_job_id`` for a Fax.to send (its
+    request carries ``faxto``), the Kazoo id (32 hex digits) for any other."""
+    return str(int_id) if "faxto" in request else job_id.hex
+
+
 def receipt(job_id: str, *, success: bool, code: str, message: str) -> dict[str, str]:
-    """The Fax.to delivery-receipt fields a callback carries; ``job_id`` as the APIs show it (32 hex digits)."""
+    """The Fax.to delivery-receipt fields a callback carries; ``job_id`` from ``receipt_job_id``."""
     return {"fax_job_id": job_id, "status": "success" if success else "failed", "msg_code": code, "message": message}
 
 

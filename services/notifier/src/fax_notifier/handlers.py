@@ -32,6 +32,7 @@ from fax_notifier.domain import (
     plan_callback,
     plan_messages,
     receipt,
+    receipt_job_id,
     receive_fields,
     recipients,
 )
@@ -149,7 +150,7 @@ class NotificationHandlers:
         message = "Fax sent" if success else error or "Fax failed"
         planned += plan_callback(
             outbound_callback(job.request, job.faxbox_settings),
-            receipt(job.id.hex, success=success, code=code, message=message),
+            receipt(receipt_job_id(job.request, job.id, job.int_id), success=success, code=code, message=message),
             kind,
         )
         await self._plan_and_send(event_id, job.account_id, job.id, planned)

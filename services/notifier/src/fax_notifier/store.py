@@ -19,6 +19,7 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True):
     """What notifications need to know about an outbound job."""
 
     id: uuid.UUID
+    int_id: int
     account_id: str
     status: str
     request: dict[str, Any]

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import uuid
 from urllib.parse import parse_qs
 
 import pytest
@@ -24,6 +25,7 @@ from fax_notifier.domain import (
     phone_problem,
     plan_messages,
     receipt,
+    receipt_job_id,
     receive_fields,
     recipients,
     sign,
@@ -103,6 +105,13 @@ def test_callback_bodies_carry_the_faxto_receipt() -> None:
     assert content_type == "application/x-www-form-urlencoded"
     assert parse_qs(body.decode()) == {"fax_job_id": ["j1"], "status": ["failed"], "msg_code": ["busy"],
                                        "message": ["Line busy"]}  # fmt: skip
+
+
+def test_a_receipt_names_the_job_by_the_id_its_api_answered() -> None:
+    """A Fax.to client matches the receipt against the integer fax_job_id its send returned; Kazoo's, the hex id."""
+    job_id = uuid.uuid4()
+    assert receipt_job_id({"to_number": "+1", "faxto": {"document_id": 3}}, job_id, 200) == "200"
+    assert receipt_job_id({"to_number": "+1"}, job_id, 200) == job_id.hex
 
 
 def test_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import PurePosixPath
 
+from fax_runtime.numbers import NotE164, e164
+
 # What the fetcher renders; a generic type is accepted when the file name says what it is.
 FAXABLE_TYPES = {
     "application/pdf": "pdf",
@@ -51,14 +53,13 @@ def split_address(address: str) -> tuple[str, str]:
 
 
 def parse_recipient(address: str) -> Recipient:
-    """The fax number of ``{number}@{faxbox address}``: punctuation is dropped, the result must be E.164."""
+    """The fax number of ``{number}@{faxbox address}``, read as E.164 (fax_runtime.numbers)."""
     local, domain = split_address(address)
-    digits = re.sub(r"[\s().\-/+]", "", local)
-    if not digits.isdigit() or not 7 <= len(digits) <= 15:
-        raise IntakeRefused(
-            f"553 5.1.3 {local} is not a fax number (E.164: 7 to 15 digits)", f"invalid fax number {local}"
-        )
-    return Recipient(number=f"+{digits}", domain=domain, address=address)
+    try:
+        number = e164(local)
+    except NotE164 as exc:
+        raise IntakeRefused(f"553 5.1.3 {exc}", f"invalid fax number {local}") from None
+    return Recipient(number=number, domain=domain, address=address)
 
 
 def sender_permitted(sender: str, permissions: list[str], owner_email: str | None, allow_all: bool) -> bool:

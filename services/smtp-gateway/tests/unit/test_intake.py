@@ -10,14 +10,16 @@ from fax_smtp_gateway.intake import IntakeRefused, faxable_documents, parse_reci
 @pytest.mark.parametrize(
     ("address", "number"),
     [("+1 (555) 123-0000@box.fax.localhost", "+15551230000"), ("<15551230000@Box.Fax.Localhost>", "+15551230000"),
-     ("44.20.7946.0958@box", "+442079460958")],
+     ("44.20.7946.0958@box", "+442079460958"), ("0044 20 7946 0958@box", "+442079460958")],
 )  # fmt: skip
 def test_the_local_part_is_the_number_in_e164(address: str, number: str) -> None:
     recipient = parse_recipient(address)
     assert recipient.number == number and recipient.domain == address.strip("<>").rpartition("@")[2].lower()
 
 
-@pytest.mark.parametrize("address", ["12ab@box", "123@box", "1234567890123456@box", "@box", "15551230000"])
+@pytest.mark.parametrize(
+    "address", ["12ab@box", "123@box", "1234567890123456@box", "@box", "15551230000", "020 7946 0958@box"]
+)
 def test_what_is_not_a_number_is_refused_with_553(address: str) -> None:
     with pytest.raises(IntakeRefused) as refused:
         parse_recipient(address)

@@ -22,6 +22,7 @@ import asyncpg
 from fax_contracts import InboundFailed, InboundReceived
 from fax_runtime.blobs import BlobStore
 from fax_runtime.metrics import default_metrics
+from fax_runtime.numbers import NotE164, e164
 from fax_runtime.outbox import enqueue
 from fax_runtime.sql import load_queries
 from fax_sip import IncomingCall, SessionDescription
@@ -175,7 +176,15 @@ class FaxReceiver:
 
     async def on_incoming(self, incoming: IncomingCall) -> None:
         try:
-            owner = await self._store.number_owner(_e164(incoming.to_number))
+            # Trunks deliver the called number as they please (12048134700); it is stored, matched and announced
+            # as the number was provisioned: E.164.
+            incoming.to_number = e164(incoming.to_number)
+        except NotE164 as exc:
+            log.info("inbound call %s: not our number: %s", incoming.call_id, exc)
+            await incoming.reject(404, "Not Found")
+            return
+        try:
+            owner = await self._store.number_owner(incoming.to_number)
         except Exception:
             log.exception("inbound call %s: could not look up %s", incoming.call_id, incoming.to_number)
             await incoming.reject(503, "Service Unavailable")
@@ -265,8 +274,3 @@ class FaxReceiver:
         key = f"inbound/{fax_id}/fax.pdf"
         await self._blobs.put_file(key, pdf, content_type="application/pdf")
         return key
-
-
-def _e164(number: str) -> str:
-    digits = "".join(ch for ch in number if ch.isdigit())
-    return f"+{digits}" if digits else number

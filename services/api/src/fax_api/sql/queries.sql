@@ -8,8 +8,8 @@
 WITH job AS (
     INSERT INTO fax_jobs (id, account_id, status, request, to_number, from_number, retries)
     VALUES ($1::uuid, $2::text, $3::text, $4::jsonb, $5::text, $6::text, $7::int)
-    RETURNING id, account_id, status, request, to_number, from_number, retries, attempts, tiff_key, pages, tx_result,
-              revision, created_at, delivered_at
+    RETURNING id, int_id, account_id, status, request, to_number, from_number, retries, attempts, tiff_key, pages,
+              tx_result, revision, created_at, delivered_at
 ), event AS (
     INSERT INTO outbox (event_id, routing_key, payload, headers)
     VALUES ($8::uuid, $9::text, $10::bytea, $11::jsonb)

@@ -1,7 +1,7 @@
 -- The notifier's SQL (loaded by fax_notifier.store).
 
 -- name: job_for_notification
-SELECT j.id, j.account_id, j.status, j.request, j.to_number, j.from_number, j.attempts, j.pages, j.tiff_key,
+SELECT j.id, j.int_id, j.account_id, j.status, j.request, j.to_number, j.from_number, j.attempts, j.pages, j.tiff_key,
        j.error_message, j.tx_result, f.settings AS faxbox_settings
 FROM fax_jobs j
 LEFT JOIN faxboxes f ON f.id = j.request ->> 'faxbox_id' AND f.account_id = j.account_id

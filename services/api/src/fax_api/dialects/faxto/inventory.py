@@ -7,6 +7,10 @@ import json
 from importlib import resources
 from typing import Any
 
+# The trunk every provisioned number arrives on: the platform's one SIP line (FAX_SIP_TRUNK), which routes calls by
+# the called number, not by trunk.
+TRUNK_ID = 1
+
 
 @functools.cache
 def _inventory() -> list[dict[str, Any]]:

@@ -1,7 +1,10 @@
 """Fax.to REST v2 under /api/v2 (and the v1 send path of its example), authenticated by ``api_key``.
 
-Parameters come from the query string, a url-encoded or multipart form, or a JSON body, as Fax.to accepts them.
-Errors answer ``{"status": "failed", "message": ...}`` with an HTTP status that says what went wrong.
+Parameters come from the query string, a url-encoded or multipart form, or a JSON body, as Fax.to accepts them;
+the calls the text makes "with a POST or GET call" (send, provision) take either. Errors answer
+``{"status": "failed", "message": ...}`` with an HTTP status that says what went wrong (fax_api.dialects.errors,
+also for unknown paths and methods). Jobs and received faxes go by the integer ids the text shows (their int_id);
+fax numbers are read as E.164 (fax_runtime.numbers).
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import State, UploadFile
+from litestar.exceptions import ClientException
 from litestar.params import FromPath
 
 from fax_api.accounts import PASSWORD_MIN_LENGTH
 from fax_api.dialects.billing import InsufficientBalance, submit_billed_job
+from fax_api.dialects.errors import faxto_failure
 from fax_api.dialects.faxto import inventory, views
-from fax_api.dialects.faxto.rates import digits, fax_cost
+from fax_api.dialects.faxto.rates import fax_cost
 from fax_api.dialects.faxto.store import EmailTaken, FaxtoStore
 from fax_api.dialects.openapi import FILE, STRING, form_body
 from fax_api.faxes import FaxValidationError, validate_fax_request
@@ -29,6 +34,7 @@ from fax_runtime import signing
 from fax_runtime.blobs import document_preview_key
 from fax_runtime.download import DocumentRequest, FetchError, fetch_document
 from fax_runtime.network_guard import BlockedAddressError, NetworkGuard
+from fax_runtime.numbers import NotE164, e164
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 PREVIEW_POLL_SECONDS = 0.2
@@ -47,7 +53,7 @@ class FaxtoError(Exception):
 
 
 def _faxto_error(_: Request, exc: FaxtoError) -> Response:
-    return Response({"status": "failed", "message": exc.message}, status_code=exc.status_code)
+    return faxto_failure(exc.status_code, exc.message)
 
 
 async def _params(request: Request) -> tuple[dict[str, Any], dict[str, UploadFile]]:
@@ -64,7 +70,10 @@ async def _params(request: Request) -> tuple[dict[str, Any], dict[str, UploadFil
             if isinstance(body, dict):
                 params.update(body)
         elif content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-            form = await request.form()
+            try:
+                form = await request.form()
+            except ClientException:
+                raise FaxtoError(400, "The request body is not a well-formed form of its Content-Type") from None
             for name, value in form.multi_items():
                 if isinstance(value, UploadFile):
                     files[name] = value
@@ -96,9 +105,22 @@ def _credentials(params: dict[str, Any]) -> tuple[str, str]:
 
 def _fax_number(params: dict[str, Any]) -> str:
     number = params.get("fax_number")
-    if not isinstance(number, str) or not 6 <= len(digits(number)) <= 15:
+    if not isinstance(number, str):
         raise FaxtoError(400, "fax_number is required: a fax number in international format, e.g. +441224459292")
-    return "+" + digits(number)
+    try:
+        return e164(number)
+    except NotE164 as exc:
+        raise FaxtoError(400, f"fax_number: {exc}, e.g. +441224459292") from None
+
+
+def _fax_job_id(raw: str) -> int | uuid.UUID | None:
+    """What send answered (an integer), or the job's Kazoo id (32 hex digits); None: neither."""
+    if raw.isdigit() and raw.isascii() and len(raw) <= 18:  # a bigint; 32 hex digits can be all decimal digits
+        return int(raw)
+    try:
+        return uuid.UUID(hex=raw)
+    except ValueError:
+        return None
 
 
 def _callback_url(params: dict[str, Any]) -> str:
@@ -167,6 +189,7 @@ _SETTINGS_BODY = form_body(
     description="callback_url: where delivery receipts and receive callbacks are posted; empty to stop them",
 )
 _PROVISION_BODY = form_body({"api_key": STRING, "did_group_id": STRING}, required=("api_key",))
+_API_KEY_BODY = form_body({"api_key": STRING}, description="api_key, here or in the query string")
 
 
 class FaxtoController(Controller):
@@ -230,7 +253,16 @@ class FaxtoController(Controller):
     @post(["/v2/fax", "/v1/fax"], status_code=200, operation_class=_SEND_BODY)
     async def send(self, request: Request, state: State) -> dict[str, Any]:
         """Send ``document_id`` (or an uploaded ``file``) to ``fax_number``; the cost is reserved now, charged
-        when the fax completes and given back if it fails."""
+        when the fax completes and given back if it fails. Answers the job's ``fax_job_id`` (an integer)."""
+        return await self._send(request, state)
+
+    @get(["/v2/fax", "/v1/fax"])
+    async def send_by_get(self, request: Request, state: State) -> dict[str, Any]:
+        """The same send, its parameters in the query string ("a POST or GET call", the text's Encoding)."""
+        return await self._send(request, state)
+
+    async def _send(self, request: Request, state: State) -> dict[str, Any]:
+        """Both send handlers: the parameters from wherever the request carries them."""
         store = _store(state)
         params, files = await _params(request)
         user = await _user(state, params)
@@ -284,7 +316,7 @@ class FaxtoController(Controller):
             await store.delete_document(user["account_id"], document["id"])
         return {
             "status": "executed",
-            "fax_job_id": job["id"].hex,  # the id the Kazoo API shows for the same job
+            "fax_job_id": job["int_id"],
             "user_cash_balance": views.money(left),
             "cost": views.money(cost),
         }
@@ -302,13 +334,8 @@ class FaxtoController(Controller):
     @get("/v2/fax/{fax_job_id:str}/status")
     async def status(self, request: Request, state: State, fax_job_id: FromPath[str]) -> dict[str, Any]:
         user = await _user(state, dict(request.query_params))
-        try:
-            job_id = uuid.UUID(fax_job_id)
-        except ValueError:
-            raise FaxtoError(404, "Fax job not found") from None
-        job = await state.store.get_job(
-            user["account_id"], job_id, ("attaching_files", "pending", "processing", "completed", "failed")
-        )
+        job_id = _fax_job_id(fax_job_id)
+        job = await _store(state).job(user["account_id"], job_id) if job_id is not None else None
         if job is None:
             raise FaxtoError(404, "Fax job not found")
         return {
@@ -353,9 +380,10 @@ class FaxtoController(Controller):
         params = dict(request.query_params)
         user = await _user(state, params)
         page, per_page = _positive(params, "page", 1, 1_000_000), _positive(params, "per_page", 20, 100)
-        number = "+" + digits(recipient) if recipient is not None else None
-        if number is not None and number == "+":
-            raise FaxtoError(400, "recipient must be a fax number")
+        try:
+            number = e164(recipient) if recipient is not None else None
+        except NotE164 as exc:
+            raise FaxtoError(400, f"recipient: {exc}") from None
         total, faxes = await _store(state).received(user["account_id"], number, per_page, page)
         key = _signing_key(state)
         base = str(request.base_url).rstrip("/")
@@ -533,11 +561,32 @@ class FaxtoNumbersController(Controller):
     @post("/provision-numbers", status_code=200, operation_class=_PROVISION_BODY)
     async def provision(self, request: Request, state: State) -> dict[str, Any]:
         """A free number (of ``did_group_id`` when given) becomes the caller's: its faxes arrive in its inbox."""
+        return await self._provision(request, state)
+
+    @get("/provision-numbers")
+    async def provision_by_get(self, request: Request, state: State) -> dict[str, Any]:
+        """The same provisioning, its parameters in the query string."""
+        return await self._provision(request, state)
+
+    @post("/countries/didgroups/{did_group_id:int}/provision", status_code=200, operation_class=_API_KEY_BODY)
+    async def provision_in_group(self, request: Request, state: State, did_group_id: FromPath[int]) -> dict[str, Any]:
+        """A free number of the DID group becomes the caller's: the path of the text's PHP example (a POST)."""
+        return await self._provision(request, state, did_group_id)
+
+    @get("/countries/didgroups/{did_group_id:int}/provision")
+    async def provision_in_group_by_get(
+        self, request: Request, state: State, did_group_id: FromPath[int]
+    ) -> dict[str, Any]:
+        """The same, as the text's Python and Ruby examples call it (a GET)."""
+        return await self._provision(request, state, did_group_id)
+
+    async def _provision(self, request: Request, state: State, did_group_id: int | None = None) -> dict[str, Any]:
         params, _ = await _params(request)
         user = await _user(state, params)
-        if params.get("did_group_id") is not None:
+        wanted = did_group_id if did_group_id is not None else params.get("did_group_id")
+        if wanted is not None:
             try:
-                found = inventory.group(int(params["did_group_id"]))
+                found = inventory.group(int(wanted))
             except (TypeError, ValueError):
                 found = None
             if found is None:
@@ -562,7 +611,7 @@ class FaxtoNumbersController(Controller):
                 "area_code": group["area_code"],
                 "number": number["e164"],
                 "type": group["type"],
-                "trunk_id": None,
+                "trunk_id": inventory.TRUNK_ID,
             },
         }
 

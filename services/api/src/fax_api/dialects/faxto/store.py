@@ -145,6 +145,12 @@ class FaxtoStore:
         row = await self.pool.fetchrow(Q["charge_for_job"], job_id, account_id)
         return dict(row) if row else None
 
+    async def job(self, account_id: str, fax_job_id: int | uuid.UUID) -> dict[str, Any] | None:
+        """The account's job by the integer id a send answered, or by its Kazoo id."""
+        by_int, by_uuid = (fax_job_id, None) if isinstance(fax_job_id, int) else (None, fax_job_id)
+        row = await self.pool.fetchrow(Q["faxto_job"], account_id, by_int, by_uuid)
+        return dict(row) if row else None
+
     async def history(self, account_id: str, limit: int = 500) -> list[dict[str, Any]]:
         return [dict(r) for r in await self.pool.fetch(Q["job_history"], account_id, limit)]
 
@@ -156,11 +162,15 @@ class FaxtoStore:
             dict(r)
             for r in await self.pool.fetch(Q["page_received"], account_id, recipient, per_page, (page - 1) * per_page)
         ]
-        # Fax.to lists each file's size; S3 knows it (one HEAD per listed fax, at most a page of them).
-        sizes = await asyncio.gather(*(self.blobs.size(row["pdf_key"] or row["tiff_key"] or "") for row in rows))
+        # Fax.to lists each file's size; S3 knows it (one HEAD per listed fax, at most a page of them). A fax whose
+        # documents were removed (Kazoo's DELETE .../attachment) has none.
+        sizes = await asyncio.gather(*(self._size(row["pdf_key"] or row["tiff_key"]) for row in rows))
         for row, size in zip(rows, sizes, strict=True):
             row["filesize"] = size
         return total, rows
+
+    async def _size(self, key: str | None) -> int | None:
+        return await self.blobs.size(key) if key else None
 
     async def received_fax(self, fax_id: uuid.UUID) -> dict[str, Any] | None:
         row = await self.pool.fetchrow(Q["received_fax"], fax_id)

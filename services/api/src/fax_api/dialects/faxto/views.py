@@ -44,7 +44,7 @@ def php_date(moment: dt.datetime) -> dict[str, Any]:
 def history_entry(job: dict[str, Any]) -> dict[str, Any]:
     faxto = (job.get("request") or {}).get("faxto") or {}
     return {
-        "id": job["id"].hex,
+        "id": job["int_id"],
         "created": php_date(job["created_at"]),
         "document_id": faxto.get("document_id"),
         "document": faxto.get("document", ""),
@@ -58,19 +58,22 @@ def _stamp(moment: dt.datetime) -> str:
 
 
 def document_view(document: dict[str, Any]) -> dict[str, Any]:
-    """The upload response's ``document`` object."""
+    """The upload response's ``document`` object, its names in the text's forms: ``<stored>.<ext>`` for the file,
+    ``<orig_filename>.tiff`` for the fax and ``<orig_filename>.preview.png`` for its first page's preview."""
     stored = document["object_key"].rsplit("/", 1)[-1]
-    previewed = document["preview_status"] == "ready"
+    original = f"{stored}.{document['file_extension']}" if document["file_extension"] else stored
     return {
-        "filename": f"{stored}.tiff",
+        "filename": f"{original}.tiff",
         "filename_uploaded": document["filename_uploaded"],
-        "orig_filename": f"{stored}.{document['file_extension']}" if document["file_extension"] else stored,
+        "orig_filename": original,
         "file_extension": document["file_extension"],
         "total_pages": document["total_pages"],
         "filesize": document["filesize"],
-        "preview_in_storage": 1 if previewed else 0,
-        # Previews are drawn just after upload (file-generate-preview links to them); pages 1..total_pages.
-        "preview_file": f"{stored}.preview-1.png" if previewed else None,
+        # The fetcher draws the previews as soon as the file is stored (fax.document.stored.v1, queued with the
+        # upload's row), so the preview is named from the start, and in storage once drawn; none for a file the
+        # fetcher could not render.
+        "preview_in_storage": 1 if document["preview_status"] == "ready" else 0,
+        "preview_file": None if document["preview_status"] == "failed" else f"{original}.preview.png",
         "preview_image": None,
         "s3": None,
         "user_id": document["user_id"],
@@ -108,7 +111,7 @@ def incoming_entry(fax: dict[str, Any], base_url: str, key: bytes) -> dict[str, 
 
     stored = fax["pdf_key"] or fax["tiff_key"] or ""
     return {
-        "id": fax["id"].hex,
+        "id": fax["int_id"],
         "did_id": fax["did_id"],
         "filename": stored.rsplit("/", 1)[-1],
         "filesize": human_size(fax["filesize"]),

@@ -62,8 +62,13 @@ RETURNING id, object_key, total_pages, preview_status;
 
 -- Jobs of the account whatever API sent them, newest first; Fax.to's history shows Kazoo sends too.
 -- name: job_history
-SELECT id, status, to_number, request, created_at
+SELECT id, int_id, status, to_number, request, created_at
 FROM fax_jobs WHERE account_id = $1::text ORDER BY created_at DESC, id DESC LIMIT $2::int;
+
+-- A job by the integer id Fax.to answered ($2), or by its Kazoo id ($3): the other one is NULL and matches nothing.
+-- name: faxto_job
+SELECT id, int_id, status, tx_result FROM fax_jobs
+WHERE account_id = $1::text AND (int_id = $2::bigint OR id = $3::uuid);
 
 -- Received faxes of the account (all, or to one of its numbers), oldest page first as Fax.to pages them.
 -- name: count_received
@@ -72,7 +77,7 @@ WHERE account_id = $1::text AND status = 'received' AND ($2::text IS NULL OR to_
 
 -- name: page_received
 -- did_id: the Fax.to number (faxto_numbers.id) the fax came in on, when it was provisioned through Fax.to.
-SELECT f.id, f.to_number, f.from_number, f.pages, f.tiff_key, f.pdf_key, f.created_at, n.id AS did_id
+SELECT f.id, f.int_id, f.to_number, f.from_number, f.pages, f.tiff_key, f.pdf_key, f.created_at, n.id AS did_id
 FROM inbound_faxes f
 LEFT JOIN faxto_numbers n ON n.e164 = f.to_number AND n.account_id = f.account_id
 WHERE f.account_id = $1::text AND f.status = 'received' AND ($2::text IS NULL OR f.to_number = $2::text)

@@ -1,7 +1,11 @@
 """VoipNow UAPI ``POST /uapi/faxes/{userId}/{extension}``: one job per recipient, all sharing the files.
 
-The Bearer token is an auth token of the account (the same tokens as Kazoo's X-Auth-Token), so the faxes are
-that account's and show in its Kazoo outbox. Errors answer UAPI's ``{"error": {"code": ..., "message": ...}}``.
+The token (``Authorization: Bearer <token>`` as the example sends it, or ``token <token>`` as the request model
+shows it) is an auth token of the account (the same tokens as Kazoo's X-Auth-Token), so the faxes are that
+account's and show in its Kazoo outbox. The answer's ``id`` is the first fax's number (the job's integer id, as a
+string like the example's ``"1"``), ``uid`` its Kazoo id. Recipients are dial strings (phone or extension numbers,
+as the text allows), sent to the line as written. Errors answer UAPI's ``{"error": {"code": ..., "message": ...}}``
+(fax_api.dialects.errors, also for unknown paths and methods).
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ import uuid
 from typing import Any
 
 from litestar import Controller, Request, Response, post
-from litestar.datastructures import State, UploadFile
+from litestar.datastructures import FormMultiDict, State, UploadFile
+from litestar.exceptions import ClientException
 from litestar.params import FromPath
 
+from fax_api.dialects.errors import uapi_failure
 from fax_api.dialects.openapi import FILE, STRING, form_body
 from fax_api.faxes import FaxValidationError, validate_fax_request
 from fax_api.store import ApiStore, shared_upload_key
@@ -22,6 +28,7 @@ from fax_api.store import ApiStore, shared_upload_key
 ALLOWED_EXTENSIONS = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "tif": "image/tiff", "tiff": "image/tiff",
                       "pdf": "application/pdf", "txt": "text/plain"}  # fmt: skip
 _SELF_IDS = ("@me", "@viewer", "@owner")
+_TOKEN_SCHEMES = ("bearer", "token")
 
 
 def max_files() -> int:
@@ -41,7 +48,13 @@ class UapiError(Exception):
 
 
 def _uapi_error(_: Request, exc: UapiError) -> Response:
-    return Response({"error": {"code": exc.code, "message": exc.message}}, status_code=exc.status_code)
+    return uapi_failure(exc.status_code, exc.code, exc.message)
+
+
+def _token(authorization: str) -> str:
+    """The token of ``Bearer <token>`` or ``token <token>`` (schemes are case-insensitive); "" for anything else."""
+    scheme, _, token = authorization.strip().partition(" ")
+    return token.strip() if scheme.lower() in _TOKEN_SCHEMES else ""
 
 
 def _unexpected(request: Request, exc: Exception) -> Response:
@@ -68,6 +81,18 @@ def _recipients(raw: Any) -> list[str]:
             f"recipients must be a list of 1 to {max_recipients()} phone or extension numbers",
         )
     return [r.strip() for r in recipients]
+
+
+async def _form(request: Request) -> FormMultiDict:
+    try:
+        return await request.form()
+    except ClientException:  # litestar's parser refused the body
+        raise UapiError(
+            400,
+            "fx_file_invalid",
+            "The files could not be read: the body is not well-formed multipart/form-data (each part must start "
+            "with a line --<boundary>, the boundary of the Content-Type, and the body must end with --<boundary>--)",
+        ) from None
 
 
 async def _documents(files: list[UploadFile]) -> list[tuple[bytes, str]]:
@@ -120,11 +145,10 @@ class VoipNowFaxesController(Controller):
         self, request: Request, state: State, user_id: FromPath[str], extension: FromPath[str]
     ) -> Response:
         """Send the ``files`` parts to every number of the ``request`` part's ``recipients``."""
-        authorization = request.headers.get("authorization", "")
-        token = authorization.removeprefix("Bearer ").strip() if authorization.startswith("Bearer ") else ""
+        token = _token(request.headers.get("authorization", ""))
         account_id = await state.accounts.account_for_token(token) if token else None
         if account_id is None:
-            raise UapiError(401, "unauthorized", "A valid Bearer token is required")
+            raise UapiError(401, "unauthorized", "A valid token is required: Authorization: Bearer <token>")
         if user_id not in _SELF_IDS and user_id != account_id:
             raise UapiError(403, "forbidden", "The token may only send faxes for its own user")
         if not extension or extension == "@self":
@@ -132,7 +156,7 @@ class VoipNowFaxesController(Controller):
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             raise UapiError(400, "fx_file_invalid", "The request must be multipart/form-data with 'files' parts")
         try:
-            form = await request.form()
+            form = await _form(request)
             files = [f for f in form.getall("files") if isinstance(f, UploadFile)] if "files" in form else []
             raw_request = form.get("request")
             if isinstance(raw_request, UploadFile):
@@ -156,4 +180,4 @@ class VoipNowFaxesController(Controller):
         except Exception as exc:
             return _unexpected(request, exc)
         first = jobs[0]
-        return Response({"id": str(first["id"]), "uid": first["id"].hex}, status_code=200)
+        return Response({"id": str(first["int_id"]), "uid": first["id"].hex}, status_code=200)

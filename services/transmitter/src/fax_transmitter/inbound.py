@@ -28,7 +28,7 @@ from fax_sip import IncomingCall, SessionDescription
 from fax_transmitter.loopback import FaxOptions, TransmissionOutcome
 from fax_transmitter.media import DspLoop, FaxCall, PortRange
 from fax_transmitter.outcome import record_call
-from fax_transmitter.sip_line import G711_PAYLOAD_TYPES, accept_t38_reinvite, until_call_ends
+from fax_transmitter.sip_line import G711_PAYLOAD_TYPES, accept_t38_reinvite, signalling_host, until_call_ends
 
 log = logging.getLogger(__name__)
 Q = load_queries("fax_transmitter", "sql/inbound.sql")
@@ -212,8 +212,8 @@ class FaxReceiver:
                 call = await incoming.answer(
                     SessionDescription.audio_only(self._media_host, media.rtp_port, [payload_type])
                 )
-                call.on_reinvite = lambda offer: accept_t38_reinvite(offer, media, self._media_host)
-                media.start_audio(audio.host, audio.port, payload_type)
+                call.on_reinvite = lambda offer: accept_t38_reinvite(offer, media, self._media_host, call)
+                media.start_audio(audio.host, audio.port, payload_type, signalling_host=signalling_host(call))
                 outcome = await until_call_ends(call, media)
                 await call.hangup()
             except Exception as exc:

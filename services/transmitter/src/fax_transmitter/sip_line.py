@@ -96,8 +96,8 @@ class SipLine:
         payload_type = _chosen_payload_type(audio.payload_types if audio else [])
         if audio is None or payload_type is None:
             raise CallFailed(488, "the far end answered without G.711 audio")
-        call.on_reinvite = lambda offer: accept_t38_reinvite(offer, media, self._media_host)
-        media.start_audio(audio.host, audio.port, payload_type)
+        call.on_reinvite = lambda offer: accept_t38_reinvite(offer, media, self._media_host, call)
+        media.start_audio(audio.host, audio.port, payload_type, signalling_host=signalling_host(call))
         if self.settings.t38:
             await self._ask_for_t38(call, media)
         return await until_call_ends(call, media)
@@ -111,24 +111,43 @@ class SipLine:
         if answer.t38 is None:
             log.info("the far end answered our T.38 re-INVITE without T.38: staying on G.711")
             return
-        media.start_t38(answer.t38.host, answer.t38.port, far_max_datagram=answer.t38.max_datagram)
+        media.start_t38(
+            answer.t38.host,
+            answer.t38.port,
+            far_max_datagram=answer.t38.max_datagram,
+            signalling_host=signalling_host(call),
+        )
+
+
+def signalling_host(call: Call) -> str | None:
+    """The host the far end's SIP comes from: where its media comes from too when it is behind NAT."""
+    address = call.signalling_address
+    return address[0] if address else None
 
 
 def _chosen_payload_type(offered: list[int]) -> int | None:
     return next((pt for pt in offered if pt in G711_PAYLOAD_TYPES), None)
 
 
-async def accept_t38_reinvite(offer: SessionDescription, media: FaxCall, media_host: str) -> SessionDescription | None:
-    """A network-sent re-INVITE: switch to T.38 when offered; keep audio for a plain refresh; refuse the rest."""
+async def accept_t38_reinvite(
+    offer: SessionDescription, media: FaxCall, media_host: str, call: Call
+) -> SessionDescription | None:
+    """A network-sent re-INVITE in ``call``: switch to T.38 when offered; keep audio for a plain refresh (following
+    the far end if it moved); refuse the rest."""
+    far_host = signalling_host(call)
     if offer.t38 is not None:
         try:
-            media.start_t38(offer.t38.host, offer.t38.port, far_max_datagram=offer.t38.max_datagram)
+            media.start_t38(
+                offer.t38.host, offer.t38.port, far_max_datagram=offer.t38.max_datagram, signalling_host=far_host
+            )
         except RuntimeError:
             return None  # the fax already ended: a late re-INVITE has nothing left to move
         return SessionDescription.t38_only(media_host, media.udptl_port)
     if offer.audio is not None:
         payload_type = _chosen_payload_type(offer.audio.payload_types)
         if payload_type is not None:
+            with contextlib.suppress(RuntimeError):  # the fax already ended: nothing to follow
+                media.redirect_audio(offer.audio.host, offer.audio.port, signalling_host=far_host)
             return SessionDescription.audio_only(media_host, media.rtp_port, [payload_type])
     return None
 

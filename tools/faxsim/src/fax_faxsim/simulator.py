@@ -19,7 +19,7 @@ from fax_faxsim.records import ReceivedFax, tiff_path, write_sidecar
 from fax_sip import Call, CallFailed, IncomingCall, SessionDescription, SipSettings, SipUserAgent
 from fax_transmitter.loopback import FaxOptions, TransmissionOutcome
 from fax_transmitter.media import DspLoop, FaxCall, PortRange
-from fax_transmitter.sip_line import accept_t38_reinvite, until_call_ends
+from fax_transmitter.sip_line import accept_t38_reinvite, signalling_host, until_call_ends
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class FaxSimulator:
                 SessionDescription.audio_only(self.settings.sip_host, media.rtp_port, [payload_type])
             )
             answered.append(call)
-            media.start_audio(audio_offer.host, audio_offer.port, payload_type)
+            media.start_audio(audio_offer.host, audio_offer.port, payload_type, signalling_host=signalling_host(call))
             if behaviour is Behaviour.VOICE:
                 # A person (or a modem that never trains) answered: there is nothing to talk T.30 to.
                 media.remote_hangup()
@@ -159,7 +159,7 @@ class FaxSimulator:
             async def on_reinvite(offer: SessionDescription) -> SessionDescription | None:
                 if offer.t38 is not None and not t38_allowed:
                     return None
-                answer = await accept_t38_reinvite(offer, media, self.settings.sip_host)
+                answer = await accept_t38_reinvite(offer, media, self.settings.sip_host, call)
                 if answer is not None and answer.t38 is not None:
                     switched.append(True)
                 return answer
@@ -182,7 +182,12 @@ class FaxSimulator:
             log.info("faxsim: T.38 re-INVITE refused: %d %s", refused.status, refused.reason)
             return
         if answer.t38 is not None:
-            media.start_t38(answer.t38.host, answer.t38.port, far_max_datagram=answer.t38.max_datagram)
+            media.start_t38(
+                answer.t38.host,
+                answer.t38.port,
+                far_max_datagram=answer.t38.max_datagram,
+                signalling_host=signalling_host(call),
+            )
 
     def _record(self, incoming: IncomingCall, behaviour: Behaviour, tiff: Path, outcome: TransmissionOutcome) -> None:
         record = ReceivedFax(

@@ -242,19 +242,20 @@ async def test_a_restarted_transmitter_places_new_calls_untouched_by_its_predece
         tx_result = json.loads(jobs[number]["tx_result"])
         assert tx_result["pages_sent"] == 2 and tx_result["fax_t38_used"] is number.endswith("1234")
     news = _records(faxsim, NEW_CALLS)
+    assert len(news) == len(NEW_CALLS), news
     assert all(record.pages == 2 and record.completion_code == 0 for record in news.values()), news
 
     # The far end saw the orphaned calls ended by the platform, seconds after the restart.
     orphans = _records(faxsim, ORPHANS)
     for number, record in orphans.items():
         assert record.ended_by == "caller", (number, record, log)
-        assert record.ended_at - killed_at < 15, (number, record.ended_at - killed_at)
+        assert record.ended_at - killed_at < 30, (number, record.ended_at - killed_at)
         assert jobs[number]["status"] == "failed"
         assert jobs[number]["error_message"] == "call interrupted: transmitter stopped"
 
     # The fax faxsim was sending in was cut by the platform's BYE too, and the reception recorded as interrupted.
-    assert sent.outcome is not None and not sent.outcome.success
-    assert inbound_ended_at - killed_at < 15
+    assert sent.outcome is not None and not sent.outcome.success and sent.ended_by == "callee", sent
+    assert inbound_ended_at - killed_at < 30
     assert (reception["status"], reception["error_message"]) == ("failed", "reception interrupted: transmitter stopped")
     assert inbound_events == 1
 

@@ -112,6 +112,7 @@ async def test_latching_takes_only_the_signalling_hosts_datagrams(inbox) -> None
         ("0.0.0.0", "81.2.69.160", True),
         ("fax.example.com", "81.2.69.160", True),  # a name cannot be compared with a source address
         ("192.168.1.20", None, False),  # no signalling host to latch on: strict
+        ("192.168.1.20", "sbc.example.com", False),  # a trunk named by a name: no source to match
     ],
 )
 def test_nat_is_recognised_the_way_sip_proxies_do(sdp_host: str, signalling_host: str | None, nat: bool) -> None:

@@ -23,6 +23,7 @@ class SendResult:
     sip_status: int  # 200 when the call was answered
     reason: str
     outcome: TransmissionOutcome | None  # None when the call was never answered
+    ended_by: str = ""  # "callee" when the platform's BYE ended the call, "faxsim" when we did
 
 
 async def send_fax(
@@ -78,8 +79,9 @@ async def send_fax(
                 except CallFailed as refused:
                     log.info("faxsim send: T.38 refused (%d %s); staying on G.711", refused.status, refused.reason)
             outcome = await until_call_ends(call, media)
+            ended_by = "callee" if call.termination_reason == "remote-bye" else "faxsim"
             await call.hangup()
-            return SendResult(200, "OK", outcome)
+            return SendResult(200, "OK", outcome, ended_by)
         finally:
             await media.close()
 

@@ -42,15 +42,17 @@ def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 
 def behind_nat(sdp_host: str, signalling_host: str | None) -> bool:
-    """True when the SDP's address cannot be where the far end's packets come from: unspecified, a name, or a
-    private address that is not the one its signalling came from (the heuristic SIP proxies use for NAT)."""
-    if not signalling_host:
+    """True when the SDP's address cannot be where the far end's packets come from (unspecified, a name, or a
+    private address that is not the one its signalling came from: the heuristic SIP proxies use for NAT) and the
+    signalling host is an address datagrams can be matched against (a trunk named by a name is not)."""
+    signalling_ip = _ip(signalling_host or "")
+    if signalling_ip is None:
         return False
     ip = _ip(sdp_host)
     if ip is None or ip.is_unspecified:
         return True
     private = any(ip in network for network in _PRIVATE_NETWORKS if network.version == ip.version)
-    return private and ip != _ip(signalling_host)
+    return private and ip != signalling_ip
 
 
 class MediaPeer:
@@ -67,7 +69,6 @@ class MediaPeer:
         self._latch_host: str | None = None
         self._warned = False
         self.target: tuple[Address, bytes | None] | None = None
-        self.dropped = 0
 
     def expect(self, host: str, port: int, *, signalling_host: str | None = None) -> None:
         """The far end's SDP names ``host:port``; ``signalling_host`` is where its SIP came from (for NAT)."""
@@ -103,6 +104,5 @@ class MediaPeer:
         return False
 
     def _drop(self, reason: str) -> None:
-        self.dropped += 1
         if self._on_drop is not None:
             self._on_drop(reason)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 import msgspec
@@ -15,9 +16,11 @@ from fax_contracts import decode_event
 from fax_runtime.blobs import BlobStore
 from fax_runtime.config import RuntimeSettings, S3Settings
 from fax_runtime.db import create_pool
+from fax_sip import DialogIdentity
 from fax_transmitter.config import TransmitterSettings
 from fax_transmitter.handlers import Transmitter
-from fax_transmitter.lines import CallRequest, LoopbackLine
+from fax_transmitter.inbound import InboundStore
+from fax_transmitter.lines import AnsweredCall, CallRequest, LoopbackLine
 from fax_transmitter.loopback import TransmissionOutcome
 from fax_transmitter.store import TransmitterStore
 
@@ -103,13 +106,17 @@ async def test_missing_document_ends_the_attempt_instead_of_hanging(world) -> No
 
 
 class HeldLine:
-    """A line whose calls stay up until released: shows how many calls run at once. It reports every page."""
+    """A line whose calls stay up until released: shows how many calls run at once. It reports every page; with an
+    ``owner`` it reports each call answered (a SIP dialog with that contact) and records the calls it hangs up for
+    a dead transmitter."""
 
-    def __init__(self) -> None:
+    def __init__(self, owner: str | None = None) -> None:
         self.release = asyncio.Event()
         self.active = 0
         self.most_at_once = 0
         self.dialled: list[str] = []
+        self.owner = owner
+        self.hung_up: list[AnsweredCall] = []
 
     async def start(self) -> None:
         pass
@@ -117,10 +124,15 @@ class HeldLine:
     async def close(self) -> None:
         pass
 
+    def hang_up_abandoned(self, calls: Iterable[AnsweredCall]) -> None:
+        self.hung_up += calls
+
     async def place_call(self, call: CallRequest) -> TransmissionOutcome:
         self.active += 1
         self.most_at_once = max(self.most_at_once, self.active)
         self.dialled.append(call.to_number)
+        if self.owner is not None and call.on_answered is not None:
+            call.on_answered(_answered(self.owner))
         try:
             await self.release.wait()
             for page in (1, 2):
@@ -221,14 +233,98 @@ async def test_an_attempt_whose_transmitter_died_is_ended_not_redialled(world, r
     assert await store.reap_abandoned_attempts() == []  # the lease still runs
 
     await asyncio.sleep(1.5)
-    retried = await store.reap_abandoned_attempts()
+    reaped = await store.reap_abandoned_attempts()
 
     row = await pool.fetchrow("SELECT status, attempts, error_message FROM fax_jobs WHERE id = $1", job_id)
     assert (row["status"], row["attempts"]) == (expected, 1)
     assert row["error_message"] == "call interrupted: transmitter stopped"
-    assert retried == ([job_id] if expected == "pending" else [])
+    assert [(ended.job_id, ended.retried, ended.call) for ended in reaped] == [(job_id, expected == "pending", None)]
     failed = [decode_event(r["payload"]) for r in await pool.fetch("SELECT payload FROM outbox")]
     assert [(e.attempt, e.final) for e in failed] == [(1, expected == "failed")]
+
+
+PREDECESSOR, SIBLING = "<sip:fax@127.0.0.1:5060>", "<sip:fax@10.0.0.2:5060>"
+
+
+def _answered(contact: str) -> AnsweredCall:
+    return AnsweredCall(
+        dialog=DialogIdentity(
+            call_id=f"{uuid.uuid4().hex}@127.0.0.1",
+            local="<sip:+15550001111@127.0.0.1>;tag=ours",
+            remote="<sip:+15551234567@127.0.0.1:5070>;tag=theirs",
+            remote_target="sip:faxsim@127.0.0.1:5070",
+            route_set=["<sip:proxy.example.com;lr>"],
+            local_cseq=1,
+            contact=contact,
+            signalling_address=("127.0.0.1", 5070),
+        ),
+        media_host="127.0.0.1",
+        media_ports=(40000, 40002),
+    )
+
+
+async def test_a_successor_ends_its_dead_predecessors_answered_attempts_and_nothing_else(world) -> None:
+    pool, blobs, _, _ = world
+    store = TransmitterStore(pool)
+    ours = await _ready_job(pool, blobs, to_number="15550000001")
+    sibling = await _ready_job(pool, blobs, to_number="15550000002")
+    retried = await _ready_job(pool, blobs, to_number="15550000003", retries=2)
+    for job_id in (ours, sibling, retried):
+        assert await store.claim_attempt(job_id, max_calls_per_account=10, lease_s=60) is not None
+    left_up = _answered(PREDECESSOR)
+    await store.record_answered_call(ours, 1, left_up)
+    await store.record_answered_call(sibling, 1, _answered(SIBLING))  # a live transmitter's call
+    # The predecessor's first attempt of this job ended; a live sibling now runs the second, not answered yet.
+    await store.record_answered_call(retried, 1, _answered(PREDECESSOR))
+    await store.record_failure(retried, 1, {"error_message": "SIP 503 Service Unavailable"}, True, 0)
+    assert await store.claim_attempt(retried, max_calls_per_account=10, lease_s=60) is not None
+    await store.record_answered_call(retried, 1, _answered(PREDECESSOR))  # late: that attempt is over, not kept
+
+    reaped = await store.reap_abandoned_attempts(predecessor=PREDECESSOR)
+
+    assert [(ended.job_id, ended.retried, ended.call) for ended in reaped] == [(ours, False, left_up)]
+    rows = {r["id"]: r for r in await pool.fetch("SELECT id, status, attempts, error_message FROM fax_jobs")}
+    assert (rows[ours]["status"], rows[ours]["error_message"]) == ("failed", "call interrupted: transmitter stopped")
+    assert rows[sibling]["status"] == "processing"
+    assert (rows[retried]["status"], rows[retried]["attempts"]) == ("processing", 2)
+    assert await store.reap_abandoned_attempts() == []  # their leases still run
+
+
+async def test_a_dead_transmitters_answered_calls_are_hung_up_by_its_successor_or_the_sweeper(world) -> None:
+    pool, blobs, _, settings = world
+    dead_line = HeldLine(owner=PREDECESSOR)  # its call stays up: the process dies holding it
+    dead = Transmitter(TransmitterStore(pool), blobs, settings, dead_line)
+    by_successor = await _ready_job(pool, blobs, to_number="15550000011")
+    assert await dead.start_attempt(by_successor)
+
+    async def saved() -> bool:
+        return await pool.fetchval("SELECT sip_call IS NOT NULL FROM fax_jobs WHERE id = $1", by_successor)
+
+    await _until(saved)
+    # Another job's transmitter died elsewhere: its lease (1 s) runs out, nobody restarts on its address.
+    store = TransmitterStore(pool)
+    by_sweeper = await _ready_job(pool, blobs, to_number="15550000012")
+    assert await store.claim_attempt(by_sweeper, max_calls_per_account=10, lease_s=1) is not None
+    elsewhere = _answered(SIBLING)
+    await store.record_answered_call(by_sweeper, 1, elsewhere)
+
+    successor_line = HeldLine(owner=PREDECESSOR)
+    successor = Transmitter(store, blobs, settings, successor_line)
+    await successor.end_predecessors_calls(InboundStore(pool))
+    assert [(c.dialog.contact, c.media_ports) for c in successor_line.hung_up] == [(PREDECESSOR, (40000, 40002))]
+    assert await _status_is(pool, by_successor, "failed")
+
+    await asyncio.sleep(1.2)
+    sweeper = asyncio.create_task(successor.sweep(poll_seconds=0.2))
+    try:
+        await _until(lambda: _equals(len(successor_line.hung_up), 2))
+    finally:
+        sweeper.cancel()
+        dead_line.release.set()
+    assert successor_line.hung_up[1] == elsewhere
+    assert await _status_is(pool, by_sweeper, "failed")
+    await _until(lambda: _equals(dead_line.active, 0))
+    assert await _status_is(pool, by_successor, "failed")  # the dead process's late result changes nothing
 
 
 async def _all_in(pool, status: str) -> bool:

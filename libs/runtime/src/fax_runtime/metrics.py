@@ -9,7 +9,8 @@ import time. Label values must come from small fixed sets, never from ids or pho
 - ``outcome``: ``delivered`` | ``retrying`` | ``failed`` (calls, notifications), ``ok`` | ``error`` (events, documents);
 - ``code``: spandsp's T.30 completion code, or the SIP status code; ``method``: the SIP method;
 - ``channel``: ``email`` | ``sms`` | ``callback``; ``format``: the sniffed document format; ``queue``: the queue name;
-- ``event``: the routing key.
+- ``event``: the routing key;
+- ``reason`` (dropped media): ``stranger`` (not from the call's far end) | ``unanswered`` (far end not known yet).
 """
 
 from __future__ import annotations
@@ -82,6 +83,12 @@ class FaxMetrics:
         )
         self.sip_responses = Counter(
             "fax_sip_responses", "Final SIP responses to our requests", ["method", "code"], registry=r
+        )
+        self.media_packets_dropped = Counter(
+            "fax_media_packets_dropped",
+            "RTP/UDPTL datagrams a call's socket refused: not from its far end, or before the far end was known",
+            ["media", "reason"],
+            registry=r,
         )
 
         # Documents (fetcher).

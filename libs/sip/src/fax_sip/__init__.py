@@ -4,7 +4,7 @@ T.38 or handles UDP retransmission correctly (see the project's NOTES)."""
 
 from fax_sip.message import NameAddr, SipMessage, SipUri, parse_message
 from fax_sip.sdp import PCMA, PCMU, AudioStream, SessionDescription, T38Stream
-from fax_sip.ua import Call, CallFailed, IncomingCall, SipSettings, SipUserAgent
+from fax_sip.ua import Call, CallFailed, DialogIdentity, IncomingCall, SipSettings, SipUserAgent
 
 __all__ = [
     "PCMA",
@@ -12,6 +12,7 @@ __all__ = [
     "AudioStream",
     "Call",
     "CallFailed",
+    "DialogIdentity",
     "IncomingCall",
     "NameAddr",
     "SessionDescription",

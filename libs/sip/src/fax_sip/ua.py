@@ -12,7 +12,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fax_sip.digest import DigestError, digest_response, parse_challenge
 from fax_sip.message import NameAddr, SipMessage, SipParseError, SipUri, new_branch, new_tag, parse_message, response_to
@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"
 USER_AGENT = "fax-platform"
+# A BYE sent for a dialog kept by a dead user agent cannot know how many requests that agent made after the dialog
+# was saved (a re-INVITE to T.38, an authenticated retry); CSeq numbers need only grow (§12.2.1.1), so it leaps.
+SUCCESSOR_CSEQ_LEAP = 100
 
 
 class CallFailed(Exception):
@@ -47,6 +50,22 @@ class SipSettings:
     registrar: Address | None = None  # defaults to the outbound proxy
     register_expires: int = 300
     t1: float = 0.5
+
+
+@dataclass(frozen=True)
+class DialogIdentity:
+    """What a user agent needs to send a request in a confirmed dialog (§12.2.1.1), as plain data: saved when a call
+    is answered, it lets a successor end a call its dead predecessor left up. ``contact`` is the Contact of the user
+    agent that holds the dialog: the address (and so the process) it belongs to."""
+
+    call_id: str
+    local: str  # our From header field, with our tag
+    remote: str  # their To header field, with their tag
+    remote_target: str
+    route_set: list[str] = field(default_factory=list)
+    local_cseq: int = 1
+    contact: str = ""
+    signalling_address: tuple[str, int] | None = None
 
 
 IncomingHandler = Callable[["IncomingCall"], Awaitable[None]]
@@ -144,6 +163,24 @@ class SipUserAgent(asyncio.DatagramProtocol):
             return self.settings.outbound_proxy
         target = SipUri.parse(NameAddr.parse(route[0]).uri if route else uri)
         return target.host, target.port
+
+    async def end_dialog(self, dialog: DialogIdentity) -> int:
+        """Send BYE in a dialog another user agent set up (a dead predecessor, on this address or another); the
+        final status: 200 when the far end ended the call, 481 when it no longer knew it, 408 when it never said."""
+        call = Call(
+            self,
+            call_id=dialog.call_id,
+            local=NameAddr.parse(dialog.local),
+            remote=NameAddr.parse(dialog.remote),
+            remote_target=dialog.remote_target,
+            route_set=list(dialog.route_set),
+            local_cseq=dialog.local_cseq + SUCCESSOR_CSEQ_LEAP,
+            local_sdp=SessionDescription(origin_host=""),
+            remote_sdp=None,
+            remote_address=dialog.signalling_address,
+        )
+        response = await self.request(call._request("BYE"), call._destination())
+        return response.status
 
     def start_transaction(
         self, request: SipMessage, destination: Address, on_provisional: Callable[[SipMessage], None] | None = None
@@ -289,6 +326,7 @@ class SipUserAgent(asyncio.DatagramProtocol):
             local_cseq=invite.cseq[0],
             local_sdp=offer,
             remote_sdp=_sdp_of(response),
+            remote_address=self._destination(invite.uri),
         )
         call.send_ack(invite.cseq[0], auth=invite)
         for _ in range(self._repeated_2xx.get(invite.call_id, 0)):
@@ -541,6 +579,24 @@ class Call:
     @property
     def terminated(self) -> bool:
         return self._terminated.is_set()
+
+    @property
+    def signalling_address(self) -> Address | None:
+        """Where the far end's SIP comes from: the source of its INVITE, or where ours went (trunk or proxy)."""
+        return self._remote_address
+
+    def identity(self) -> DialogIdentity:
+        """The dialog as data, for a successor to end it (``SipUserAgent.end_dialog``) should this process die."""
+        return DialogIdentity(
+            call_id=self.call_id,
+            local=str(self.local),
+            remote=str(self.remote),
+            remote_target=self.remote_target,
+            route_set=list(self.route_set),
+            local_cseq=self._cseq,
+            contact=self._ua.contact(),
+            signalling_address=self._remote_address,
+        )
 
     def _destination(self) -> Address:
         try:

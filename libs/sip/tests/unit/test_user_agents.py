@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 from collections.abc import AsyncIterator
 
@@ -175,3 +176,27 @@ async def test_options_is_answered_with_what_we_allow(pair) -> None:
     probe.close()
     assert response.status == 200
     assert "INVITE" in response.get("allow") and "BYE" in response.get("allow")
+
+
+async def test_a_successor_on_the_same_address_ends_a_dialog_its_dead_predecessor_left_up(pair) -> None:
+    caller, callee, answerer = pair
+    call = await caller.invite(
+        _target(callee, "+15551230000"), from_number="+1555", offer=SessionDescription.audio_only("127.0.0.1", 1, [0])
+    )
+    saved = call.identity()  # what the transmitter keeps with the attempt
+    await call.reinvite(SessionDescription.t38_only("127.0.0.1", 40002))  # requests the saved CSeq cannot know of
+    assert saved.signalling_address == ("127.0.0.1", callee.port)
+    # The caller dies mid-call: no BYE, its socket simply goes away.
+    caller.forget(call)
+    await caller.close()
+    await asyncio.sleep(0.01)  # the transport closes its socket on the next turn of the loop
+    successor = SipUserAgent(SipSettings(bind_port=caller.settings.bind_port, user="caller", t1=0.05))
+    await successor.start()
+    try:
+        assert successor.contact() == saved.contact  # how it knows the dialog was its predecessor's
+        assert await successor.end_dialog(saved) == 200
+        assert await asyncio.wait_for(answerer.calls[0].wait_terminated(), 2) == "remote-bye"
+        unknown = dataclasses.replace(saved, call_id="gone@127.0.0.1")
+        assert await successor.end_dialog(unknown) == 481
+    finally:
+        await successor.close()

@@ -62,6 +62,7 @@ def create_worker(settings: TransmitterSettings) -> WorkerSpec:
         line = build_line(settings, context)
         await line.start()
         transmitter = Transmitter(TransmitterStore(context.pool), context.blobs, settings, line)
+        await transmitter.end_predecessors_calls(InboundStore(context.pool))
         context.broker.subscriber(
             event_queue(SERVICE, DocumentReady), events_exchange, ack_policy=AckPolicy.NACK_ON_ERROR
         )(transmitter.on_document_ready)

@@ -2,7 +2,10 @@
 
 A claim commits before dialling and takes a lease the call renews while it runs; the broker message is acked once
 the claim is made, so many calls run at once in one process. A transmitter that dies leaves leases that run out,
-and the sweeper of any transmitter ends those attempts as failed (retrying them if attempts remain).
+and the sweeper of any transmitter ends those attempts as failed (retrying them if attempts remain). It also leaves
+its answered calls up at the far end, which keeps streaming into its media ports: each answered call is saved with
+its attempt, and whoever ends the attempt (the sweeper, or at once the dead process's successor on the same SIP
+address) hangs the call up.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from fax_runtime.blobs import BlobStore
 from fax_runtime.logs import fax_context
 from fax_runtime.metrics import default_metrics
 from fax_transmitter.config import TransmitterSettings
-from fax_transmitter.lines import CallRequest, Line
+from fax_transmitter.inbound import InboundStore
+from fax_transmitter.lines import AnsweredCall, CallRequest, Line
 from fax_transmitter.loopback import TransmissionOutcome
 from fax_transmitter.options import fax_options_for
 from fax_transmitter.outcome import RetryDelays, call_not_made, record_call, retry_delay_s, should_retry, tx_result
@@ -38,11 +42,24 @@ class Transmitter:
         self._settings = settings
         self._line = line
         self._calls: set[asyncio.Task[None]] = set()
+        self._saves: set[asyncio.Task[None]] = set()
         self._delays = RetryDelays(
             busy_s=settings.retry_delay_busy_s,
             no_answer_s=settings.retry_delay_no_answer_s,
             other_s=settings.retry_delay_s,
         )
+
+    async def end_predecessors_calls(self, inbound: InboundStore) -> None:
+        """At start, before any call: end the attempts and receptions whose calls a dead predecessor on our SIP
+        address left up, and hang those calls up, so the far end stops streaming into ports we are about to use."""
+        owner = self._line.owner
+        if owner is None:
+            return
+        calls = [ended.call for ended in await self._store.reap_abandoned_attempts(predecessor=owner) if ended.call]
+        calls += await inbound.end_orphaned_receptions(owner)
+        if calls:
+            log.info("hanging up %d call(s) a stopped transmitter left up", len(calls))
+        self._line.hang_up_abandoned(calls)
 
     async def on_document_ready(self, event: DocumentReady) -> None:
         await self.start_attempt(event.job_id)
@@ -130,6 +147,18 @@ class Transmitter:
             finally:
                 pages.task_done()
 
+    def _save_answered_call(self, job_id: uuid.UUID, attempt: int, call: AnsweredCall) -> None:
+        async def save() -> None:
+            try:
+                await self._store.record_answered_call(job_id, attempt, call)
+            except Exception:
+                log.exception("job %s: could not save the answered call", job_id)
+
+        # Off the call's path: the media must not wait for Postgres.
+        task = asyncio.create_task(save())
+        self._saves.add(task)
+        task.add_done_callback(self._saves.discard)
+
     async def _place_call(
         self, job_id: uuid.UUID, attempt: int, job: dict[str, Any], on_page: Any
     ) -> TransmissionOutcome:
@@ -148,6 +177,7 @@ class Transmitter:
                     tiff=tiff,
                     options=options,
                     on_page=on_page,
+                    on_answered=lambda call: self._save_answered_call(job_id, attempt, call),
                 )
             )
 
@@ -156,7 +186,8 @@ class Transmitter:
         cancelled)."""
         while True:
             try:
-                await self._store.reap_abandoned_attempts()
+                abandoned = await self._store.reap_abandoned_attempts()
+                self._line.hang_up_abandoned(ended.call for ended in abandoned if ended.call)
                 due = await self._store.due_jobs(self._settings.retry_delay_s, held_back_s=int(poll_seconds))
                 for job_id in due:
                     await self.start_attempt(job_id)

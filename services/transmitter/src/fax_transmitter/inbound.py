@@ -2,7 +2,8 @@
 
 The reception is visible under Kazoo's ``faxes/incoming`` from the moment we answer (status ``receiving``); when
 the call ends its TIFF and a PDF copy go to S3 and the row becomes ``received`` (or ``failed``), with its event
-committed in the same transaction. A call to a number nobody owns is refused before anything is stored.
+committed in the same transaction. A call to a number nobody owns is refused before anything is stored. The
+answered call is saved with the reception, so that a successor can hang up a call this process dies with.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from fax_contracts import InboundFailed, InboundReceived
 from fax_runtime.blobs import BlobStore
@@ -26,10 +28,17 @@ from fax_runtime.numbers import NotE164, e164
 from fax_runtime.outbox import enqueue
 from fax_runtime.sql import load_queries
 from fax_sip import IncomingCall, SessionDescription
+from fax_transmitter.lines import AnsweredCall
 from fax_transmitter.loopback import FaxOptions, TransmissionOutcome
 from fax_transmitter.media import DspLoop, FaxCall, PortRange
 from fax_transmitter.outcome import record_call
-from fax_transmitter.sip_line import G711_PAYLOAD_TYPES, accept_t38_reinvite, until_call_ends
+from fax_transmitter.sip_line import (
+    G711_PAYLOAD_TYPES,
+    accept_t38_reinvite,
+    answered_call,
+    signalling_host,
+    until_call_ends,
+)
 
 log = logging.getLogger(__name__)
 Q = load_queries("fax_transmitter", "sql/inbound.sql")
@@ -81,6 +90,31 @@ class InboundStore:
 
     async def page(self, fax_id: uuid.UUID, pages: int) -> None:
         await self._pool.execute(Q["reception_page"], fax_id, pages)
+
+    async def answered(self, fax_id: uuid.UUID, call: AnsweredCall) -> None:
+        await self._pool.execute(Q["reception_answered"], fax_id, call)
+
+    async def end_orphaned_receptions(self, owner: str) -> list[AnsweredCall]:
+        """At start: fail the receptions whose call belongs to our SIP contact (a dead predecessor); their calls."""
+        calls: list[AnsweredCall] = []
+        async with self._pool.acquire() as conn, conn.transaction():
+            for row in await conn.fetch(Q["orphaned_receptions"], owner):
+                await enqueue(
+                    conn,
+                    InboundFailed(
+                        event_id=uuid.uuid4(),
+                        occurred_at=_now(),
+                        fax_id=row["id"],
+                        account_id=row["account_id"],
+                        faxbox_id=row["faxbox_id"],
+                        from_number=row["from_number"],
+                        to_number=row["to_number"],
+                        pages=row["pages"],
+                        error=row["error_message"],
+                    ),
+                )
+                calls.append(msgspec.convert(row["sip_call"], AnsweredCall))
+        return calls
 
     async def received(
         self,
@@ -221,8 +255,9 @@ class FaxReceiver:
                 call = await incoming.answer(
                     SessionDescription.audio_only(self._media_host, media.rtp_port, [payload_type])
                 )
-                call.on_reinvite = lambda offer: accept_t38_reinvite(offer, media, self._media_host)
-                media.start_audio(audio.host, audio.port, payload_type)
+                call.on_reinvite = lambda offer: accept_t38_reinvite(offer, media, self._media_host, call)
+                media.start_audio(audio.host, audio.port, payload_type, signalling_host=signalling_host(call))
+                await self._store.answered(fax_id, answered_call(call, media, self._media_host))
                 outcome = await until_call_ends(call, media)
                 await call.hangup()
             except Exception as exc:

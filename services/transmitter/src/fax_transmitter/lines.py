@@ -7,12 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import msgspec
+
+from fax_sip import DialogIdentity
 from fax_transmitter.loopback import FaxOptions, TransmissionOutcome, send_over_loopback
+
+
+class AnsweredCall(msgspec.Struct, frozen=True, kw_only=True):
+    """An answered call as data: its SIP dialog and the media ports it holds. Saved with its attempt (or reception),
+    so that whoever learns the process holding it died can hang it up and rest its ports."""
+
+    dialog: DialogIdentity
+    media_host: str
+    media_ports: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -25,6 +37,7 @@ class CallRequest:
     tiff: Path
     options: FaxOptions
     on_page: Callable[[int], None] | None = None
+    on_answered: Callable[[AnsweredCall], None] | None = None
 
 
 class Line(Protocol):
@@ -33,6 +46,16 @@ class Line(Protocol):
     async def close(self) -> None: ...
 
     async def place_call(self, call: CallRequest) -> TransmissionOutcome: ...
+
+    @property
+    def owner(self) -> str | None:
+        """What marks the calls this line holds as its own (its SIP Contact): a line that starts with the owner of
+        calls still marked up knows the process that held them is gone. None when no call outlives its process."""
+        ...
+
+    def hang_up_abandoned(self, calls: Iterable[AnsweredCall]) -> None:
+        """End, toward the far end, calls a dead process left up (in the background)."""
+        ...
 
 
 class LoopbackLine:
@@ -46,6 +69,13 @@ class LoopbackLine:
 
     async def close(self) -> None:
         pass
+
+    @property
+    def owner(self) -> None:
+        return None
+
+    def hang_up_abandoned(self, calls: Iterable[AnsweredCall]) -> None:
+        pass  # an in-process far end dies with us
 
     async def place_call(self, call: CallRequest) -> TransmissionOutcome:
         received = self._received_dir / f"{call.job_id}-{call.attempt}.tif"

@@ -7,12 +7,22 @@ import uuid
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from fax_contracts import TransmissionCompleted, TransmissionFailed, TransmissionProgress
 from fax_runtime.outbox import enqueue
 from fax_runtime.sql import load_queries
+from fax_transmitter.lines import AnsweredCall
 
 Q = load_queries("fax_transmitter")
+
+
+class AbandonedAttempt(msgspec.Struct, frozen=True, kw_only=True):
+    """An attempt ended because its transmitter is gone; its call, when it was answered, may still be up."""
+
+    job_id: uuid.UUID
+    retried: bool
+    call: AnsweredCall | None
 
 
 def _now() -> dt.datetime:
@@ -53,11 +63,15 @@ class TransmitterStore:
                     ),
                 )
 
-    async def reap_abandoned_attempts(self) -> list[uuid.UUID]:
-        """End the attempts of transmitters that died mid-call; the jobs that go back to 'pending'."""
-        retried: list[uuid.UUID] = []
+    async def record_answered_call(self, job_id: uuid.UUID, attempt: int, call: AnsweredCall) -> None:
+        await self._pool.execute(Q["attempt_answered"], job_id, attempt, call)
+
+    async def reap_abandoned_attempts(self, *, predecessor: str | None = None) -> list[AbandonedAttempt]:
+        """End the attempts of transmitters that died mid-call: those whose lease ran out and, given
+        ``predecessor`` (our line's owner, at start and before we place any call), those its calls belong to."""
+        reaped: list[AbandonedAttempt] = []
         async with self._pool.acquire() as conn, conn.transaction():
-            for row in await conn.fetch(Q["reap_abandoned_attempts"]):
+            for row in await conn.fetch(Q["reap_abandoned_attempts"], predecessor):
                 await enqueue(
                     conn,
                     TransmissionFailed(
@@ -70,9 +84,9 @@ class TransmitterStore:
                         error="call interrupted: transmitter stopped",
                     ),
                 )
-                if row["status"] == "pending":
-                    retried.append(row["id"])
-        return retried
+                call = msgspec.convert(row["sip_call"], AnsweredCall) if row["sip_call"] is not None else None
+                reaped.append(AbandonedAttempt(job_id=row["id"], retried=row["status"] == "pending", call=call))
+        return reaped
 
     async def record_success(self, job_id: uuid.UUID, attempt: int, tx_result: dict[str, Any]) -> None:
         async with self._pool.acquire() as conn, conn.transaction():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 
@@ -21,6 +21,13 @@ class ReceivedFax:
     completion_code: int
     completion_text: str
     behaviour: str
+    # Who ended the call: "caller" (its BYE came first) or "faxsim" (T.30 ended here, or a watchdog did).
+    ended_by: str = ""
+    # Unix times of the answer and of the end of the fax (before the closing BYE's transaction).
+    answered_at: float = 0.0
+    ended_at: float = 0.0
+    # Every host:port faxsim sent media to during the call: the caller's audio, then its T.38 address if it moved.
+    caller_media: list[str] = field(default_factory=list)
 
 
 def tiff_path(received_dir: Path, call_id: str) -> Path:

@@ -13,7 +13,7 @@ from fax_fetcher.render import render_to_fax_tiff
 from fax_sip import CallFailed, SessionDescription
 from fax_transmitter.loopback import FaxOptions, TransmissionOutcome
 from fax_transmitter.media import FaxCall
-from fax_transmitter.sip_line import until_call_ends
+from fax_transmitter.sip_line import signalling_host, until_call_ends
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,7 @@ class SendResult:
     sip_status: int  # 200 when the call was answered
     reason: str
     outcome: TransmissionOutcome | None  # None when the call was never answered
+    ended_by: str = ""  # "callee" when the platform's BYE ended the call, "faxsim" when we did
 
 
 async def send_fax(
@@ -64,17 +65,23 @@ async def send_fax(
             if audio is None:
                 await call.hangup()
                 return SendResult(488, "the platform answered without audio", None)
-            media.start_audio(audio.host, audio.port, audio.payload_types[0])
+            media.start_audio(audio.host, audio.port, audio.payload_types[0], signalling_host=signalling_host(call))
             if t38 and settings.force != "g711":
                 try:
                     answer = await call.reinvite(SessionDescription.t38_only(settings.sip_host, media.udptl_port))
                     if answer.t38 is not None:
-                        media.start_t38(answer.t38.host, answer.t38.port, far_max_datagram=answer.t38.max_datagram)
+                        media.start_t38(
+                            answer.t38.host,
+                            answer.t38.port,
+                            far_max_datagram=answer.t38.max_datagram,
+                            signalling_host=signalling_host(call),
+                        )
                 except CallFailed as refused:
                     log.info("faxsim send: T.38 refused (%d %s); staying on G.711", refused.status, refused.reason)
             outcome = await until_call_ends(call, media)
+            ended_by = "callee" if call.termination_reason == "remote-bye" else "faxsim"
             await call.hangup()
-            return SendResult(200, "OK", outcome)
+            return SendResult(200, "OK", outcome, ended_by)
         finally:
             await media.close()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from fax_faxsim.records import ReceivedFax, tiff_path, write_sidecar
 from fax_sip import Call, CallFailed, IncomingCall, SessionDescription, SipSettings, SipUserAgent
 from fax_transmitter.loopback import FaxOptions, TransmissionOutcome
 from fax_transmitter.media import DspLoop, FaxCall, PortRange
-from fax_transmitter.sip_line import accept_t38_reinvite, until_call_ends
+from fax_transmitter.sip_line import accept_t38_reinvite, signalling_host, until_call_ends
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class FaxSimulator:
             on_incoming=self._on_incoming,
         )
         self._calls: set[asyncio.Task[None]] = set()
+        self.calls_up = 0  # answered and not ended yet
 
     async def start(self) -> None:
         self.settings.received_dir.mkdir(parents=True, exist_ok=True)
@@ -124,6 +126,7 @@ class FaxSimulator:
             return
         receive_file = tiff_path(self.settings.received_dir, incoming.call_id)
         answered: list[Call] = []
+        caller_media = [f"{audio_offer.host}:{audio_offer.port}"]
 
         def on_page(pages: int) -> None:
             if behaviour is Behaviour.HANG_UP_AFTER_FIRST_PAGE and pages >= 1 and answered:
@@ -145,7 +148,8 @@ class FaxSimulator:
                 SessionDescription.audio_only(self.settings.sip_host, media.rtp_port, [payload_type])
             )
             answered.append(call)
-            media.start_audio(audio_offer.host, audio_offer.port, payload_type)
+            answered_at = time.time()
+            media.start_audio(audio_offer.host, audio_offer.port, payload_type, signalling_host=signalling_host(call))
             if behaviour is Behaviour.VOICE:
                 # A person (or a modem that never trains) answered: there is nothing to talk T.30 to.
                 media.remote_hangup()
@@ -159,32 +163,66 @@ class FaxSimulator:
             async def on_reinvite(offer: SessionDescription) -> SessionDescription | None:
                 if offer.t38 is not None and not t38_allowed:
                     return None
-                answer = await accept_t38_reinvite(offer, media, self.settings.sip_host)
-                if answer is not None and answer.t38 is not None:
+                answer = await accept_t38_reinvite(offer, media, self.settings.sip_host, call)
+                if answer is not None and answer.t38 is not None and offer.t38 is not None:
                     switched.append(True)
+                    caller_media.append(f"{offer.t38.host}:{offer.t38.port}")
                 return answer
 
             call.on_reinvite = on_reinvite
             if self.settings.force == "t38" and t38_allowed:
                 asyncio.get_running_loop().call_later(
-                    1.0, lambda: None if switched else asyncio.ensure_future(self._ask_for_t38(call, media))
+                    1.0,
+                    lambda: None if switched else asyncio.ensure_future(self._ask_for_t38(call, media, caller_media)),
                 )
-            outcome = await until_call_ends(call, media)
+            self.calls_up += 1
+            try:
+                outcome = await until_call_ends(call, media)
+            finally:
+                self.calls_up -= 1
+            ended_at = time.time()
+            ended_by = "caller" if call.termination_reason == "remote-bye" else "faxsim"
             await call.hangup()
-            self._record(incoming, behaviour, receive_file, outcome)
+            self._record(
+                incoming,
+                behaviour,
+                receive_file,
+                outcome,
+                ended_by=ended_by,
+                answered_at=answered_at,
+                ended_at=ended_at,
+                caller_media=caller_media,
+            )
         finally:
             await media.close()
 
-    async def _ask_for_t38(self, call: Call, media: FaxCall) -> None:
+    async def _ask_for_t38(self, call: Call, media: FaxCall, caller_media: list[str]) -> None:
         try:
             answer = await call.reinvite(SessionDescription.t38_only(self.settings.sip_host, media.udptl_port))
         except CallFailed as refused:
             log.info("faxsim: T.38 re-INVITE refused: %d %s", refused.status, refused.reason)
             return
         if answer.t38 is not None:
-            media.start_t38(answer.t38.host, answer.t38.port, far_max_datagram=answer.t38.max_datagram)
+            caller_media.append(f"{answer.t38.host}:{answer.t38.port}")
+            media.start_t38(
+                answer.t38.host,
+                answer.t38.port,
+                far_max_datagram=answer.t38.max_datagram,
+                signalling_host=signalling_host(call),
+            )
 
-    def _record(self, incoming: IncomingCall, behaviour: Behaviour, tiff: Path, outcome: TransmissionOutcome) -> None:
+    def _record(
+        self,
+        incoming: IncomingCall,
+        behaviour: Behaviour,
+        tiff: Path,
+        outcome: TransmissionOutcome,
+        *,
+        ended_by: str,
+        answered_at: float,
+        ended_at: float,
+        caller_media: list[str],
+    ) -> None:
         record = ReceivedFax(
             call_id=incoming.call_id,
             from_number=incoming.from_number,
@@ -197,6 +235,10 @@ class FaxSimulator:
             completion_code=outcome.result_code,
             completion_text=outcome.result_text,
             behaviour=behaviour.value,
+            ended_by=ended_by,
+            answered_at=answered_at,
+            ended_at=ended_at,
+            caller_media=caller_media,
         )
         write_sidecar(tiff, record)
         log.info("faxsim: received %d page(s) from %s (%s)", record.pages, record.from_number, record.completion_text)

@@ -7,15 +7,19 @@ import errno
 import itertools
 import logging
 import random
+import secrets
 import socket
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fax_runtime.metrics import default_metrics
 from fax_transmitter.loopback import FaxOptions, TransmissionOutcome
 from fax_transmitter.media.channel import CallReport, CallSetup, FaxChannel
 from fax_transmitter.media.dsp_loop import DspLoop
+from fax_transmitter.media.peer import MediaPeer
 from fax_transmitter.media.rtp import G711_PAYLOAD_TYPES
 
 _LOG = logging.getLogger(__name__)
@@ -24,57 +28,81 @@ _call_numbers = itertools.count(1)
 # A fax whose T.30 makes no progress (no phase B or D event) this long is stuck: longer than the slowest page
 # (a dense page at V.27ter takes ~190 s of line time).
 DEFAULT_STALL_TIMEOUT = 240.0
+# A far end may keep sending for a while after a call ends (our BYE lost, its own timers): a port that just served
+# a call rests this long before another call binds it, while the range has others.
+PORT_REST_SECONDS = 60.0
 
 
 @dataclass
 class PortRange:
-    """Where media sockets bind: even ports from ``first`` to ``last`` (RTP's convention), tried round robin."""
+    """Where media sockets bind: even ports from ``first`` to ``last`` (RTP's convention), tried round robin.
+
+    The round starts at a random port, so a restarted process does not bind the ports its predecessor's calls were
+    using (their far ends may still be streaming into them); ports that served a call moments ago, here or in a dead
+    predecessor (``rest``), are taken only when no other port is free.
+    """
 
     host: str
     first: int
     last: int
-    _cursor: int = field(default=0, init=False, repr=False)
+    _ports: list[int] = field(init=False, repr=False)
+    _cursor: int = field(init=False, repr=False)
+    _resting: dict[int, float] = field(default_factory=dict, init=False, repr=False)  # port -> monotonic end of rest
 
     def __post_init__(self) -> None:
         if not 0 < self.first <= self.last <= 65535:
             raise ValueError(f"bad media port range {self.first}-{self.last}")
+        first_even = self.first + (self.first % 2)
+        self._ports = list(range(first_even, self.last + 1, 2))
+        if not self._ports:
+            raise ValueError(f"no even port in {self.first}-{self.last}")
+        self._cursor = secrets.randbelow(len(self._ports))
+
+    def rest(self, ports: Iterable[int], seconds: float = PORT_REST_SECONDS) -> None:
+        """Keep ``ports`` (of this range) for last during the next ``seconds``."""
+        until = time.monotonic() + seconds
+        for port in ports:
+            if self.first <= port <= self.last:
+                self._resting[port] = max(until, self._resting.get(port, 0.0))
 
     def bind(self, exclude: frozenset[int] = frozenset()) -> socket.socket:
         """A non-blocking UDP socket on the next free even port; ``OSError`` when the range is exhausted."""
-        first_even = self.first + (self.first % 2)
-        ports = list(range(first_even, self.last + 1, 2))
-        if not ports:
-            raise ValueError(f"no even port in {self.first}-{self.last}")
-        for _ in range(len(ports)):
-            port = ports[self._cursor % len(ports)]
-            self._cursor += 1
-            if port in exclude:
-                continue
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            try:
-                sock.bind((self.host, port))
-            except OSError as error:
-                sock.close()
-                if error.errno == errno.EADDRINUSE:
+        now = time.monotonic()
+        self._resting = {port: until for port, until in self._resting.items() if until > now}
+        for allow_resting in (False, True):
+            for _ in range(len(self._ports)):
+                port = self._ports[self._cursor % len(self._ports)]
+                self._cursor += 1
+                if port in exclude or (port in self._resting and not allow_resting):
                     continue
-                raise
-            sock.setblocking(False)
-            return sock
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                try:
+                    sock.bind((self.host, port))
+                except OSError as error:
+                    sock.close()
+                    if error.errno == errno.EADDRINUSE:
+                        continue
+                    raise
+                sock.setblocking(False)
+                return sock
         raise OSError(errno.EADDRINUSE, f"no free media port in {self.host}:{self.first}-{self.last}")
 
 
-class _Inbox(asyncio.DatagramProtocol):
-    """Hands every datagram to the DSP thread (``deque.append`` is thread-safe).
+class MediaInbox(asyncio.DatagramProtocol):
+    """Hands the far end's datagrams to the DSP thread (``deque.append`` is thread-safe); ``peer`` refuses the rest.
 
     ``loss`` drops that share of what arrives, on purpose: faxsim's lossy network.
     """
 
-    def __init__(self, inbox: deque[bytes], loss: float = 0.0) -> None:
+    def __init__(self, inbox: deque[bytes], peer: MediaPeer, loss: float = 0.0) -> None:
         self._inbox = inbox
+        self._peer = peer
         self._loss = loss
         self._random = random.Random()
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if not self._peer.admit(addr[:2]):
+            return
         if self._loss and self._random.random() < self._loss:
             return
         self._inbox.append(data)
@@ -132,17 +160,30 @@ class FaxCall:
         except BaseException:
             rtp_socket.close()
             raise
+        self._ports = ports
         self.rtp_port = rtp_socket.getsockname()[1]
         self.udptl_port = udptl_socket.getsockname()[1]
         name = f"fax call {next(_call_numbers)} ({'calling' if calling else 'answering'})"
+        dropped = default_metrics().media_packets_dropped
+        self._rtp_peer = MediaPeer(f"{name} RTP", lambda reason: dropped.labels("g711", reason).inc())
+        self._udptl_peer = MediaPeer(f"{name} UDPTL", lambda reason: dropped.labels("t38", reason).inc())
         self._channel = FaxChannel(
-            setup, name=name, rtp_socket=rtp_socket, udptl_socket=udptl_socket, report=self._report_threadsafe
+            setup,
+            name=name,
+            rtp_socket=rtp_socket,
+            udptl_socket=udptl_socket,
+            rtp_peer=self._rtp_peer,
+            udptl_peer=self._udptl_peer,
+            report=self._report_threadsafe,
         )
         self._transports: list[asyncio.DatagramTransport] = []
         try:
-            for sock, inbox in ((rtp_socket, self._channel.rtp_inbox), (udptl_socket, self._channel.udptl_inbox)):
+            for sock, inbox, peer in (
+                (rtp_socket, self._channel.rtp_inbox, self._rtp_peer),
+                (udptl_socket, self._channel.udptl_inbox, self._udptl_peer),
+            ):
                 transport, _ = await loop.create_datagram_endpoint(
-                    lambda inbox=inbox: _Inbox(inbox, receive_loss), sock=sock
+                    lambda inbox=inbox, peer=peer: MediaInbox(inbox, peer, receive_loss), sock=sock
                 )
                 self._transports.append(transport)
             dsp.submit(lambda: dsp.add(self._channel))
@@ -158,28 +199,45 @@ class FaxCall:
     def name(self) -> str:
         return self._channel.name
 
-    def start_audio(self, remote_host: str, remote_port: int, payload_type: int) -> None:
-        """Start (or restart) G.711 fax to ``remote_host:remote_port`` with payload type 0 (PCMU) or 8 (PCMA)."""
+    def start_audio(
+        self, remote_host: str, remote_port: int, payload_type: int, *, signalling_host: str | None = None
+    ) -> None:
+        """Start (or restart) G.711 fax with the far end at ``remote_host:remote_port`` (its SDP's audio), payload
+        type 0 (PCMU) or 8 (PCMA). Only that address's datagrams are taken, unless it looks like an address behind
+        NAT: then the first datagram from ``signalling_host`` (where the far end's SIP came from) is latched on."""
         if payload_type not in G711_PAYLOAD_TYPES:
             raise ValueError(f"payload type must be 0 (PCMU) or 8 (PCMA): {payload_type}")
-        remote = (remote_host, remote_port)
-        self._command(lambda: self._channel.start_audio(remote, payload_type), start=True)
+        self._ensure_running()
+        self._rtp_peer.expect(remote_host, remote_port, signalling_host=signalling_host)
+        self._command(lambda: self._channel.start_audio(payload_type), start=True)
 
-    def start_t38(self, remote_host: str, remote_port: int, far_max_datagram: int = 400) -> None:
-        """Switch to T.38 over UDPTL: the audio fax state is torn down and a T.38 terminal starts T.30 afresh."""
-        remote = (remote_host, remote_port)
-        self._command(lambda: self._channel.start_t38(remote, far_max_datagram), start=True)
+    def redirect_audio(self, remote_host: str, remote_port: int, *, signalling_host: str | None = None) -> None:
+        """The far end moved its audio (a re-INVITE): send to and take from the new address, T.30 carries on."""
+        self._ensure_running()
+        self._rtp_peer.expect(remote_host, remote_port, signalling_host=signalling_host)
+
+    def start_t38(
+        self, remote_host: str, remote_port: int, far_max_datagram: int = 400, *, signalling_host: str | None = None
+    ) -> None:
+        """Switch to T.38 over UDPTL with the far end at ``remote_host:remote_port`` (its SDP's image stream): the
+        audio fax state is torn down and a T.38 terminal starts T.30 afresh. NAT as for ``start_audio``."""
+        self._ensure_running()
+        self._udptl_peer.expect(remote_host, remote_port, signalling_host=signalling_host)
+        self._command(lambda: self._channel.start_t38(far_max_datagram), start=True)
 
     def remote_hangup(self) -> None:
         """The far end hung up: T.30 is terminated and ``finished`` resolves with what was done."""
         if not self.finished.done():
             self._command(self._channel.hangup)
 
-    def _command(self, command: Callable[[], None], *, start: bool = False) -> None:
+    def _ensure_running(self) -> None:
         if self._closed:
             raise RuntimeError(f"{self.name} is closed")
         if self.finished.done():
             raise RuntimeError(f"{self.name} has finished")
+
+    def _command(self, command: Callable[[], None], *, start: bool = False) -> None:
+        self._ensure_running()
 
         def run() -> None:
             try:
@@ -232,6 +290,7 @@ class FaxCall:
         self._channel.release_sockets()
         for transport in self._transports:
             transport.close()
+        self._ports.rest((self.rtp_port, self.udptl_port))
         if not self.finished.done():
             # The report of the hangup is queued behind us; let it land first.
             await asyncio.sleep(0)

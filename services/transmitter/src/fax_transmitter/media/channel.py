@@ -3,8 +3,9 @@
 Everything here runs on the ``DspLoop`` thread, so spandsp, TIFF I/O and the C callbacks stay off the asyncio loop.
 Datagrams arrive through thread-safe deques filled by the loop's protocols; results go back with ``report``
 (which the owner wires to ``call_soon_threadsafe``). Packets go out with ``sendto`` on the non-blocking sockets the
-loop reads from: RTP made a few ticks ahead and sent by the ``DspLoop``'s pacer thread at its slot, so neither the
-asyncio loop nor a slow spandsp call (TIFF I/O) delays it; UDPTL straight from the DSP thread as spandsp emits it.
+loop reads from, to each socket's ``MediaPeer``: RTP made a few ticks ahead and sent by the ``DspLoop``'s pacer
+thread at its slot, so neither the asyncio loop nor a slow spandsp call (TIFF I/O) delays it; UDPTL straight from
+the DSP thread as spandsp emits it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import ctypes
 import functools
 import logging
 import socket
-import struct
 import threading
 import time
 from collections import deque
@@ -31,6 +31,7 @@ from fax_transmitter.loopback import (
     _modems_for,
 )
 from fax_transmitter.media.jitter import LOST, JitterBuffer
+from fax_transmitter.media.peer import MediaPeer
 from fax_transmitter.media.rtp import FRAME_SAMPLES, PCMA, RtpError, RtpPacket, RtpStream
 from fax_transmitter.media.udptl import UdptlDecoder, UdptlEncoder
 
@@ -53,18 +54,6 @@ def _gil_holding_sendto() -> Callable[..., int]:
     sendto.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
     sendto.restype = ctypes.c_ssize_t
     return sendto
-
-
-def _sockaddr_in(address: Address) -> bytes | None:
-    """A ``struct sockaddr_in`` for an IPv4 address (None for anything else: those use socket.sendto)."""
-    try:
-        packed = socket.inet_aton(address[0])
-    except OSError:
-        return None
-    return struct.pack("=H", socket.AF_INET) + struct.pack("!H", address[1]) + packed + bytes(8)
-
-
-Address = tuple[str, int]
 
 
 @dataclass
@@ -105,6 +94,8 @@ class FaxChannel:
         name: str,
         rtp_socket: socket.socket,
         udptl_socket: socket.socket,
+        rtp_peer: MediaPeer,
+        udptl_peer: MediaPeer,
         report: Callable[[CallReport], None],
     ) -> None:
         self.name = name
@@ -115,11 +106,11 @@ class FaxChannel:
         self._rtp_fd = rtp_socket.fileno()
         self._sendto_fd = _gil_holding_sendto()
         self._udptl_socket = udptl_socket
+        self._rtp_peer = rtp_peer
+        self._udptl_peer = udptl_peer
         self._report = report
         self._terminal: spandsp.AudioFaxTerminal | spandsp.T38FaxTerminal | None = None
         self._progress = _Progress()
-        self._remote: Address | None = None
-        self._remote_sockaddr: bytes | None = None
         self._t38_used = False
         self._samples = 0
         self._started_at: float | None = None
@@ -145,12 +136,10 @@ class FaxChannel:
 
     # Commands (submitted by the owner).
 
-    def start_audio(self, remote: Address, payload_type: int) -> None:
+    def start_audio(self, payload_type: int) -> None:
         if self._done:  # a start queued behind a hangup
             return
         self._stop_terminal()
-        self._remote = remote
-        self._remote_sockaddr = _sockaddr_in(remote)
         self._rtp = RtpStream(payload_type)
         alaw = payload_type == PCMA
         self._encoder = spandsp.G711Codec(alaw=alaw)
@@ -161,14 +150,13 @@ class FaxChannel:
         terminal.set_transmit_on_idle(True)
         self._install(terminal)
 
-    def start_t38(self, remote: Address, far_max_datagram: int) -> None:
+    def start_t38(self, far_max_datagram: int) -> None:
         if self._done:
             return
         self._stop_terminal()
         self._close_codecs()
         self._rtp = None
         self._outbox.clear()
-        self._remote = remote
         self._t38_used = True
         self._udptl_encoder = UdptlEncoder(max_datagram=far_max_datagram)
         self._udptl_decoder = UdptlDecoder()
@@ -263,13 +251,14 @@ class FaxChannel:
             return
         datagram = self._udptl_encoder.encode(ifp)
         for _ in range(max(count, 1)):
-            self._sendto(self._udptl_socket, datagram)
+            self._sendto(self._udptl_socket, datagram, self._udptl_peer)
 
     def _send_rtp(self, packet: bytes) -> None:
-        sockaddr = self._remote_sockaddr
-        if sockaddr is None:
-            self._sendto(self._rtp_socket, packet)
+        target = self._rtp_peer.target
+        if target is None or target[1] is None:
+            self._sendto(self._rtp_socket, packet, self._rtp_peer)
             return
+        sockaddr = target[1]
         with self._send_lock:
             if (
                 self._sockets_open
@@ -277,12 +266,13 @@ class FaxChannel:
             ):
                 self.send_errors += 1
 
-    def _sendto(self, sock: socket.socket, datagram: bytes) -> None:
+    def _sendto(self, sock: socket.socket, datagram: bytes, peer: MediaPeer) -> None:
+        target = peer.target
         with self._send_lock:
-            if not self._sockets_open or self._remote is None:
+            if not self._sockets_open or target is None:
                 return
             try:
-                sock.sendto(datagram, self._remote)
+                sock.sendto(datagram, target[0])
             except OSError:
                 # A full socket buffer or an unreachable port loses the packet, as the network could.
                 self.send_errors += 1

@@ -6,6 +6,20 @@ SELECT account_id, faxbox_id FROM phone_numbers WHERE e164 = $1::text;
 INSERT INTO inbound_faxes (id, account_id, faxbox_id, status, call_id, from_number, from_name, to_number)
 VALUES ($1, $2, $3, 'receiving', $4, $5, $6, $7);
 
+-- name: reception_answered
+-- The call as data while it is up (its SIP dialog, its media ports): should this transmitter die mid-call, its
+-- successor hangs the call up from this.
+UPDATE inbound_faxes SET sip_call = $2::jsonb WHERE id = $1 AND status = 'receiving';
+
+-- name: orphaned_receptions
+-- At a transmitter's start: receptions whose call carries the SIP contact it starts with. It could bind that
+-- address, so the process receiving them is dead and nobody will finish them.
+UPDATE inbound_faxes
+   SET status = 'failed', error_message = 'reception interrupted: transmitter stopped',
+       updated_at = now(), completed_at = now(), revision = revision + 1
+ WHERE status = 'receiving' AND sip_call -> 'dialog' ->> 'contact' = $1::text
+RETURNING id, account_id, faxbox_id, from_number, to_number, pages, error_message, sip_call;
+
 -- name: reception_page
 UPDATE inbound_faxes SET pages = $2, updated_at = now(), revision = revision + 1
  WHERE id = $1 AND status = 'receiving';

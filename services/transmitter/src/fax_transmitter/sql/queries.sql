@@ -27,16 +27,29 @@ UPDATE fax_jobs SET tx_result = tx_result || jsonb_build_object('pages_sent', $3
 WHERE id = $1::uuid AND status = 'processing' AND attempts = $2::int
 RETURNING account_id, pages;
 
+-- name: attempt_answered
+-- The attempt's call as data (its SIP dialog, its media ports) while it is up: a transmitter killed mid-call sends no
+-- BYE, so whoever finds the attempt abandoned hangs the call up. Tagged with the attempt, so that the next attempt
+-- never inherits it; a call whose attempt already ended has nothing to keep.
+UPDATE fax_jobs SET sip_call = $3::jsonb || jsonb_build_object('attempt', $2::int)
+WHERE id = $1::uuid AND status = 'processing' AND attempts = $2::int;
+
 -- name: reap_abandoned_attempts
--- Attempts whose transmitter stopped renewing the lease: each ends as a failed attempt, retried if any remain.
+-- Attempts whose transmitter is gone: it stopped renewing the lease, or ($1, only at a transmitter's start, before
+-- it places a call) its answered call carries the SIP contact we start with: we could bind that address, so the
+-- process that held it is dead, and we need not wait for the lease. Each ends as a failed attempt, retried if any
+-- remain; the attempt's call comes back (when it was answered) so that the far end can be told it ended.
 UPDATE fax_jobs
 SET status = CASE WHEN attempts < retries THEN 'pending' ELSE 'failed' END,
     error_message = 'call interrupted: transmitter stopped',
     tx_result = tx_result || jsonb_build_object('success', false, 'error_message',
                                                 'call interrupted: transmitter stopped'),
     revision = revision + 1, updated_at = now(), lease_expires_at = NULL
-WHERE status = 'processing' AND lease_expires_at < now()
-RETURNING id, account_id, attempts, status;
+WHERE status = 'processing'
+  AND (lease_expires_at < now()
+       OR (sip_call -> 'dialog' ->> 'contact' = $1::text AND (sip_call ->> 'attempt')::int = attempts))
+RETURNING id, account_id, attempts, status,
+          CASE WHEN (sip_call ->> 'attempt')::int = attempts THEN sip_call END AS sip_call;
 
 -- name: attempt_succeeded
 UPDATE fax_jobs

@@ -37,7 +37,14 @@ from fax_api.faxes_common import (
     wanted_format,
 )
 from fax_api.kazoo import KazooError, bad_identifier, envelope, revision_of
-from fax_api.kazoo_request import Callback, FaxNotifications, OutgoingFax, kazoo_body, read_kazoo_data
+from fax_api.kazoo_request import (
+    Callback,
+    FaxNotifications,
+    OutgoingFax,
+    kazoo_body,
+    read_kazoo_data,
+    read_kazoo_envelope,
+)
 from fax_api.multipart import MultipartError, is_multipart, parse_fax_upload
 from fax_api.store import ApiStore, DocumentsGone, JobNotChangeable
 from fax_runtime.blobs import fax_pdf_key
@@ -207,9 +214,8 @@ class FaxesController(Controller):
     async def resubmit_outbox(
         self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
     ) -> Response:
-        data = await read_kazoo_data(request)
-        body = msgspec.json.decode(await request.body())  # read_kazoo_data has checked it is an object
-        action = data.get("action", body.get("action"))
+        body = await read_kazoo_envelope(request, data_required=False)
+        action = body["data"].get("action", body.get("action"))
         if action != "resubmit":
             raise KazooError(
                 400,

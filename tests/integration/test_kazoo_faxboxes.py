@@ -154,7 +154,9 @@ def test_every_failing_field_is_named(kazoo_api: KazooApi) -> None:
                 "target": ["json", "www-url-form-encoded"],
             }
         },
-        "notifications.inbound.callback.url": {"pattern": {"message": "URL must start with http:// or https://"}},
+        "notifications.inbound.callback.url": {
+            "pattern": {"message": "unsupported URL scheme 'ftp': only http and https"}
+        },
         "notifications.inbound.email.send_to": {
             "type": {"message": "Value is not of type string or array of strings", "target": "string,array"}
         },

@@ -15,6 +15,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, Parameter
 
 from fax_api.auth import authorized_account
+from fax_api.callback_urls import check_kazoo_callback_urls
 from fax_api.faxbox_routes import MAX_PAGE_SIZE
 from fax_api.faxboxes import merge_patch
 from fax_api.faxes import (
@@ -115,7 +116,9 @@ class FaxesController(Controller):
         if declared.isdigit() and int(declared) > settings.max_upload_bytes:
             raise _too_large(settings.max_upload_bytes)
         if not is_multipart(content_type):
-            job = await store.submit_job(caller, _validated(await read_kazoo_data(request)))
+            fax_request = _validated(await read_kazoo_data(request))
+            await check_kazoo_callback_urls(request.app.state.guard, fax_request)
+            job = await store.submit_job(caller, fax_request)
             return _answer(request, job, status_code=201)
         body = await request.body()
         if len(body) > settings.max_upload_bytes:
@@ -129,6 +132,7 @@ class FaxesController(Controller):
             fax_request = validate_fax_request(upload.data, require_document_url=False)
         except FaxValidationError as exc:
             raise KazooError(400, "invalid data", exc.errors) from None
+        await check_kazoo_callback_urls(request.app.state.guard, fax_request)
         # The uploaded documents are the fax; a URL beside them would be a second, conflicting source.
         fax_request["document"].pop("url", None)
         job = await store.submit_job(caller, fax_request, [(d.body, d.content_type) for d in upload.documents])
@@ -162,6 +166,7 @@ class FaxesController(Controller):
         self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
     ) -> Response:
         document = await read_kazoo_data(request)
+        await check_kazoo_callback_urls(request.app.state.guard, document)
         return await self._revise(request, caller, fax_id, store, lambda _current: document)
 
     @patch(
@@ -173,6 +178,7 @@ class FaxesController(Controller):
         self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
     ) -> Response:
         changes = await read_kazoo_data(request)
+        await check_kazoo_callback_urls(request.app.state.guard, changes)
         return await self._revise(request, caller, fax_id, store, lambda current: merge_patch(current, changes))
 
     @delete("/outgoing/{fax_id:str}", status_code=200, summary="Remove a queued fax (409 once it is processing)")

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from fax_api.faxes import MAX_RETRIES
+from fax_runtime.guarded_http import url_problem
 
 NAME_MAX_LENGTH = 128
 DEFAULT_PRINTER_NAME = "Kazoo Fax Printer"
@@ -74,8 +75,8 @@ def _check_callback(errors: dict[str, Any], field: str, callback: Any) -> None:
         url = callback["url"]
         if not isinstance(url, str):
             _type_error(errors, f"{field}.url", "string")
-        elif not url.lower().startswith(("http://", "https://")):
-            _add(errors, f"{field}.url", "pattern", "URL must start with http:// or https://")
+        elif url and url_problem(url):
+            _add(errors, f"{field}.url", "pattern", url_problem(url))
 
 
 def _check_notifications(errors: dict[str, Any], notifications: Any) -> None:

@@ -23,6 +23,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from fax_api.store import ApiStore
 from fax_contracts import IntakeRejected
 from fax_runtime.outbox import enqueue
+from fax_runtime.permission_list import sender_permitted
 from fax_runtime.sql import load_queries
 from fax_smtp_gateway.config import Settings
 from fax_smtp_gateway.intake import (
@@ -31,7 +32,6 @@ from fax_smtp_gateway.intake import (
     Recipient,
     faxable_documents,
     parse_recipient,
-    sender_permitted,
     split_address,
     text_body,
 )

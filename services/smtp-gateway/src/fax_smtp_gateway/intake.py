@@ -61,27 +61,6 @@ def parse_recipient(address: str) -> Recipient:
     return Recipient(number=f"+{digits}", domain=domain, address=address)
 
 
-def sender_permitted(sender: str, permissions: list[str], owner_email: str | None, allow_all: bool) -> bool:
-    """Kazoo's smtp_permission_list: exact addresses (any case) or regular expressions matching the whole sender;
-    the faxbox owner may always send. An empty list refuses everyone unless the faxbox allows all."""
-    sender = sender.strip().strip("<>").lower()
-    if not sender:
-        return False
-    if owner_email and sender == owner_email.strip().lower():
-        return True
-    if not permissions:
-        return allow_all
-    for entry in permissions:
-        if sender == entry.strip().lower():
-            return True
-        try:
-            if re.fullmatch(entry, sender, flags=re.IGNORECASE):
-                return True
-        except re.error:
-            continue
-    return False
-
-
 @dataclass(frozen=True)
 class Document:
     data: bytes

@@ -4,7 +4,8 @@ from email.parser import BytesParser
 
 import pytest
 
-from fax_smtp_gateway.intake import IntakeRefused, faxable_documents, parse_recipient, sender_permitted
+from fax_runtime.permission_list import sender_permitted
+from fax_smtp_gateway.intake import IntakeRefused, faxable_documents, parse_recipient
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,8 @@ import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from tests.integration.kazoo_api import SMTP_DOMAIN, KazooApi, Tenant, kazoo_api_fixture  # noqa: F401
 
 # shared/ sits beside the repository (CI clones it there too).
@@ -140,8 +142,8 @@ def test_every_failing_field_is_named(kazoo_api: KazooApi) -> None:
         "media.fax_option": {"type": {"message": "Value is not of type boolean", "target": "boolean"}},
         "smtp_permission_list.1": {
             "format": {
-                "message": "Value is not a valid regular expression: missing ), unterminated subpattern at position 0",
-                "target": "regex",
+                "message": "Value is not an RE2 regular expression: missing ): (unclosed",
+                "target": "re2",
             }
         },
         "smtp_permission_list.2": {"type": {"message": "Value is not of type string", "target": "string"}},
@@ -154,7 +156,9 @@ def test_every_failing_field_is_named(kazoo_api: KazooApi) -> None:
                 "target": ["json", "www-url-form-encoded"],
             }
         },
-        "notifications.inbound.callback.url": {"pattern": {"message": "URL must start with http:// or https://"}},
+        "notifications.inbound.callback.url": {
+            "pattern": {"message": "unsupported URL scheme 'ftp': only http and https"}
+        },
         "notifications.inbound.email.send_to": {
             "type": {"message": "Value is not of type string or array of strings", "target": "string,array"}
         },
@@ -167,6 +171,38 @@ def test_every_failing_field_is_named(kazoo_api: KazooApi) -> None:
     assert missing.status_code == 400
     assert missing.json()["data"] == {"name": {"required": {"message": "Field is required but missing"}}}
     assert kazoo_api.sql("SELECT count(*) AS n FROM faxboxes WHERE name = $1", "x" * 129)[0]["n"] == 0
+
+
+@pytest.mark.parametrize(
+    ("entries", "field", "says"),
+    [
+        ([r"(a)\1"], "smtp_permission_list.0", "backreferences are not supported"),
+        ([r"ok@x\.test", r"(?=a).*@x\.test"], "smtp_permission_list.1", "lookaround is not supported"),
+        ([r"(?<!a)b@x\.test"], "smtp_permission_list.0", "lookaround is not supported"),
+        ([r"a{1001}"], "smtp_permission_list.0", "invalid repetition size"),
+        (["a" * 1025], "smtp_permission_list.0", "longer than 1024 characters"),
+        ([f"u{n}@x.test" for n in range(101)], "smtp_permission_list", "more than 100 entries"),
+    ],
+)
+def test_permission_patterns_the_gateway_cannot_run_in_linear_time_are_refused(
+    kazoo_api: KazooApi, entries: list[str], field: str, says: str
+) -> None:
+    """Caught: any Python regex was accepted, including ones the gateway could not match in bounded time."""
+    a = kazoo_api.a
+    document = {"name": "Guarded", "smtp_permission_list": entries}
+    answer = kazoo_api.call("PUT", f"/v2/accounts/{a.account_id}/faxboxes", a.auth_token, {"data": document})
+    assert answer.status_code == 400, answer.text
+    [(_rule, error)] = answer.json()["data"][field].items()
+    assert says in error["message"], error
+
+
+def test_a_pattern_that_backtracks_in_python_is_fine_in_re2(kazoo_api: KazooApi) -> None:
+    a = kazoo_api.a
+    document = {"name": "Linear", "smtp_permission_list": ["(a+)+$", r".*@example\.com"]}
+    answer = kazoo_api.call("PUT", f"/v2/accounts/{a.account_id}/faxboxes", a.auth_token, {"data": document})
+    assert (
+        answer.status_code == 201 and answer.json()["data"]["smtp_permission_list"] == document["smtp_permission_list"]
+    )
 
 
 def test_settings_keep_the_shape_the_notifier_and_gateway_read(kazoo_api: KazooApi) -> None:

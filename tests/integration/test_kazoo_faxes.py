@@ -270,6 +270,26 @@ def test_curl_outbox_fetch_resubmit_attachment_and_removal(kazoo_api: KazooApi, 
     assert code == 404 and body["message"] == "bad_identifier"
 
 
+def test_resubmit_without_an_action_is_400_whatever_the_body(kazoo_api: KazooApi, s3: Minio, infra) -> None:
+    """Caught: an empty resubmit body answered 500 (the handler decoded the body a second time, by itself)."""
+    fax = create(kazoo_api)
+    finish(kazoo_api, s3, infra, fax["id"])
+    outbox = faxes(kazoo_api, f"/outbox/{fax['id']}")
+    before = jobs(kazoo_api)
+    for body in (b"", b"  \n", b"{}", b'{"data": {}}'):
+        answer = kazoo_api.call("PUT", outbox, kazoo_api.a.auth_token, content=body)
+        assert answer.status_code == 400, (body, answer.text)
+        assert answer.json()["status"] == "error" and "action" in answer.json()["data"], body
+    for body in (b"[]", b'"resubmit"', b"{not json"):
+        answer = kazoo_api.call("PUT", outbox, kazoo_api.a.auth_token, content=body)
+        assert answer.status_code == 400 and answer.json()["message"] == "invalid request body", body
+    assert jobs(kazoo_api) == before  # nothing was resubmitted
+
+
+def jobs(api: KazooApi) -> int:
+    return api.sql("SELECT count(*) AS n FROM fax_jobs WHERE account_id = $1", api.a.account_id)[0]["n"]
+
+
 def test_queued_faxes_are_not_in_the_outbox(kazoo_api: KazooApi) -> None:
     fax = create(kazoo_api)
     for method in ("GET", "DELETE"):

@@ -23,4 +23,4 @@ def test_loopback_address_is_refused_unless_allowed(infra, document_server: str)
         created = curl_create_fax(guarded, f"{document_server}/fax.pdf")
         _, outbox = wait_until_finished(guarded, created["data"]["id"])
     assert outbox["data"]["status"] == "failed"
-    assert "refused to fetch from 127.0.0.1" in outbox["data"]["tx_result"]["error_message"]
+    assert "refused to connect to 127.0.0.1" in outbox["data"]["tx_result"]["error_message"]

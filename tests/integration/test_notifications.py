@@ -392,6 +392,57 @@ async def test_callback_to_a_blocked_network_is_refused_not_retried(
     assert row["status"] == "failed" and "FAX_FETCH_ALLOW_NETWORKS" in row["last_error"]
 
 
+# Each means 127.0.0.1 once normalised; forced into the database, as if written before the API checked them.
+LOOPBACK_SPELLINGS = [
+    "http://\uff11\uff12\uff17.\uff10.\uff10.\uff11:{port}/x",  # full-width digits
+    "http://127\u30020\u30020\u30021:{port}/",  # ideographic full stops
+    "http://2130706433:{port}/",
+    "http://127.1:{port}/",
+    "http://0x7f.0.0.1:{port}/",
+    "http://[::ffff:127.0.0.1]:{port}/",
+    "http://localhost:{port}/",
+    "file:///etc/passwd",
+    "gopher://127.0.0.1:{port}/_x",
+]
+
+
+@pytest.mark.parametrize("spelling", LOOPBACK_SPELLINGS)
+async def test_a_callback_to_loopback_in_any_spelling_never_connects_and_fails_once(
+    infra: Endpoints,
+    database_url: str,
+    pool: asyncpg.Pool,
+    blobs: BlobStore,
+    smtp_sink: tuple[SmtpSink, int],
+    spelling: str,
+) -> None:
+    """Caught: full-width digits and ideographic dots reached loopback, the receiver's first bytes were stored in the
+    delivery record; decimal and short forms were retried for 48 hours; file:// and gopher:// silently dropped."""
+    connections: list[bytes] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(await reader.read(100))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret")
+        await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(accept, "127.0.0.1", 0)
+    url = spelling.format(port=listener.sockets[0].getsockname()[1])
+    job_id, account_id = await _insert_job(pool, {"callback": {"url": url}})
+    settings = _settings(infra, database_url, smtp_sink[1], allow_networks="", callback_retry_interval=0.05)
+    notifier = Notifier(settings, NotifierStore(pool), blobs)
+    try:
+        await notifier.handlers.on_transmission_completed(_completed(job_id, account_id))
+        await asyncio.sleep(0.2)
+        assert await notifier.dispatcher.sweep() == 0  # nothing left to retry
+    finally:
+        await notifier.close()
+        listener.close()
+    assert connections == []
+    row = await pool.fetchrow("SELECT status, attempts, last_error FROM notification_deliveries")
+    assert row["status"] == "failed" and row["attempts"] <= 1 and row["last_error"], dict(row)
+    assert "secret" not in row["last_error"]
+
+
 async def test_callback_gives_up_after_retry_for(
     infra: Endpoints,
     database_url: str,

@@ -13,6 +13,7 @@ import shutil
 import smtplib
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -199,6 +200,31 @@ def test_sessions_beyond_the_cap_get_421_and_the_others_still_work(stack: Runnin
     with smtplib.SMTP("127.0.0.1", _smtp_port(stack), timeout=10) as client:
         assert client.ehlo()[0] == 250
         assert "size" in client.esmtp_features
+
+
+def test_a_backtracking_permission_pattern_blocks_no_other_session(stack: RunningStack) -> None:
+    """Caught: the entry ``(a+)+$`` froze the whole gateway, for every tenant, for longer with each character of
+    the sender (9 s at 25). On RE2 the sender is refused at once, and another session gets its banner meanwhile."""
+    account, token = stack.credentials["FAX_ACCOUNT_ID"], stack.credentials["FAX_AUTH_TOKEN"]
+    created = httpx.put(
+        f"{stack.api_url}/v2/accounts/{account}/faxboxes",
+        headers={"X-Auth-Token": token},
+        json={"data": {"name": "Backtracking", "smtp_permission_list": ["(a+)+$"]}},
+    )
+    assert created.status_code == 201, created.text
+    to = f"15551230009@{created.json()['data']['smtp_email_address']}"
+    sender = "a" * 40 + "!@evil.test"  # 2^40 backtracking steps in Python's re
+    with smtplib.SMTP("127.0.0.1", _smtp_port(stack), timeout=30) as attacker:
+        attacker.ehlo()
+        assert attacker.mail(sender)[0] == 250
+        verdict: list[tuple[int, bytes]] = []
+        rcpt = threading.Thread(target=lambda: verdict.append(attacker.rcpt(to)))
+        rcpt.start()
+        time.sleep(0.3)  # the RCPT is on its way, or already answered
+        with socket.create_connection(("127.0.0.1", _smtp_port(stack)), timeout=10) as other:
+            assert other.recv(512).startswith(b"220")  # another tenant's session is served meanwhile
+        rcpt.join(30)
+    assert verdict and verdict[0][0] == 550 and b"may not send" in verdict[0][1]
 
 
 @pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks is not installed (make setup installs it)")

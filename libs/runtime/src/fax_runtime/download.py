@@ -1,22 +1,20 @@
 """Download a fax job's document from its URL, the way Kazoo's fax fetcher does, but behind a network guard.
 
-Every address the fetcher connects to passes `NetworkGuard.check`: resolved names through `GuardedResolver` (so the
-address checked is the address connected to, leaving no DNS-rebinding gap) and IP-literal hosts explicitly, because
-aiohttp never asks the resolver about those. Redirects are followed by hand so each hop is checked the same way.
+Every address the fetcher connects to passes `NetworkGuard.check` (`guarded_http.guarded_session`). Redirects are
+followed by hand so each hop is a guarded request of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
 from yarl import URL
 
-from fax_runtime.guarded_resolver import GuardedResolver
+from fax_runtime.guarded_http import guarded_session, refusal_of, url_problem
 from fax_runtime.network_guard import NetworkGuard
 
 MAX_POST_CONTENT_CHARS = 256
@@ -80,20 +78,12 @@ async def fetch_document(
         if value is not None and any(char in value for char in "\r\n\0"):
             raise FetchError(f"invalid {name} header value")
 
-    # The connector only closes resolvers it made itself, so this one is closed here.
-    resolver = GuardedResolver(guard)
-    try:
-        connector = aiohttp.TCPConnector(resolver=resolver)
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False) as session:
-            fetch = _Fetch(
-                session, guard, max_bytes=max_bytes, max_redirects=max_redirects, connect_timeout=connect_timeout
-            )
-            return await _with_retries(
-                lambda: fetch.run(request, url, method), total_timeout, retries=retries, retry_backoff=retry_backoff
-            )
-    finally:
-        await resolver.close()
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout)
+    async with guarded_session(guard, timeout=timeout) as session:
+        fetch = _Fetch(session, max_bytes=max_bytes, max_redirects=max_redirects, connect_timeout=connect_timeout)
+        return await _with_retries(
+            lambda: fetch.run(request, url, method), total_timeout, retries=retries, retry_backoff=retry_backoff
+        )
 
 
 async def _with_retries(
@@ -120,14 +110,12 @@ class _Fetch:
     def __init__(
         self,
         session: aiohttp.ClientSession,
-        guard: NetworkGuard,
         *,
         max_bytes: int,
         max_redirects: int,
         connect_timeout: float,
     ) -> None:
         self._session = session
-        self._guard = guard
         self._max_bytes = max_bytes
         self._max_redirects = max_redirects
         self._connect_timeout = connect_timeout
@@ -145,7 +133,6 @@ class _Fetch:
             headers["Content-Type"] = request.content_type
 
         for hop in range(self._max_redirects + 1):
-            self._check_literal_host(url)
             request_headers = headers | ({"Host": host_override} if host_override else {})
             try:
                 async with self._session.request(
@@ -176,16 +163,11 @@ class _Fetch:
             except FetchError:
                 raise
             except aiohttp.ClientError as error:
+                refusal = refusal_of(error)
+                if refusal is not None:
+                    raise refusal from None
                 raise _describe_client_error(error, url, self._connect_timeout) from error
         raise AssertionError("unreachable: the loop returns or raises")
-
-    def _check_literal_host(self, url: URL) -> None:
-        host = url.host or ""
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            return  # a name: GuardedResolver checks what it resolves to
-        self._guard.check(host)
 
     async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
         too_large = FetchError(f"document larger than {_format_size(self._max_bytes)} limit")
@@ -200,15 +182,10 @@ class _Fetch:
 
 
 def _parse_url(raw: str) -> URL:
-    try:
-        url = URL(raw)
-    except (ValueError, TypeError):
-        raise FetchError(f"invalid document URL {raw!r}") from None
-    if url.scheme not in ("http", "https"):
-        raise FetchError(f"unsupported URL scheme {url.scheme!r}")
-    if not url.host:
-        raise FetchError(f"invalid document URL {raw!r}: no host")
-    return url
+    problem = url_problem(raw)
+    if problem:
+        raise FetchError(problem)
+    return URL(raw)
 
 
 def _redirect_target(current: URL, location: str) -> URL:
@@ -216,10 +193,9 @@ def _redirect_target(current: URL, location: str) -> URL:
         target = current.join(URL(location)).with_fragment(None)
     except (ValueError, TypeError):
         raise FetchError(f"could not retrieve file: invalid redirect location {location!r}") from None
-    if target.scheme not in ("http", "https"):
-        raise FetchError(f"unsupported URL scheme {target.scheme!r}")
-    if not target.host:
-        raise FetchError(f"could not retrieve file: invalid redirect location {location!r}")
+    problem = url_problem(str(target))
+    if problem:
+        raise FetchError(f"could not retrieve file: redirected to {problem}")
     return target
 
 

@@ -1,8 +1,9 @@
-"""Refuse to fetch documents from addresses that are not on the public internet.
+"""Refuse to connect, on a tenant's behalf, to addresses that are not on the public internet.
 
-A fax job's document URL is user input, so without a guard the fetcher is a server-side request forgery tool:
-loopback admin ports, the cloud metadata service at 169.254.169.254, private networks. `NetworkGuard.check` is applied
-to every address the fetcher actually connects to; operators open specific ranges with FAX_FETCH_ALLOW_NETWORKS.
+Document URLs, remote files and callback URLs are tenant input, so without a guard the platform is a server-side
+request forgery tool: loopback admin ports, the cloud metadata service at 169.254.169.254, private networks.
+`NetworkGuard.check` is applied to every address actually connected to (see `fax_runtime.guarded_http`); operators
+open specific ranges with FAX_FETCH_ALLOW_NETWORKS.
 """
 
 from __future__ import annotations
@@ -60,10 +61,11 @@ _NAT64_V6 = ipaddress.ip_network("64:ff9b::/96")
 _TEREDO_V6 = ipaddress.ip_network("2001::/32")
 
 
-class BlockedAddressError(Exception):
+class BlockedAddressError(OSError):
     """A connection to this address was refused (document fetches and callbacks alike).
 
-    str(error) explains why and how to allow it.
+    str(error) explains why and how to allow it. An OSError, so that it travels through the connection machinery
+    (happy eyeballs, aiohttp's connector) the way a refused connection does; `guarded_http.refusal_of` finds it there.
     """
 
     def __init__(self, address: str, reason: str, *, hostname: str | None = None) -> None:
@@ -71,7 +73,7 @@ class BlockedAddressError(Exception):
         self.reason = reason
         self.hostname = hostname
         target = f"{hostname} ({address})" if hostname and hostname != address else address
-        super().__init__(f"refused to fetch from {target}: {reason} (set {ALLOW_SETTING} to allow)")
+        super().__init__(f"refused to connect to {target}: {reason} (set {ALLOW_SETTING} to allow)")
 
 
 @dataclass(frozen=True)

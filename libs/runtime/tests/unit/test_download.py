@@ -183,14 +183,14 @@ async def test_redirect_into_a_blocked_address_is_refused(base_url: str) -> None
         await fetch_document(DocumentRequest(url=url), guard=only_one_address)
 
     assert str(caught.value) == (
-        "refused to fetch from 127.0.0.2: loopback address (set FAX_FETCH_ALLOW_NETWORKS to allow)"
+        "refused to connect to 127.0.0.2: loopback address (set FAX_FETCH_ALLOW_NETWORKS to allow)"
     )
 
 
 async def test_redirect_to_another_scheme_is_refused(base_url: str) -> None:
     url = f"{base_url}/redirect?to=ftp://127.0.0.1/doc.pdf"
 
-    with pytest.raises(FetchError, match=r"^unsupported URL scheme 'ftp'$"):
+    with pytest.raises(FetchError, match=r"^could not retrieve file: redirected to unsupported URL scheme 'ftp'"):
         await fetch_document(DocumentRequest(url=url), guard=LOOPBACK)
 
 
@@ -228,14 +228,14 @@ async def test_loopback_is_refused_unless_allowlisted(base_url: str) -> None:
         await fetch_document(DocumentRequest(url=f"{base_url}/doc.pdf"), guard=NetworkGuard())
 
     assert str(caught.value) == (
-        "refused to fetch from 127.0.0.1: loopback address (set FAX_FETCH_ALLOW_NETWORKS to allow)"
+        "refused to connect to 127.0.0.1: loopback address (set FAX_FETCH_ALLOW_NETWORKS to allow)"
     )
 
 
 async def test_resolved_names_are_checked_too(base_url: str) -> None:
     port = base_url.rsplit(":", 1)[1]
 
-    with pytest.raises(BlockedAddressError, match=r"^refused to fetch from localhost \((127\.0\.0\.1|::1)\): loopback"):
+    with pytest.raises(BlockedAddressError, match=r"^refused to connect to localhost \((127\.0\.0\.1|::1)\): loopback"):
         await fetch_document(DocumentRequest(url=f"http://localhost:{port}/doc.pdf"), guard=NetworkGuard())
 
 
@@ -250,7 +250,7 @@ async def test_resolved_addresses_outside_the_allowlist_are_dropped(base_url: st
 
 
 async def test_ipv6_literals_are_checked(base_url: str) -> None:
-    with pytest.raises(BlockedAddressError, match=r"^refused to fetch from ::1: loopback address"):
+    with pytest.raises(BlockedAddressError, match=r"^refused to connect to ::1: loopback address"):
         await fetch_document(DocumentRequest(url="http://[::1]:9/doc.pdf"), guard=NetworkGuard())
 
 
@@ -258,7 +258,7 @@ async def test_unsupported_scheme_is_refused() -> None:
     with pytest.raises(FetchError) as caught:
         await fetch_document(DocumentRequest(url="ftp://example.com/doc.pdf"), guard=LOOPBACK)
 
-    assert str(caught.value) == "unsupported URL scheme 'ftp'"
+    assert str(caught.value) == "unsupported URL scheme 'ftp': only http and https"
 
 
 async def test_size_cap_uses_content_length(base_url: str) -> None:

@@ -67,7 +67,7 @@ def test_non_public_addresses_are_refused(address: str, reason: str) -> None:
         NetworkGuard().check(address)
 
     assert caught.value.reason == reason
-    assert str(caught.value) == (f"refused to fetch from {address}: {reason} (set FAX_FETCH_ALLOW_NETWORKS to allow)")
+    assert str(caught.value) == (f"refused to connect to {address}: {reason} (set FAX_FETCH_ALLOW_NETWORKS to allow)")
 
 
 @pytest.mark.parametrize("address", PUBLIC)
@@ -81,7 +81,7 @@ def test_error_text_for_a_private_address() -> None:
         NetworkGuard().check("10.0.0.1")
 
     assert str(caught.value) == (
-        "refused to fetch from 10.0.0.1: private address (set FAX_FETCH_ALLOW_NETWORKS to allow)"
+        "refused to connect to 10.0.0.1: private address (set FAX_FETCH_ALLOW_NETWORKS to allow)"
     )
 
 
@@ -90,7 +90,7 @@ def test_error_names_the_host_that_resolved_to_the_address() -> None:
         NetworkGuard().check("127.0.0.1", hostname="localhost")
 
     assert str(caught.value) == (
-        "refused to fetch from localhost (127.0.0.1): loopback address (set FAX_FETCH_ALLOW_NETWORKS to allow)"
+        "refused to connect to localhost (127.0.0.1): loopback address (set FAX_FETCH_ALLOW_NETWORKS to allow)"
     )
 
 

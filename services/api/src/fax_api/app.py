@@ -31,6 +31,7 @@ from fax_api.store import ApiStore
 from fax_runtime.blobs import BlobStore
 from fax_runtime.db import create_pool
 from fax_runtime.metrics import default_metrics
+from fax_runtime.network_guard import NetworkGuard
 from fax_runtime.outbox import OutboxRelay
 
 
@@ -110,6 +111,7 @@ def create_app(settings: ApiSettings) -> Litestar:
         app.state.blobs = blobs
         app.state.faxto = FaxtoStore(pool, blobs)
         app.state.http = httpx.AsyncClient(timeout=3)
+        app.state.guard = NetworkGuard.from_setting(settings.allow_networks)
         try:
             yield
         finally:

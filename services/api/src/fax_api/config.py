@@ -19,6 +19,8 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     smtp_domain: str = "fax.localhost"
     # Largest fax upload (multipart create) accepted; larger answers 413.
     max_upload_bytes: int = 20 * 1024 * 1024
+    # Networks the guard lets tenant URLs reach (Fax.to remote files, callback URLs checked on write).
+    allow_networks: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
@@ -31,4 +33,5 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
             ready_peers=peers,
             smtp_domain=env_str(env, "FAX_SMTP_DOMAIN", "fax.localhost"),
             max_upload_bytes=env_int(env, "FAX_API_MAX_UPLOAD_BYTES", 20 * 1024 * 1024),
+            allow_networks=env_str(env, "FAX_FETCH_ALLOW_NETWORKS", ""),
         )

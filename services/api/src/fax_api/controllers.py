@@ -15,6 +15,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, Parameter
 
 from fax_api.auth import authorized_account
+from fax_api.callback_urls import check_kazoo_callback_urls
 from fax_api.faxbox_routes import MAX_PAGE_SIZE
 from fax_api.faxboxes import merge_patch
 from fax_api.faxes import (
@@ -37,7 +38,14 @@ from fax_api.faxes_common import (
     wanted_format,
 )
 from fax_api.kazoo import KazooError, bad_identifier, envelope, revision_of
-from fax_api.kazoo_request import Callback, FaxNotifications, OutgoingFax, kazoo_body, read_kazoo_data
+from fax_api.kazoo_request import (
+    Callback,
+    FaxNotifications,
+    OutgoingFax,
+    kazoo_body,
+    read_kazoo_data,
+    read_kazoo_envelope,
+)
 from fax_api.multipart import MultipartError, is_multipart, parse_fax_upload
 from fax_api.store import ApiStore, DocumentsGone, JobNotChangeable
 from fax_runtime.blobs import fax_pdf_key
@@ -108,7 +116,9 @@ class FaxesController(Controller):
         if declared.isdigit() and int(declared) > settings.max_upload_bytes:
             raise _too_large(settings.max_upload_bytes)
         if not is_multipart(content_type):
-            job = await store.submit_job(caller, _validated(await read_kazoo_data(request)))
+            fax_request = _validated(await read_kazoo_data(request))
+            await check_kazoo_callback_urls(request.app.state.guard, fax_request)
+            job = await store.submit_job(caller, fax_request)
             return _answer(request, job, status_code=201)
         body = await request.body()
         if len(body) > settings.max_upload_bytes:
@@ -122,6 +132,7 @@ class FaxesController(Controller):
             fax_request = validate_fax_request(upload.data, require_document_url=False)
         except FaxValidationError as exc:
             raise KazooError(400, "invalid data", exc.errors) from None
+        await check_kazoo_callback_urls(request.app.state.guard, fax_request)
         # The uploaded documents are the fax; a URL beside them would be a second, conflicting source.
         fax_request["document"].pop("url", None)
         job = await store.submit_job(caller, fax_request, [(d.body, d.content_type) for d in upload.documents])
@@ -155,6 +166,7 @@ class FaxesController(Controller):
         self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
     ) -> Response:
         document = await read_kazoo_data(request)
+        await check_kazoo_callback_urls(request.app.state.guard, document)
         return await self._revise(request, caller, fax_id, store, lambda _current: document)
 
     @patch(
@@ -166,6 +178,7 @@ class FaxesController(Controller):
         self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
     ) -> Response:
         changes = await read_kazoo_data(request)
+        await check_kazoo_callback_urls(request.app.state.guard, changes)
         return await self._revise(request, caller, fax_id, store, lambda current: merge_patch(current, changes))
 
     @delete("/outgoing/{fax_id:str}", status_code=200, summary="Remove a queued fax (409 once it is processing)")
@@ -207,9 +220,8 @@ class FaxesController(Controller):
     async def resubmit_outbox(
         self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
     ) -> Response:
-        data = await read_kazoo_data(request)
-        body = msgspec.json.decode(await request.body())  # read_kazoo_data has checked it is an object
-        action = data.get("action", body.get("action"))
+        body = await read_kazoo_envelope(request, data_required=False)
+        action = body["data"].get("action", body.get("action"))
         if action != "resubmit":
             raise KazooError(
                 400,

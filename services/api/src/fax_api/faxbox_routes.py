@@ -10,6 +10,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, Parameter
 
 from fax_api.auth import authorized_account
+from fax_api.callback_urls import check_kazoo_callback_urls
 from fax_api.faxbox_store import AddressTaken, FaxboxFields, FaxboxStore
 from fax_api.faxboxes import (
     FaxboxValidationError,
@@ -83,6 +84,7 @@ class FaxboxesController(Controller):
         self, request: Request, caller: NamedDependency[str], faxboxes: NamedDependency[FaxboxStore]
     ) -> Response:
         name, custom, settings = _validated(await read_kazoo_data(request))
+        await check_kazoo_callback_urls(request.app.state.guard, settings)
         try:
             faxbox = await faxboxes.create(caller, name, custom, settings)
         except AddressTaken as exc:
@@ -111,6 +113,7 @@ class FaxboxesController(Controller):
         faxboxes: NamedDependency[FaxboxStore],
     ) -> Response:
         fields = _validated(await read_kazoo_data(request))
+        await check_kazoo_callback_urls(request.app.state.guard, fields[2])
         return await self._update(request, caller, faxbox_id, faxboxes, lambda _current: fields)
 
     @patch("/{faxbox_id:str}", summary="Change some fields of a faxbox", operation_class=kazoo_body(FaxboxPatch))
@@ -122,6 +125,7 @@ class FaxboxesController(Controller):
         faxboxes: NamedDependency[FaxboxStore],
     ) -> Response:
         changes = await read_kazoo_data(request)
+        await check_kazoo_callback_urls(request.app.state.guard, changes)
         return await self._update(
             request,
             caller,

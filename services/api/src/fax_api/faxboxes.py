@@ -11,6 +11,8 @@ import re
 from typing import Any
 
 from fax_api.faxes import MAX_RETRIES
+from fax_runtime.guarded_http import url_problem
+from fax_runtime.permission_list import MAX_ENTRIES, entry_problem, list_problem
 
 NAME_MAX_LENGTH = 128
 DEFAULT_PRINTER_NAME = "Kazoo Fax Printer"
@@ -74,8 +76,8 @@ def _check_callback(errors: dict[str, Any], field: str, callback: Any) -> None:
         url = callback["url"]
         if not isinstance(url, str):
             _type_error(errors, f"{field}.url", "string")
-        elif not url.lower().startswith(("http://", "https://")):
-            _add(errors, f"{field}.url", "pattern", "URL must start with http:// or https://")
+        elif url and url_problem(url):
+            _add(errors, f"{field}.url", "pattern", url_problem(url))
 
 
 def _check_notifications(errors: dict[str, Any], notifications: Any) -> None:
@@ -101,15 +103,16 @@ def _check_permission_list(errors: dict[str, Any], permissions: Any) -> None:
     if not isinstance(permissions, list):
         _type_error(errors, "smtp_permission_list", "array")
         return
+    if list_problem(permissions):
+        _add(errors, "smtp_permission_list", "maxItems", f"Value has {list_problem(permissions)}", target=MAX_ENTRIES)
+        return
     for index, pattern in enumerate(permissions):
         field = f"smtp_permission_list.{index}"
         if not isinstance(pattern, str):
             _type_error(errors, field, "string")
-            continue
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            _add(errors, field, "format", f"Value is not a valid regular expression: {exc}", target="regex")
+        elif entry_problem(pattern):
+            problem = entry_problem(pattern)
+            _add(errors, field, "format", f"Value is not an RE2 regular expression: {problem}", target="re2")
 
 
 def normalise_address(address: str) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 from fax_api.kazoo import GREGORIAN_UNIX_OFFSET
 from fax_runtime.blobs import fax_pdf_key, fax_preview_key
+from fax_runtime.guarded_http import url_problem
 
 QUEUED_STATES = ("attaching_files", "pending", "processing")
 # A queued job may be changed or removed until the transmitter claims it ('processing').
@@ -85,8 +86,8 @@ def validate_fax_request(doc: Any, *, require_document_url: bool = True) -> dict
     if require_document_url and not (isinstance(url, str) and url.strip()):
         if "document.url" not in errors:
             _add(errors, "document.url", "required", "Field is required but missing")
-    elif isinstance(url, str) and not url.lower().startswith(("http://", "https://")):
-        _add(errors, "document.url", "pattern", "URL must start with http:// or https://")
+    elif isinstance(url, str) and url_problem(url):
+        _add(errors, "document.url", "pattern", url_problem(url))
     result["document"] = document
 
     retries = doc.get("retries", 1)
@@ -136,8 +137,11 @@ def validate_fax_request(doc: Any, *, require_document_url: bool = True) -> dict
                     "Value not found in enumerated list of values",
                     target=["json", "www-url-form-encoded"],
                 )
-            if "url" in callback and not isinstance(callback["url"], str):
+            callback_url = callback.get("url")
+            if callback_url is not None and not isinstance(callback_url, str):
                 _add(errors, "callback.url", "type", "Value is not of type string", target="string")
+            elif callback_url and url_problem(callback_url):
+                _add(errors, "callback.url", "pattern", url_problem(callback_url))
 
     # Fields the system owns are reset on every put/post, as Kazoo does.
     for owned in ("attempts", "tx_result", "id", "status", "created", "delivered"):

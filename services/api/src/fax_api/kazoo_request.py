@@ -17,23 +17,31 @@ from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
 from fax_api.kazoo import KazooError
 
 
-async def read_kazoo_data(request: Request) -> dict[str, Any]:
-    """The ``data`` object of a ``{"data": {...}}`` request body; an empty body is an empty document.
+async def read_kazoo_envelope(request: Request, *, data_required: bool = True) -> dict[str, Any]:
+    """The request body's JSON object, decoded once: every route reads its body through here.
 
-    (Kazoo's own curl examples send no body: validation then names each required field.)
+    An empty body is an empty envelope, ``{"data": {}}`` (Kazoo's own curl examples send no body: validation then
+    names each required field). Anything else must be a JSON object whose ``data``, when present (or required), is an
+    object.
     """
     body = await request.body()
     if not body.strip():
-        return {}
+        return {"data": {}}
     try:
         decoded = msgspec.json.decode(body)
     except msgspec.DecodeError:
         raise KazooError(400, "invalid request body", {"message": "malformed JSON"}) from None
-    if not isinstance(decoded, dict) or not isinstance(decoded.get("data"), dict):
+    data = decoded.get("data", None if data_required else {}) if isinstance(decoded, dict) else None
+    if not isinstance(data, dict):
         raise KazooError(
             400, "invalid request body", {"message": "the request must be a JSON object with a data object"}
         )
-    return decoded["data"]
+    return {**decoded, "data": data}
+
+
+async def read_kazoo_data(request: Request) -> dict[str, Any]:
+    """The ``data`` object of a ``{"data": {...}}`` request body; an empty body is an empty document."""
+    return (await read_kazoo_envelope(request))["data"]
 
 
 def _inline(schema: Any, definitions: dict[str, Any]) -> Any:

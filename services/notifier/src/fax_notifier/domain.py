@@ -18,6 +18,8 @@ from urllib.parse import urlencode
 
 import msgspec
 
+from fax_runtime.guarded_http import url_problem
+
 
 class Kind(StrEnum):
     """What a notification is about (names the templates)."""
@@ -104,25 +106,31 @@ class CallbackTarget(msgspec.Struct, frozen=True, kw_only=True):
     url: str
     method: str = "post"
     body_type: str = "json"
+    # Why a request to ``url`` can never be made (not http, no host, ...): planned as failed, never sent.
+    problem: str = ""
 
 
 def callback_target(holder: object) -> CallbackTarget | None:
-    """``holder``'s ``callback`` ({url, method post|put, type json|www-url-form-encoded}); None if absent or unusable.
+    """``holder``'s ``callback`` ({url, method post|put, type json|www-url-form-encoded}); None if it has no URL.
 
-    ``holder`` is a job's request, or a faxbox's ``notifications.inbound`` / ``notifications.outbound``.
+    ``holder`` is a job's request, or a faxbox's ``notifications.inbound`` / ``notifications.outbound``. The API
+    refuses unusable URLs when they are written; one that got into the database all the same is reported once.
     """
     callback = holder.get("callback") if isinstance(holder, Mapping) else None
     if not isinstance(callback, Mapping):
         return None
     url = callback.get("url")
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+    if url is None or url == "":
         return None
+    problem = url_problem(url) if isinstance(url, str) else f"invalid URL {url!r}"
+    url = url if isinstance(url, str) else str(url)
     method = str(callback.get("method") or "post").lower()
     body_type = str(callback.get("type") or "json").lower()
     return CallbackTarget(
         url=url,
         method=method if method in {"post", "put"} else "post",
         body_type="form" if body_type.startswith("www") or body_type == "form" else "json",
+        problem=problem,
     )
 
 
@@ -279,5 +287,6 @@ def plan_callback(target: CallbackTarget | None, fields: Mapping[str, str], kind
             recipient=target.url,
             kind=kind,
             payload={"method": target.method, "body_type": target.body_type, "fields": dict(fields)},
+            invalid=target.problem,
         )
     ]

@@ -1,19 +1,17 @@
-"""Outgoing HTTP for callbacks and SMS providers: one aiohttp session whose every address passes the network guard."""
+"""Outgoing HTTP for callbacks and SMS providers, over the runtime's guarded session (one network guard for all)."""
 
 from __future__ import annotations
-
-import ipaddress
-from urllib.parse import urlsplit
 
 import aiohttp
 
 from fax_notifier.transport import Outcome, SendResult
-from fax_runtime.guarded_resolver import GuardedResolver
-from fax_runtime.network_guard import BlockedAddressError, NetworkGuard
+from fax_runtime.guarded_http import guarded_session, refusal_of, url_problem
+from fax_runtime.network_guard import NetworkGuard
 
 
 class GuardedHttp:
-    """Sends one request and classifies the answer: 2xx sent, anything else (or no answer) retried."""
+    """Sends one request and classifies the answer: 2xx sent; a URL or address that can never be reached failed;
+    anything else (no answer, another status) retried."""
 
     def __init__(self, guard: NetworkGuard, timeout: float = 30.0) -> None:
         self._guard = guard
@@ -23,29 +21,13 @@ class GuardedHttp:
     def _client(self) -> aiohttp.ClientSession:
         # Built lazily: a ClientSession must be created inside the running loop.
         if self._session is None:
-            connector = aiohttp.TCPConnector(resolver=GuardedResolver(self._guard), limit=64)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+            self._session = guarded_session(self._guard, timeout=self._timeout, limit=64)
         return self._session
 
-    def refusal(self, url: str) -> str:
-        """Why ``url`` may never be requested, or "". aiohttp skips the resolver for IP literals: checked here."""
-        parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            return f"not an http(s) URL: {url!r}"
-        try:
-            ipaddress.ip_address(parts.hostname)
-        except ValueError:
-            return ""
-        try:
-            self._guard.check(parts.hostname)
-        except BlockedAddressError as error:
-            return str(error)
-        return ""
-
     async def request(self, method: str, url: str, *, data: bytes, headers: dict[str, str]) -> SendResult:
-        refused = self.refusal(url)
-        if refused:
-            return SendResult(Outcome.FAILED, refused)
+        problem = url_problem(url)
+        if problem:
+            return SendResult(Outcome.FAILED, problem)
         try:
             async with self._client().request(
                 method.upper(), url, data=data, headers=headers, allow_redirects=False
@@ -53,14 +35,13 @@ class GuardedHttp:
                 text = (await response.text(errors="replace"))[:200]
                 detail = f"HTTP {response.status} {text}".strip()
                 return SendResult(Outcome.SENT if 200 <= response.status < 300 else Outcome.RETRY, detail)
-        except BlockedAddressError as error:
-            return SendResult(Outcome.FAILED, str(error))
-        except aiohttp.ClientConnectorError as error:
-            # aiohttp wraps the resolver's refusal; a blocked address never becomes allowed by waiting.
-            if isinstance(error.__cause__, BlockedAddressError) or isinstance(error.os_error, BlockedAddressError):
-                return SendResult(Outcome.FAILED, str(error))
-            return SendResult(Outcome.RETRY, f"{type(error).__name__}: {error}")
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            # A refused address never becomes allowed by waiting, nor does a URL the client cannot use.
+            refusal = refusal_of(error)
+            if refusal is not None:
+                return SendResult(Outcome.FAILED, str(refusal))
+            if isinstance(error, aiohttp.InvalidURL):
+                return SendResult(Outcome.FAILED, f"invalid URL {url!r}")
             return SendResult(Outcome.RETRY, f"{type(error).__name__}: {error}")
 
     async def close(self) -> None:

@@ -23,6 +23,7 @@ from fax_notifier.domain import (
     outbound_callback,
     outbound_email_recipients,
     phone_problem,
+    plan_callback,
     plan_messages,
     receipt,
     receipt_job_id,
@@ -87,7 +88,7 @@ def test_msg_code_classification(kwargs: dict[str, object], code: str) -> None:
 
 def test_callback_target_defaults_and_normalises() -> None:
     assert callback_target({}) is None
-    assert callback_target({"callback": {"url": "ftp://x"}}) is None
+    assert callback_target({"callback": {"url": ""}}) is None
     target = callback_target(
         {"callback": {"url": "https://x.example/cb", "method": "PUT", "type": "www-url-form-encoded"}}
     )
@@ -155,4 +156,13 @@ def test_account_callback_posts_url_encoded() -> None:
         "post",
         "form",
     )
-    assert account_callback(None) is None and account_callback("ftp://x") is None
+    assert account_callback(None) is None and account_callback("") is None
+
+
+@pytest.mark.parametrize("url", ["ftp://x", "file:///etc/passwd", "gopher://127.0.0.1/", "http://2130706433/", 5])
+def test_an_unusable_callback_url_is_planned_as_failed_with_its_reason(url: object) -> None:
+    """Caught: such URLs were dropped without a word (or retried for 48 hours)."""
+    target = callback_target({"callback": {"url": url}})
+    assert target is not None and target.problem
+    [planned] = plan_callback(target, {"a": "b"}, Kind.OUTBOUND_FAILURE)
+    assert planned.invalid == target.problem

@@ -16,6 +16,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     port: int = 19025
     max_message_bytes: int = 10 * 1024 * 1024
     max_sessions: int = 50
+    # Recipients (faxes) one message may have; RCPT beyond it gets 452 4.5.3 and the client sends them later.
+    max_recipients: int = 100
     tls_cert: str | None = None
     tls_key: str | None = None
     # A faxbox with an empty smtp_permission_list refuses everyone unless this (or its own smtp_allow_all) is set.
@@ -32,6 +34,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             port=env_int(env, "FAX_SMTP_GATEWAY_PORT", 19025),
             max_message_bytes=env_int(env, "FAX_SMTP_MAX_MESSAGE_BYTES", 10 * 1024 * 1024),
             max_sessions=env_int(env, "FAX_SMTP_MAX_SESSIONS", 50),
+            max_recipients=env_int(env, "FAX_SMTP_MAX_RECIPIENTS", 100),
             tls_cert=env_str(env, "FAX_SMTP_TLS_CERT", "") or None,
             tls_key=env_str(env, "FAX_SMTP_TLS_KEY", "") or None,
             allow_all=env_bool(env, "FAX_SMTP_ALLOW_ALL", False),

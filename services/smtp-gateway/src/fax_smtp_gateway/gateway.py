@@ -12,9 +12,6 @@ import datetime as dt
 import logging
 import ssl
 import uuid
-from email import policy
-from email.message import EmailMessage
-from email.parser import BytesParser
 from typing import Any
 
 import asyncpg
@@ -23,23 +20,26 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from fax_api.store import ApiStore
 from fax_contracts import IntakeRejected
 from fax_runtime.outbox import enqueue
+from fax_runtime.permission_list import sender_permitted
 from fax_runtime.sql import load_queries
 from fax_smtp_gateway.config import Settings
 from fax_smtp_gateway.intake import (
     Document,
     IntakeRefused,
+    Mail,
     Recipient,
-    faxable_documents,
+    accepted_reply,
+    clip_reply,
     parse_recipient,
-    sender_permitted,
+    read_mail,
     split_address,
-    text_body,
 )
 
 log = logging.getLogger(__name__)
 Q = load_queries("fax_smtp_gateway")
 
 NO_ATTACHMENT = "550 5.7.0 Nothing to fax: attach a PDF, TIFF, image or Office document"
+TRY_LATER = "451 4.3.0 The message could not be handled now; try again later"
 
 
 class GatewayStore:
@@ -94,6 +94,8 @@ class FaxIntake:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
         sender = envelope.mail_from or ""
+        if len(envelope.rcpt_tos) >= self._settings.max_recipients:
+            return f"452 4.5.3 Too many recipients: at most {self._settings.max_recipients} faxes per message"
         try:
             _, domain = split_address(address)
         except IntakeRefused as refused:
@@ -148,19 +150,35 @@ class FaxIntake:
         targets: list[tuple[Recipient, dict[str, Any]]] = envelope.__dict__.get("fax_targets", [])
         sender = envelope.mail_from or ""
         raw = envelope.original_content or (envelope.content if isinstance(envelope.content, bytes) else b"")
-        message: EmailMessage = BytesParser(policy=policy.default).parsebytes(raw)  # type: ignore[assignment]
-        documents, skipped = faxable_documents(message)
+        try:
+            # Parsing a large mail takes CPU time: off the loop, so other sessions are served meanwhile.
+            mail: Mail = await asyncio.to_thread(read_mail, raw)
+        except IntakeRefused as refused:
+            for recipient, faxbox in targets:
+                await self._store.log_refusal(
+                    sender=sender, to=recipient.address, faxbox=faxbox, number=recipient.number,
+                    errors=[refused.reason], tell_sender=True,
+                )  # fmt: skip
+            return refused.reply
         # Decide for every recipient before storing anything, so a refusal never follows a queued fax.
         planned: list[tuple[Recipient, dict[str, Any], list[Document]]] = []
         for recipient, faxbox in targets:
             settings = faxbox["settings"] or {}
-            faxed = documents
-            if not faxed and settings.get("smtp_text_body_as_fax") and text_body(message):
-                faxed = [Document(text_body(message).encode(), "text/plain", "message.txt")]
+            faxed = mail.documents
+            if not faxed and settings.get("smtp_text_body_as_fax"):
+                if mail.text_problem:
+                    await self._store.log_refusal(
+                        sender=sender, to=recipient.address, faxbox=faxbox, number=recipient.number,
+                        content_type=mail.content_type, errors=[mail.text_problem], tell_sender=True,
+                    )  # fmt: skip
+                    return f"554 5.6.0 Nothing to fax: {mail.text_problem}"
+                if mail.text:
+                    faxed = [Document(mail.text.encode(), "text/plain", "message.txt")]
             if not faxed:
+                skipped = mail.skipped
                 await self._store.log_refusal(
                     sender=sender, to=recipient.address, faxbox=faxbox, number=recipient.number,
-                    content_type=message.get_content_type(), filename=", ".join(skipped),
+                    content_type=mail.content_type, filename=", ".join(skipped),
                     errors=["no faxable attachment" + (f" (skipped: {', '.join(skipped)})" if skipped else "")],
                     tell_sender=True,
                 )  # fmt: skip
@@ -172,14 +190,14 @@ class FaxIntake:
             try:
                 job = await self._jobs.submit_job(
                     faxbox["account_id"],
-                    _job_request(recipient, faxbox, settings, sender, str(message.get("subject", ""))),
+                    _job_request(recipient, faxbox, settings, sender, mail.subject),
                     [(document.data, document.content_type) for document in faxed],
                 )
-            except Exception as exc:
+            except Exception:
                 log.exception("mail from %s to %s could not be queued", sender, recipient.address)
                 await self._store.log_refusal(
                     sender=sender, to=recipient.address, faxbox=faxbox, number=recipient.number,
-                    content_type=message.get_content_type(), errors=[f"could not queue the fax: {exc}"],
+                    content_type=mail.content_type, errors=["could not queue the fax (a storage failure)"],
                 )  # fmt: skip
                 if not job_ids:
                     return "451 4.3.0 Could not queue the fax; try again later"
@@ -189,7 +207,12 @@ class FaxIntake:
             job_ids.append(job["id"].hex)
             log.info("mail from %s: fax %s to %s queued (%d document(s))", sender, job_ids[-1], recipient.number,
                      len(faxed))  # fmt: skip
-        return f"250 OK fax {' '.join(job_ids)} queued"
+        return accepted_reply(job_ids)
+
+    async def handle_exception(self, error: Exception) -> str:
+        """aiosmtpd's answer to a handler that raised: a temporary failure, never the exception's own text."""
+        log.error("SMTP session failed: %s", error, exc_info=error)
+        return TRY_LATER
 
 
 def _job_request(
@@ -268,7 +291,8 @@ def smtp_factory(handler: FaxIntake, settings: Settings, limit: SessionLimit) ->
             if isinstance(status, str) and status.startswith("552 Error: Too much mail data"):
                 with contextlib.suppress(Exception):
                     await handler.log_oversize(self.envelope, self.envelope.__dict__.get("fax_targets", []), None)
-            await super().push(status)
+            # Every reply, aiosmtpd's own too (it echoes unknown commands), within RFC 5321's line length.
+            await super().push(clip_reply(status))
 
         def connection_lost(self, error: Exception | None) -> None:
             if self._counted:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email import policy
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
 from pathlib import PurePosixPath
 
 from fax_runtime.numbers import NotE164, e164
@@ -26,6 +28,11 @@ FAXABLE_TYPES = {
     "application/rtf": "rtf",
 }
 FAXABLE_SUFFIXES = {f".{suffix}" for suffix in FAXABLE_TYPES.values()} | {".tiff", ".jpeg"}
+# Deeper MIME trees are refused before anything recursive walks them (Postfix's mime_nesting_limit is 100).
+MAX_MIME_DEPTH = 50
+# RFC 5321 4.5.3.1.5: a reply line is at most 512 octets, its CRLF included.
+MAX_REPLY_OCTETS = 510
+_MAX_SUBJECT_CHARS = 998
 
 
 class IntakeRefused(Exception):
@@ -62,32 +69,74 @@ def parse_recipient(address: str) -> Recipient:
     return Recipient(number=number, domain=domain, address=address)
 
 
-def sender_permitted(sender: str, permissions: list[str], owner_email: str | None, allow_all: bool) -> bool:
-    """Kazoo's smtp_permission_list: exact addresses (any case) or regular expressions matching the whole sender;
-    the faxbox owner may always send. An empty list refuses everyone unless the faxbox allows all."""
-    sender = sender.strip().strip("<>").lower()
-    if not sender:
-        return False
-    if owner_email and sender == owner_email.strip().lower():
-        return True
-    if not permissions:
-        return allow_all
-    for entry in permissions:
-        if sender == entry.strip().lower():
-            return True
-        try:
-            if re.fullmatch(entry, sender, flags=re.IGNORECASE):
-                return True
-        except re.error:
-            continue
-    return False
-
-
 @dataclass(frozen=True)
 class Document:
     data: bytes
     content_type: str
     filename: str
+
+
+@dataclass(frozen=True)
+class Mail:
+    """What intake needs of a parsed message; every text in it is safe to store."""
+
+    documents: list[Document]
+    skipped: list[str]  # names of the attachments that are not a fax format
+    subject: str
+    content_type: str
+    text: str  # the plain-text body, read only when there is nothing else to fax
+    text_problem: str = ""  # why the plain-text body cannot be read (its charset)
+
+
+def read_mail(raw: bytes) -> Mail:
+    """Parse a message and take out what intake uses. CPU-bound: run it off the event loop.
+
+    Raises IntakeRefused (554 5.6.0) for a message whose MIME structure is nested too deeply to be read safely.
+    """
+    too_deep = IntakeRefused(
+        f"554 5.6.0 MIME parts nested more than {MAX_MIME_DEPTH} levels deep: the message cannot be read",
+        f"MIME parts nested more than {MAX_MIME_DEPTH} levels deep",
+    )
+    try:
+        message: EmailMessage = BytesParser(policy=policy.default).parsebytes(raw)  # type: ignore[assignment]
+    except RecursionError:
+        raise too_deep from None
+    if _depth_exceeds(message, MAX_MIME_DEPTH):
+        raise too_deep
+    documents, skipped = faxable_documents(message)
+    text, text_problem = "", ""
+    if not documents:
+        try:
+            text = text_body(message)
+        except LookupError:
+            part = message.get_body(preferencelist=("plain",))
+            charset = part.get_content_charset() if part is not None else None
+            text_problem = f"the text is in an unknown character set {clean_text(str(charset or ''))!r}"
+    return Mail(
+        documents=documents,
+        skipped=skipped,
+        subject=clean_text(str(message.get("subject", "")))[:_MAX_SUBJECT_CHARS],
+        content_type=clean_text(message.get_content_type()),
+        text=text,
+        text_problem=text_problem,
+    )
+
+
+def _depth_exceeds(message: Message, limit: int) -> bool:
+    """Whether the MIME tree is deeper than ``limit``, found without recursion (the stdlib's walk recurses)."""
+    pending: list[tuple[Message, int]] = [(message, 1)]
+    while pending:
+        part, depth = pending.pop()
+        if depth > limit:
+            return True
+        if part.is_multipart():
+            pending.extend((child, depth + 1) for child in part.get_payload())  # type: ignore[union-attr]
+    return False
+
+
+def clean_text(text: str) -> str:
+    """``text`` without control characters (NUL among them: Postgres refuses it), tabs kept."""
+    return "".join(char for char in text if char >= " " or char == "\t").replace("\x7f", "")
 
 
 def faxable_documents(message: EmailMessage) -> tuple[list[Document], list[str]]:
@@ -100,7 +149,7 @@ def faxable_documents(message: EmailMessage) -> tuple[list[Document], list[str]]
         ):
             continue
         content_type = part.get_content_type()
-        filename = part.get_filename() or ""
+        filename = clean_text(part.get_filename() or "")
         if content_type.startswith("text/") and not filename:
             continue  # the body, not an attachment
         suffix = PurePosixPath(filename.lower()).suffix
@@ -109,10 +158,33 @@ def faxable_documents(message: EmailMessage) -> tuple[list[Document], list[str]]
             if data:
                 documents.append(Document(data, content_type, filename))
                 continue
-        skipped.append(filename or content_type)
+        skipped.append(filename or clean_text(content_type))
     return documents, skipped
 
 
 def text_body(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("plain",))
     return part.get_content().strip() if part is not None else ""
+
+
+def accepted_reply(job_ids: list[str]) -> str:
+    """``250 OK fax <id> <id> queued``, naming as many ids as one reply line holds and counting the rest."""
+    reply = f"250 OK fax {' '.join(job_ids)} queued"
+    if len(reply) <= MAX_REPLY_OCTETS:
+        return reply
+    named: list[str] = []
+    for job_id in job_ids:
+        longer = f"250 OK fax {' '.join([*named, job_id])} and {len(job_ids) - len(named) - 1} more queued"
+        if len(longer) > MAX_REPLY_OCTETS:
+            break
+        named.append(job_id)
+    return f"250 OK fax {' '.join(named)} and {len(job_ids) - len(named)} more queued"
+
+
+def clip_reply(reply: str | bytes) -> bytes:
+    """A reply line cut to RFC 5321's 512 octets (CRLF included), whatever the text it carries."""
+    line = reply.encode("utf-8", errors="replace") if isinstance(reply, str) else reply
+    if len(line) <= MAX_REPLY_OCTETS:
+        return line
+    # Cut on a character boundary: an SMTPUTF8 reply must stay valid UTF-8.
+    return line[: MAX_REPLY_OCTETS - 3].decode("utf-8", errors="ignore").encode() + b"..."

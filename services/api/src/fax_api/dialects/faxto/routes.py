@@ -23,6 +23,7 @@ from litestar.exceptions import ClientException
 from litestar.params import FromPath
 
 from fax_api.accounts import PASSWORD_MIN_LENGTH
+from fax_api.callback_urls import refused_callback_urls
 from fax_api.dialects.billing import InsufficientBalance, submit_billed_job
 from fax_api.dialects.errors import faxto_failure
 from fax_api.dialects.faxto import inventory, views
@@ -123,12 +124,16 @@ def _fax_job_id(raw: str) -> int | uuid.UUID | None:
         return None
 
 
-def _callback_url(params: dict[str, Any]) -> str:
+async def _callback_url(state: State, params: dict[str, Any]) -> str:
+    """The request's ``callback_url`` ("" to have none), refused when no callback to it could ever be delivered."""
     url = params.get("callback_url")
     if url == "":
         return ""
-    if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")) or len(url) > 2048:
+    if not isinstance(url, str):
         raise FaxtoError(400, "callback_url must be an http:// or https:// URL")
+    refused = await refused_callback_urls(state.guard, {"callback_url": url})
+    if refused:
+        raise FaxtoError(400, f"callback_url is refused: {refused['callback_url']}")
     return url
 
 
@@ -155,9 +160,8 @@ async def _upload(store: FaxtoStore, user: dict[str, Any], upload: UploadFile) -
     return await store.add_document(user, upload.filename or "document", upload.content_type or "", body)
 
 
-async def _remote_upload(store: FaxtoStore, user: dict[str, Any], url: str) -> dict[str, Any]:
+async def _remote_upload(store: FaxtoStore, guard: NetworkGuard, user: dict[str, Any], url: str) -> dict[str, Any]:
     """Download ``url`` with the fetcher's own code and network guard (FAX_FETCH_ALLOW_NETWORKS), then keep it."""
-    guard = NetworkGuard.from_setting(os.environ.get("FAX_FETCH_ALLOW_NETWORKS", ""))
     try:
         fetched = await fetch_document(
             DocumentRequest(url=url), guard=guard, max_bytes=MAX_UPLOAD_BYTES, total_timeout=30, retries=1
@@ -241,7 +245,7 @@ class FaxtoController(Controller):
         user = await _user(state, params)
         if "callback_url" not in params:
             raise FaxtoError(400, "callback_url is required (empty to remove it)")
-        url = _callback_url(params)
+        url = await _callback_url(state, params)
         await _store(state).set_callback_url(user["account_id"], url)
         return {"status": "success", "callback_url": url}
 
@@ -292,7 +296,9 @@ class FaxtoController(Controller):
             kazoo_request.update(from_number=tsi, fax_identity=tsi)
         # The send's own callback_url, else the one in the account's API settings.
         callback_url = (
-            _callback_url(params) if "callback_url" in params else await store.callback_url(user["account_id"])
+            await _callback_url(state, params)
+            if "callback_url" in params
+            else await store.callback_url(user["account_id"])
         )
         if callback_url:
             # The notifier posts Fax.to's delivery receipt (fax_job_id, status, msg_code) to the job's callback.
@@ -357,7 +363,7 @@ class FaxtoController(Controller):
         if "file" in files:
             document = await _upload(_store(state), user, files["file"])
         elif isinstance(params.get("AddRemoteFile"), str) and params["AddRemoteFile"].strip():
-            document = await _remote_upload(_store(state), user, params["AddRemoteFile"].strip())
+            document = await _remote_upload(_store(state), state.guard, user, params["AddRemoteFile"].strip())
         else:
             raise FaxtoError(400, "A multipart 'file' part or an AddRemoteFile URL is required")
         return {"status": "success", "document_id": document["id"], "document": views.document_view(document)}

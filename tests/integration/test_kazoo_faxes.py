@@ -12,6 +12,8 @@ import io
 import json
 import subprocess
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -188,6 +190,35 @@ def test_curl_patch_and_post_change_a_queued_fax_and_reset_attempts(kazoo_api: K
     assert row == {"to_number": "+15557654321", "retries": 1, "attempts": 0}
     # Each change asks the fetcher to prepare the document again.
     assert submitted_events(kazoo_api, fax["id"]) == 4
+
+
+def test_changes_made_at_once_all_land(kazoo_api: KazooApi) -> None:
+    """Six clients each PATCH one field of one queued fax at the same moment (five faxes in turn): every change is
+    kept, and each asked the fetcher to prepare the fax again. Before the job was locked from the read of its request
+    to the write of the merged one, PATCHes read the same request and the last write undid the others: changes were
+    lost in 15 of 15 faxes (3 runs)."""
+    changes = {
+        "to_name": "Ann",
+        "from_name": "Bob",
+        "fax_identity": "ACME",
+        "fax_header": "ACME Ltd",
+        "fax_timezone": "Europe/Paris",
+        "retries": 3,
+    }
+    lost = {}
+    with ThreadPoolExecutor(len(changes)) as pool:
+        for _ in range(5):
+            fax = create(kazoo_api)
+            path = faxes(kazoo_api, f"/outgoing/{fax['id']}")
+            bodies = [{"data": {key: value}} for key, value in changes.items()]
+            answers = list(pool.map(partial(kazoo_api.call, "PATCH", path, kazoo_api.a.auth_token), bodies))
+            assert [answer.status_code for answer in answers] == [200] * len(changes)
+            [row] = kazoo_api.sql("SELECT request FROM fax_jobs WHERE id = $1", uuid.UUID(fax["id"]))
+            request = json.loads(row["request"])
+            if missing := [key for key, value in changes.items() if request.get(key) != value]:
+                lost[fax["id"]] = missing
+            assert submitted_events(kazoo_api, fax["id"]) == 1 + len(changes)
+    assert not lost, f"changes lost: {lost}"
 
 
 def test_curl_delete_outgoing_removes_a_queued_fax(kazoo_api: KazooApi) -> None:
@@ -577,11 +608,12 @@ def test_resubmitting_an_uploaded_fax_copies_its_documents_until_they_are_remove
 
 
 def test_changing_a_rendered_queued_fax_removes_the_old_render(kazoo_api: KazooApi, s3: Minio, infra) -> None:
-    """A pending fax already rendered (revision 1's TIFF, PDF and preview) is changed: those objects go, since the
-    new request is rendered under its own revision and the old render will never be sent."""
+    """A pending fax already rendered (request 1's TIFF, PDF, preview and original) is changed: those objects go,
+    since the new request is rendered anew and the old render will never be sent."""
     fax = create(kazoo_api)
     job = uuid.UUID(fax["id"])
-    old = [f"jobs/{job}/r1/fax.tif", f"jobs/{job}/r1/fax.pdf", f"jobs/{job}/r1/preview-1.png"]
+    render = f"jobs/{job}/r1/{uuid.uuid4().hex}"
+    old = [f"{render}/{name}" for name in ("fax.tif", "fax.pdf", "preview-1.png", "original")]
     for key in old:
         s3.put_object(infra.s3_bucket, key, io.BytesIO(b"x"), 1)
     kazoo_api.sql("UPDATE fax_jobs SET status = 'pending', tiff_key = $2, pages = 1 WHERE id = $1", job, old[0])

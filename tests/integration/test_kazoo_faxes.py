@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -141,7 +143,13 @@ def test_curl_create_on_the_outgoing_alias_without_a_body_names_the_required_fie
     assert code == 201 and body["data"]["status"] == "pending"
 
 
-def test_curl_listings_have_the_documented_shape(kazoo_api: KazooApi) -> None:
+LISTING_ENVELOPE = {"auth_token", "data", "page_size", "request_id", "revision", "start_key", "status"}
+
+
+def test_curl_listings_have_the_documented_shape(kazoo_api: KazooApi, s3: Minio, infra) -> None:
+    """Every listing answers in the envelope of the text's listing example: ``page_size``, ``revision`` and
+    ``start_key`` (an array, on the first page too) beside ``data``; before, ``revision`` and ``start_key`` were
+    missing (``start_key`` came only as a string, on pages asked for with one)."""
     fax = create(kazoo_api)
     code, outgoing = curl_json(kazoo_api, "GET", faxes(kazoo_api, "/outgoing"))
     assert code == 200
@@ -153,11 +161,34 @@ def test_curl_listings_have_the_documented_shape(kazoo_api: KazooApi) -> None:
         "from": "18884732963",
         "to": "18884732963",
     }
-    assert outgoing["page_size"] == len(outgoing["data"])
-    for folder in ("outbox", "incoming", "inbox", "smtplog"):
-        code, listing = curl_json(kazoo_api, "GET", faxes(kazoo_api, f"/{folder}"))
-        assert code == 200 and listing["status"] == "success" and isinstance(listing["data"], list), folder
-        assert listing["page_size"] == len(listing["data"])
+    finish(kazoo_api, s3, infra, create(kazoo_api)["id"])
+    insert_inbound(kazoo_api, s3, infra, "received")
+    insert_inbound(kazoo_api, s3, infra, "receiving")
+    kazoo_api.sql(
+        "INSERT INTO smtplog (id, account_id, from_address, to_address, errors) VALUES ($1, $2, 'a@b.c', 'd@e.f', "
+        "'[]')",
+        uuid.uuid4(),
+        kazoo_api.a.account_id,
+    )
+    listings = [faxes(kazoo_api, f"/{folder}") for folder in ("outgoing", "outbox", "incoming", "inbox", "smtplog")]
+    account = f"/v2/accounts/{kazoo_api.a.account_id}"
+    for path in [*listings, f"{account}/faxboxes", f"{account}/users"]:
+        code, listing = curl_json(kazoo_api, "GET", path)
+        assert code == 200 and set(listing) == LISTING_ENVELOPE, (path, listing)
+        assert listing["status"] == "success" and listing["page_size"] == len(listing["data"]) > 0, path
+        assert listing["start_key"] == [listing["data"][0]["id"]], path
+        assert re.fullmatch("[0-9a-f]{32}", listing["revision"]), path
+        assert curl_json(kazoo_api, "GET", path)[1]["revision"] == listing["revision"], "same page, same revision"
+        # The start_key array, sent back as it came (JSON), asks for the same page.
+        code, again = curl_json(kazoo_api, "GET", f"{path}?start_key={quote(json.dumps(listing['start_key']))}")
+        assert code == 200 and again["data"] == listing["data"] and again["start_key"] == listing["start_key"]
+
+    change = '{"data":{"to_number":"15550001111"}}'
+    assert curl_json(kazoo_api, "PATCH", faxes(kazoo_api, f"/outgoing/{fax['id']}"), "-d", change)[0] == 200
+    assert curl_json(kazoo_api, "GET", listings[0])[1]["revision"] != outgoing["revision"], "what it lists changed"
+    unknown = uuid.uuid4().hex  # a page that starts at no fax is empty and says where it was asked to start
+    code, empty = curl_json(kazoo_api, "GET", f"{listings[0]}?start_key={unknown}")
+    assert code == 200 and (empty["data"], empty["page_size"], empty["start_key"]) == ([], 0, [unknown])
 
 
 def test_curl_patch_and_post_change_a_queued_fax_and_reset_attempts(kazoo_api: KazooApi) -> None:
@@ -568,7 +599,7 @@ def test_curl_smtplog_shows_the_accounts_entries_only(kazoo_api: KazooApi) -> No
     ids = [row["id"] for row in listing["data"]]
     assert code == 200 and mine.hex in ids and theirs.hex not in ids and nobody.hex not in ids
     code, body = curl_json(kazoo_api, "GET", faxes(kazoo_api, f"/smtplog/{mine.hex}"))
-    assert code == 200
+    assert code == 200 and body["revision"].startswith("1-"), "every single-document answer has a revision"
     data = body["data"]
     assert data["errors"] == ["sender not permitted"] and data["from"] == "alice@example.com"
     assert data["faxbox_id"] == kazoo_api.a.faxbox_id and data["number"] == "+15551112222"

@@ -137,4 +137,6 @@ class SmtpLogController(Controller):
         entry = await store.get_smtplog(caller, parse_id(attempt_id))
         if entry is None:
             raise bad_identifier(attempt_id)
-        return envelope(request, smtplog_view(entry))
+        data = smtplog_view(entry)
+        # An entry is written once and never changed: its revision is always the first.
+        return envelope(request, data, revision=revision_of(1, data))

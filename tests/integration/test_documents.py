@@ -9,6 +9,7 @@ the bombs are a few hundred kilobytes that claim gigapixels or a hundred thousan
 from __future__ import annotations
 
 import io
+import re
 import struct
 import time
 import uuid
@@ -29,7 +30,14 @@ from fax_fetcher.config import FetcherSettings
 from fax_fetcher.handlers import DocumentPreparer
 from fax_fetcher.previews import DocumentPreviewer
 from fax_fetcher.store import FetcherStore
-from fax_runtime.blobs import BlobStore, document_preview_key, fax_pdf_key, fax_preview_key
+from fax_runtime.blobs import (
+    BlobStore,
+    document_preview_key,
+    fax_original_key,
+    fax_pdf_key,
+    fax_preview_key,
+    fax_render_keys,
+)
 from fax_runtime.config import RuntimeSettings, S3Settings
 from fax_runtime.db import create_pool
 from tests.integration.documents import TWO_PAGE_POSTSCRIPT, make_pdf
@@ -375,7 +383,8 @@ async def test_hostile_documents_fail_with_their_reason_and_a_good_job_still_suc
     row = await harness.job(good)
     assert row["status"] == "pending", row["error_message"]
     assert row["pages"] == 4
-    assert row["tiff_key"] == f"jobs/{good}/r1/fax.tif"  # rendered from the job's first (and only) revision
+    # A directory of its own, under the job's first (and only) request.
+    assert re.fullmatch(f"jobs/{good}/r1/[0-9a-f]{{32}}/fax.tif", row["tiff_key"])
     previews = [fax_preview_key(row["tiff_key"], page) for page in range(1, 5)]
     for key in [row["tiff_key"], fax_pdf_key(row["tiff_key"]), *previews]:
         assert harness.s3.stat_object(harness.bucket, key).size > 0
@@ -419,7 +428,7 @@ async def test_a_missing_upload_fails_the_job(harness: Harness) -> None:
 
 
 class _LateStore(FetcherStore):
-    """The store as a slow render of an old revision saw it when it started: ``job_to_prepare`` is that snapshot."""
+    """The store as a slow render saw it when it started: ``job_to_prepare`` is that snapshot."""
 
     def __init__(self, pool: asyncpg.Pool, snapshot: dict[str, Any]) -> None:
         super().__init__(pool)
@@ -431,7 +440,7 @@ class _LateStore(FetcherStore):
 
 async def test_a_render_of_a_replaced_request_finishing_last_does_not_replace_the_fax(harness: Harness) -> None:
     """A job is changed while its first document renders; the new document renders first, the old render finishes
-    after it: the job keeps the new fax (its own revision's objects) and the old render's objects are removed."""
+    after it: the job keeps the new fax (its own render's objects) and the old render's objects are removed."""
     job_id = uuid.uuid4()
     first, second = f"jobs/{job_id}/upload-0", f"jobs/{job_id}/upload-1"
     await harness.blobs.put_bytes(first, b"The first version, one page\n")
@@ -443,22 +452,61 @@ async def test_a_render_of_a_replaced_request_finishing_last_does_not_replace_th
         {"document": {"uploads": [first]}},
     )
     store = FetcherStore(harness.pool)
-    snapshot = await store.job_to_prepare(job_id)  # the old render starts reading revision 1
-    await harness.pool.execute(  # what a PATCH does: a new request, a new revision
-        "UPDATE fax_jobs SET request = $2, revision = revision + 1 WHERE id = $1",
+    snapshot = await store.job_to_prepare(job_id)  # the old render starts reading request 1
+    await harness.pool.execute(  # what a PATCH does: a new request, a new version of the row
+        "UPDATE fax_jobs SET request = $2, request_revision = 2, revision = revision + 1 WHERE id = $1",
         job_id,
         {"document": {"uploads": [second]}},
     )
     event = JobSubmitted(event_id=uuid.uuid4(), occurred_at=_now(), job_id=job_id, account_id=ACCOUNT)
-    await harness.preparer.on_job_submitted(event)  # revision 2 renders and is recorded
+    await harness.preparer.on_job_submitted(event)  # request 2 renders and is recorded
     late = DocumentPreparer(_LateStore(harness.pool, snapshot), harness.blobs, harness.settings)
-    await late.on_job_submitted(event)  # then revision 1's render finishes
+    await late.on_job_submitted(event)  # then request 1's render finishes
 
     row = await harness.job(job_id)
-    assert (row["status"], row["tiff_key"], row["pages"]) == ("pending", f"jobs/{job_id}/r2/fax.tif", 2)
+    assert (row["status"], row["pages"]) == ("pending", 2)
+    assert row["tiff_key"].startswith(f"jobs/{job_id}/r2/")
     with Image.open(io.BytesIO(harness.s3.get_object(harness.bucket, row["tiff_key"]).read())) as fax:
         assert fax.n_frames == 2, "the fax is the new document"
-    assert not list(harness.s3.list_objects(harness.bucket, prefix=f"jobs/{job_id}/r1/", recursive=True))
+    assert _stored(harness, f"jobs/{job_id}/r") == set(fax_render_keys(row["tiff_key"], 2)) - {
+        fax_original_key(row["tiff_key"])  # uploads have no fetched original
+    }
+
+
+async def test_a_second_render_of_the_same_request_leaves_the_recorded_one_alone(harness: Harness) -> None:
+    """Two deliveries of one request (an event redelivered, or the submitted and the changed job's events both read
+    after the change) render it at once; the one that finishes last must not touch the fax the first recorded.
+
+    Before renders had a directory each, both wrote ``jobs/<id>/r<revision>/`` and the last one, finding the row's
+    revision moved on by its rival's document_ready, deleted that directory: the transmitter was told to send a key
+    that no longer existed."""
+    job_id = uuid.uuid4()
+    upload = f"jobs/{job_id}/upload-0"
+    await harness.blobs.put_bytes(upload, TWO_PAGE_POSTSCRIPT)
+    await harness.pool.execute(
+        "INSERT INTO fax_jobs (id, account_id, status, request, to_number) VALUES ($1, $2, 'attaching_files', $3, '1')",
+        job_id,
+        ACCOUNT,
+        {"document": {"uploads": [upload]}},
+    )
+    snapshot = await FetcherStore(harness.pool).job_to_prepare(job_id)  # the second delivery reads the job
+    event = JobSubmitted(event_id=uuid.uuid4(), occurred_at=_now(), job_id=job_id, account_id=ACCOUNT)
+    await harness.preparer.on_job_submitted(event)  # the first one renders and is recorded
+    recorded = await harness.job(job_id)
+    late = DocumentPreparer(_LateStore(harness.pool, snapshot), harness.blobs, harness.settings)
+    await late.on_job_submitted(event)  # then the second one finishes
+
+    row = await harness.job(job_id)
+    assert (row["status"], row["tiff_key"], row["pages"]) == ("pending", recorded["tiff_key"], 2)
+    assert _stored(harness, f"jobs/{job_id}/r") == set(fax_render_keys(row["tiff_key"], 2)) - {
+        fax_original_key(row["tiff_key"])
+    }
+    with Image.open(io.BytesIO(harness.s3.get_object(harness.bucket, row["tiff_key"]).read())) as fax:
+        assert fax.n_frames == 2
+
+
+def _stored(harness: Harness, prefix: str) -> set[str]:
+    return {item.object_name for item in harness.s3.list_objects(harness.bucket, prefix=prefix, recursive=True)}
 
 
 async def test_a_stored_documents_previews_are_its_fax_pages(harness: Harness, tmp_path: Any) -> None:

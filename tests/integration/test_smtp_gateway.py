@@ -129,6 +129,44 @@ def test_a_permitted_senders_pdf_becomes_a_delivered_fax(stack: RunningStack, tm
         assert got[:header_bytes] != b"\xff" * header_bytes  # the header line carries ink
 
 
+def test_a_mail_that_queued_faxes_is_in_the_smtplog_with_each_fax(stack: RunningStack, tmp_path: Path) -> None:
+    """A mail to two numbers queues two faxes; the smtplog has one entry for each recipient, without errors, naming
+    the fax it queued (before, only refusals were logged: a mail that queued a fax left no entry)."""
+    box = stack.credentials["FAX_FAXBOX_EMAIL"]
+    recipients = [f"15551230010@{box}", f"15551230011@{box}"]
+    mail = _mail("dave@example.com", ", ".join(recipients), pdf=make_pdf(tmp_path / "report.pdf"))
+    with smtplib.SMTP("127.0.0.1", _smtp_port(stack), timeout=30) as client:
+        client.ehlo()
+        client.mail("dave@example.com")
+        for to in recipients:
+            assert client.rcpt(to)[0] == 250
+        code, reply = client.data(mail)
+    assert code == 250, reply
+    queued = reply.decode().removeprefix("OK fax ").removesuffix(" queued").split()
+    assert len(queued) == 2
+
+    entries = {entry["to"]: entry for entry in _api(stack, "/smtplog") if entry["to"] in recipients}
+    assert set(entries) == set(recipients)
+    logged = []
+    for to in recipients:
+        entry = _api(stack, f"/smtplog/{entries[to]['id']}")
+        assert entry["errors"] == [] and entry["from"] == "dave@example.com"
+        assert entry["faxbox_id"] == stack.credentials["FAX_FAXBOX_ID"] and entry["number"] == f"+{to.split('@')[0]}"
+        assert entry["filename"] == "report.pdf"
+        logged.append(entry["job_id"])
+        fax = httpx.get(  # the entry's fax is the fax queued for that number
+            f"{stack.api_url}/v2/accounts/{stack.credentials['FAX_ACCOUNT_ID']}/faxes/outgoing/{entry['job_id']}",
+            headers={"X-Auth-Token": stack.credentials["FAX_AUTH_TOKEN"]},
+        )
+        if fax.status_code == 404:  # already sent
+            fax = httpx.get(
+                f"{stack.api_url}/v2/accounts/{stack.credentials['FAX_ACCOUNT_ID']}/faxes/outbox/{entry['job_id']}",
+                headers={"X-Auth-Token": stack.credentials["FAX_AUTH_TOKEN"]},
+            )
+        assert fax.status_code == 200 and fax.json()["data"]["to_number"] == entry["number"]
+    assert sorted(logged) == sorted(queued)
+
+
 @pytest.mark.parametrize(
     ("sender", "local", "domain", "code", "error"),
     [

@@ -13,10 +13,15 @@ from minio.error import S3Error
 from fax_runtime.config import S3Settings
 
 
-def rendered_fax_key(job_id: object, revision: int) -> str:
-    """Where the fetcher puts a job's fax as rendered from the request of ``revision``: a render of a request that
-    was since replaced lands beside the current one, never over it."""
-    return f"jobs/{job_id}/r{revision}/fax.tif"
+def rendered_fax_key(job_id: object, request_revision: int, render_id: str) -> str:
+    """Where one render of a job's request (``request_revision``) puts the fax: a directory of its own, so no render
+    (of a replaced request, or a second delivery of the same one) ever writes over, or removes, another's objects."""
+    return f"jobs/{job_id}/r{request_revision}/{render_id}/fax.tif"
+
+
+def fax_original_key(tiff_key: str) -> str:
+    """The fetched document a job's fax was rendered from, kept beside it."""
+    return f"{tiff_key.rsplit('/', 1)[0]}/original"
 
 
 def fax_pdf_key(tiff_key: str) -> str:
@@ -27,6 +32,13 @@ def fax_pdf_key(tiff_key: str) -> str:
 def fax_preview_key(tiff_key: str, page: int) -> str:
     """The PNG preview of page ``page`` (from 1) stored beside a job's rendered fax TIFF."""
     return f"{tiff_key.rsplit('/', 1)[0]}/preview-{page}.png"
+
+
+def fax_render_keys(tiff_key: str, pages: int | None) -> list[str]:
+    """Every object of one render: the TIFF, its PDF copy, its page previews and (for a fetched document) the
+    original."""
+    previews = [fax_preview_key(tiff_key, page) for page in range(1, (pages or 0) + 1)]
+    return [tiff_key, fax_pdf_key(tiff_key), *previews, fax_original_key(tiff_key)]
 
 
 def document_preview_key(object_key: str, page: int) -> str:

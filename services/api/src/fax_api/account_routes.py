@@ -11,8 +11,8 @@ from litestar.params import FromPath, Parameter
 from fax_api.account_store import AccountStore, UsernameTaken
 from fax_api.accounts import UserValidationError, auth_view, user_summary, user_view, validate_user
 from fax_api.auth import authorized_account
-from fax_api.faxbox_routes import MAX_PAGE_SIZE, paged
-from fax_api.kazoo import KazooError, bad_identifier, envelope, revision_of
+from fax_api.faxbox_routes import MAX_PAGE_SIZE
+from fax_api.kazoo import KazooError, bad_identifier, envelope, paged, requested_start_key, revision_of
 from fax_api.kazoo_request import ApiAuth, User, UserAuth, kazoo_body, read_kazoo_data
 from fax_runtime.numbers import NotE164, e164
 
@@ -57,7 +57,7 @@ class UsersController(Controller):
         page_size: int = Parameter(default=50, ge=1, le=MAX_PAGE_SIZE),
         start_key: str = Parameter(default="", description="id of the first user of the page (next_start_key)"),
     ) -> Response:
-        rows = await accounts.user_page(caller, start_key, page_size + 1)
+        rows = await accounts.user_page(caller, requested_start_key(start_key), page_size + 1)
         return paged(request, rows, page_size, start_key, user_summary)
 
     @put("/", status_code=201, summary="Create a user", operation_class=kazoo_body(User))

@@ -309,19 +309,12 @@ class FaxesController(Controller):
         store: ApiStore,
         build: Any,
     ) -> Response:
-        job_id = parse_id(fax_id)
-        current = await store.get_job(caller, job_id, QUEUED_STATES + FINISHED_STATES)
-        if current is None:
-            raise bad_identifier(fax_id)
-        if current["status"] not in CHANGEABLE_STATES:
-            raise _not_changeable(fax_id, current["status"])
         try:
-            fax_request = revised_request(current["request"], build(current["request"]))
+            job = await store.replace_queued_job(
+                caller, parse_id(fax_id), lambda current: revised_request(current, build(current))
+            )
         except FaxValidationError as exc:
             raise KazooError(400, "invalid data", exc.errors) from None
-        try:
-            # The UPDATE is guarded by state again: the transmitter may have claimed the job since it was read.
-            job = await store.replace_queued_job(caller, job_id, fax_request)
         except JobNotChangeable as exc:
             raise _not_changeable(fax_id, exc.status) from None
         if job is None:

@@ -20,21 +20,10 @@ from fax_api.faxboxes import (
     merge_patch,
     validate_faxbox,
 )
-from fax_api.kazoo import KazooError, bad_identifier, envelope, revision_of
+from fax_api.kazoo import KazooError, bad_identifier, envelope, paged, requested_start_key, revision_of
 from fax_api.kazoo_request import Faxbox, FaxboxPatch, kazoo_body, read_kazoo_data
 
 MAX_PAGE_SIZE = 500
-
-
-def paged(request: Request, rows: list[dict[str, Any]], page_size: int, start_key: str, view: Any) -> Response:
-    """Kazoo's paging: ``rows`` holds one row more than a page when another page follows."""
-    page, following = rows[:page_size], rows[page_size:]
-    extra: dict[str, Any] = {"page_size": len(page)}
-    if start_key:
-        extra["start_key"] = start_key
-    if following:
-        extra["next_start_key"] = following[0]["id"]
-    return envelope(request, [view(row) for row in page], **extra)
 
 
 def _validated(doc: Any) -> FaxboxFields:
@@ -76,7 +65,7 @@ class FaxboxesController(Controller):
         page_size: int = Parameter(default=50, ge=1, le=MAX_PAGE_SIZE),
         start_key: str = Parameter(default="", description="id of the first faxbox of the page (next_start_key)"),
     ) -> Response:
-        rows = await faxboxes.page(caller, start_key, page_size + 1)
+        rows = await faxboxes.page(caller, requested_start_key(start_key), page_size + 1)
         return paged(request, rows, page_size, start_key, faxbox_summary)
 
     @put("/", status_code=201, summary="Create a faxbox", operation_class=kazoo_body(Faxbox))

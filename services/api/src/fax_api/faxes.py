@@ -10,7 +10,7 @@ import datetime as dt
 from typing import Any
 
 from fax_api.kazoo import GREGORIAN_UNIX_OFFSET
-from fax_runtime.blobs import fax_pdf_key, fax_preview_key
+from fax_runtime.blobs import fax_render_keys
 from fax_runtime.guarded_http import url_problem
 
 QUEUED_STATES = ("attaching_files", "pending", "processing")
@@ -202,17 +202,13 @@ def revised_request(current: dict[str, Any], document: Any) -> dict[str, Any]:
 
 
 def job_object_keys(job: dict[str, Any]) -> list[str]:
-    """Every S3 object a job may have: uploads, the fetched original, the fax TIFF and PDF, page previews."""
+    """Every S3 object a job may have: uploads, and the render its row names (TIFF, PDF copy, page previews, the
+    fetched original)."""
     keys = list((job["request"].get("document") or {}).get("uploads") or [])
-    keys.append(f"jobs/{job['id']}/original")
-    return keys + render_object_keys(job["tiff_key"], job["pages"])
-
-
-def render_object_keys(tiff_key: str | None, pages: int | None) -> list[str]:
-    """A rendered fax's objects: the TIFF, its PDF copy and its page previews (none before it is rendered)."""
-    if not tiff_key:
-        return []
-    return [tiff_key, fax_pdf_key(tiff_key), *(fax_preview_key(tiff_key, page) for page in range(1, (pages or 0) + 1))]
+    keys.append(f"jobs/{job['id']}/original")  # where renders kept the original before they had a directory each
+    if job["tiff_key"]:
+        keys += fax_render_keys(job["tiff_key"], job["pages"])
+    return list(dict.fromkeys(keys))
 
 
 def attachment_format(accept: str) -> str | None:

@@ -10,9 +10,8 @@ from typing import Any
 from litestar import Request, Response
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
 
-from fax_api.faxbox_routes import paged
 from fax_api.faxes import attachment_format
-from fax_api.kazoo import KazooError, bad_identifier, request_id
+from fax_api.kazoo import KazooError, bad_identifier, paged, request_id, requested_start_key
 from fax_api.kazoo_request import envelope_schema
 
 MAX_PAGE_SIZE = 500
@@ -31,7 +30,7 @@ def parse_start_key(raw: str) -> uuid.UUID | None:
     if not raw:
         return None
     try:
-        return uuid.UUID(hex=raw)
+        return uuid.UUID(hex=requested_start_key(raw))
     except ValueError:
         raise KazooError(
             400,

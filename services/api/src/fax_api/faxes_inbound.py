@@ -1,5 +1,6 @@
 """Kazoo ``/v2/accounts/{account_id}/faxes``, inbound side: inbox (received or failed), incoming (being received)
-and the smtplog (mail the SMTP gateway could not turn into a fax). Rows are written by the receiving services."""
+and the smtplog (mail to the SMTP gateway: the faxes it queued, and why any could not be). Rows are written by the
+receiving services."""
 
 from __future__ import annotations
 
@@ -114,7 +115,7 @@ class SmtpLogController(Controller):
     dependencies = {"caller": Provide(authorized_account)}
     tags = ["faxes"]
 
-    @get("/", summary="Mail to the account's faxboxes that could not be turned into a fax, newest first")
+    @get("/", summary="Mail to the account's faxboxes: the fax each queued, or why it could not, newest first")
     async def list_smtplog(
         self,
         request: Request,
@@ -137,4 +138,6 @@ class SmtpLogController(Controller):
         entry = await store.get_smtplog(caller, parse_id(attempt_id))
         if entry is None:
             raise bad_identifier(attempt_id)
-        return envelope(request, smtplog_view(entry))
+        data = smtplog_view(entry)
+        # An entry is written once and never changed: its revision is always the first.
+        return envelope(request, data, revision=revision_of(1, data))

@@ -54,6 +54,37 @@ def envelope(
     return Response(content=body, status_code=status_code, headers={"X-Request-ID": request_id(request)})
 
 
+def paged(request: Request, rows: list[dict[str, Any]], page_size: int, start_key: str, view: Any) -> Response:
+    """A listing in Kazoo's envelope, ``rows`` holding one row more than a page when another page follows, as asked
+    with ``start_key``.
+
+    Every page, the first too, says where it starts: ``start_key``, an array as in Kazoo's listings (the first row's
+    key; the requested one, or none, on an empty page); ``next_start_key`` when another page follows; and the
+    ``revision`` of what the page holds.
+    """
+    page, following = rows[:page_size], rows[page_size:]
+    data = [view(row) for row in page]
+    first = page[0]["id"] if page else requested_start_key(start_key)
+    extra: dict[str, Any] = {"page_size": len(page), "start_key": [first] if first else []}
+    if following:
+        extra["next_start_key"] = following[0]["id"]
+    digest = hashlib.md5(msgspec.json.encode(data), usedforsecurity=False).hexdigest()
+    return envelope(request, data, revision=digest, **extra)
+
+
+def requested_start_key(raw: str) -> str:
+    """The key a listing was asked to start at: a ``next_start_key`` as given, or a page's ``start_key`` array sent
+    back JSON-encoded (``["<key>"]``)."""
+    if raw.startswith("["):
+        try:
+            decoded = msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            return raw
+        if isinstance(decoded, list) and len(decoded) == 1 and isinstance(decoded[0], str):
+            return decoded[0]
+    return raw
+
+
 def error_response(request: Request, error: KazooError) -> Response:
     body: dict[str, Any] = {
         "data": error.data,

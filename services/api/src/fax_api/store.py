@@ -9,14 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
 
-from fax_api.faxes import job_object_keys, render_object_keys
+from fax_api.faxes import CHANGEABLE_STATES, job_object_keys
 from fax_contracts import JobSubmitted, encode_event, routing_key
-from fax_runtime.blobs import BlobNotFound, BlobStore
+from fax_runtime.blobs import BlobNotFound, BlobStore, fax_render_keys
 from fax_runtime.outbox import NOTIFY_CHANNEL, enqueue
 from fax_runtime.sql import load_queries
 from fax_runtime.telemetry import current_trace_headers
@@ -152,14 +152,21 @@ class ApiStore:
         return [dict(r) for r in await self._pool.fetch(Q["page_jobs"], account_id, list(states), start, limit)]
 
     async def replace_queued_job(
-        self, account_id: str, job_id: uuid.UUID, request: dict[str, Any]
+        self, account_id: str, job_id: uuid.UUID, revise: Callable[[dict[str, Any]], dict[str, Any]]
     ) -> dict[str, Any] | None:
-        """Put a new request on a job still waiting (attaching_files/pending) and have it prepared again.
+        """Put ``revise(current request)`` on a job still waiting (attaching_files/pending): it is prepared again.
 
-        None when there is no such job; JobNotChangeable when it is already processing or finished.
+        The job is locked from the read of its request to the write of the new one. None when there is no such job;
+        JobNotChangeable when it is already processing or finished; what ``revise`` raises (nothing changes then).
         """
-        status = "attaching_files" if request["document"].get("uploads") else "pending"
         async with self._pool.acquire() as conn, conn.transaction():
+            current = await conn.fetchrow(Q["lock_job"], account_id, job_id)
+            if current is None:
+                return None
+            if current["status"] not in CHANGEABLE_STATES:
+                raise JobNotChangeable(current["status"])
+            request = revise(current["request"])
+            status = "attaching_files" if request["document"].get("uploads") else "pending"
             row = await conn.fetchrow(
                 Q["replace_queued_job"],
                 account_id,
@@ -170,14 +177,11 @@ class ApiStore:
                 request["retries"],
                 status,
             )
-            if row is None:
-                await self._explain_missing(conn, account_id, job_id)
-                return None
             await _submitted(conn, job_id, account_id)
-        job = dict(row)
-        # The old request's render is never sent now; the new one is rendered under the new revision.
-        await self.remove_objects(render_object_keys(job.pop("replaced_tiff_key"), job.pop("replaced_pages")))
-        return job
+        # The replaced request's render is never sent now, and its row no longer names it.
+        if current["tiff_key"]:
+            await self.remove_objects(fax_render_keys(current["tiff_key"], current["pages"]))
+        return dict(row)
 
     async def delete_job(self, account_id: str, job_id: uuid.UUID, states: Sequence[str]) -> dict[str, Any] | None:
         """Remove a job in one of ``states`` and then its objects; JobNotChangeable if it is in another state."""

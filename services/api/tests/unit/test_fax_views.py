@@ -87,6 +87,18 @@ def test_job_object_keys_cover_everything_the_job_wrote() -> None:
     }
 
 
+def test_job_object_keys_follow_the_render_the_row_names() -> None:
+    render = f"jobs/{JOB_ID}/r2/{'a' * 32}/"
+    assert set(job_object_keys(_job(tiff_key=render + "fax.tif", pages=1))) == {
+        *UPLOADS,
+        f"jobs/{JOB_ID}/original",  # where renders kept it before they had a directory each
+        render + "original",
+        render + "fax.tif",
+        render + "fax.pdf",
+        render + "preview-1.png",
+    }
+
+
 def test_inbound_view_uses_kazoo_shapes() -> None:
     fax = {
         "id": JOB_ID,

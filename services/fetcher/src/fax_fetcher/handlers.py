@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,15 @@ from fax_fetcher.render import (
     write_previews,
 )
 from fax_fetcher.store import FetcherStore
-from fax_runtime.blobs import BlobNotFound, BlobStore, fax_pdf_key, fax_preview_key, rendered_fax_key
+from fax_runtime.blobs import (
+    BlobNotFound,
+    BlobStore,
+    fax_original_key,
+    fax_pdf_key,
+    fax_preview_key,
+    fax_render_keys,
+    rendered_fax_key,
+)
 from fax_runtime.download import DocumentRequest, FetchError, fetch_document
 from fax_runtime.logs import fax_context
 from fax_runtime.metrics import default_metrics
@@ -82,30 +91,31 @@ class DocumentPreparer:
             return
         metrics = default_metrics()
         try:
-            prepared = await self._prepare(event, job["request"], job["revision"])
+            prepared = await self._prepare(event, job["request"], job["request_revision"])
         except (FetchError, BlockedAddressError, RenderError) as exc:
             log.info("job %s failed: %s", event.job_id, exc)
             metrics.documents.labels("unknown", "error").inc()
-            await self._store.mark_failed(event.job_id, str(exc), job["revision"])
+            await self._store.mark_failed(event.job_id, str(exc), job["request_revision"])
             return
         key, pages = prepared
-        if not await self._store.mark_ready(event.job_id, key, pages, job["revision"]):
-            # A duplicate delivery of this revision may have recorded these very objects: only a render whose
-            # request was since replaced (or whose job is gone) is litter.
-            if await self._store.revision(event.job_id) != job["revision"]:
-                log.info("job %s: revision %d superseded; its render is removed", event.job_id, job["revision"])
-                for stale in [key, fax_pdf_key(key), *(fax_preview_key(key, page) for page in range(1, pages + 1))]:
-                    await self._blobs.delete(stale)
+        if not await self._store.mark_ready(event.job_id, key, pages, job["request_revision"]):
+            # The job was changed, another render of its request was recorded first, or it is gone: no row names
+            # this render's own directory, so nothing that is or will be sent is removed with it.
+            log.info("job %s: render of request %d not needed; removed", event.job_id, job["request_revision"])
+            for stale in fax_render_keys(key, pages):
+                await self._blobs.delete(stale)
             return
         # An upload waits in attaching_files, a URL job in pending, until its document is ready.
         waited = (dt.datetime.now(dt.UTC) - event.occurred_at).total_seconds()
         metrics.job_state_seconds.labels(job["status"]).observe(max(0.0, waited))
         log.info("job %s: %d page(s) ready", event.job_id, pages)
 
-    async def _prepare(self, event: JobSubmitted, request: dict[str, Any], revision: int) -> tuple[str, int]:
+    async def _prepare(self, event: JobSubmitted, request: dict[str, Any], request_revision: int) -> tuple[str, int]:
         document = request.get("document") or {}
+        tiff_key = rendered_fax_key(event.job_id, request_revision, uuid.uuid4().hex)
         options = RenderOptions.from_request(request)
         keys = upload_keys(event.job_id, event.account_id, document)
+        original: bytes | None = None  # stored with the render only once it succeeded: no failed render leaves litter
         with tempfile.TemporaryDirectory(prefix="fax-fetch-") as tmp:
             work = Path(tmp)
             if keys is None:
@@ -114,7 +124,7 @@ class DocumentPreparer:
                 )
                 sources = [work / "source-0"]
                 await asyncio.to_thread(sources[0].write_bytes, fetched.body)
-                await self._blobs.put_bytes(f"jobs/{event.job_id}/original", fetched.body)
+                original = fetched.body
             else:
                 sources = [await self._read_upload(key, work / f"source-{index}") for index, key in enumerate(keys)]
             document_format = await asyncio.to_thread(_format_of, sources[0])
@@ -133,7 +143,8 @@ class DocumentPreparer:
             # render_documents decodes every page before it returns: spandsp would send a truncated TIFF.
             await write_pdf_copy(rendered.tiff_path, work / "fax.pdf", timeout_s=self._settings.conversion_timeout_s)
             previews = await asyncio.to_thread(write_previews, rendered.tiff_path, work)
-            tiff_key = rendered_fax_key(event.job_id, revision)
+            if original is not None:
+                await self._blobs.put_bytes(fax_original_key(tiff_key), original)
             for page, path in enumerate(previews, start=1):
                 await self._blobs.put_file(fax_preview_key(tiff_key, page), path, content_type="image/png")
             await self._blobs.put_file(fax_pdf_key(tiff_key), work / "fax.pdf", content_type="application/pdf")

@@ -28,19 +28,15 @@ class FetcherStore:
         row = await self._pool.fetchrow(Q["job_to_prepare"], job_id)
         return dict(row) if row else None
 
-    async def revision(self, job_id: uuid.UUID) -> int | None:
-        """The job's current revision; None if it is gone."""
-        return await self._pool.fetchval(Q["job_revision"], job_id)
-
-    async def mark_ready(self, job_id: uuid.UUID, tiff_key: str, pages: int, revision: int) -> bool:
-        """Record the prepared document and queue DocumentReady; False if the job was no longer waiting for it
-        (or was changed since ``revision``, when this document was read).
+    async def mark_ready(self, job_id: uuid.UUID, tiff_key: str, pages: int, request_revision: int) -> bool:
+        """Record the prepared document and queue DocumentReady; False if the job was no longer waiting for it: its
+        request was changed since ``request_revision`` was read, another render of it was recorded, or it is gone.
 
         The PDF copy and the previews need no columns: they are stored beside the TIFF, one per page
         (`fax_runtime.blobs.fax_pdf_key`, `fax_preview_key`).
         """
         async with self._pool.acquire() as conn, conn.transaction():
-            account_id = await conn.fetchval(Q["document_ready"], job_id, tiff_key, pages, revision)
+            account_id = await conn.fetchval(Q["document_ready"], job_id, tiff_key, pages, request_revision)
             if account_id is None:
                 return False
             await enqueue(
@@ -56,10 +52,10 @@ class FetcherStore:
             )
         return True
 
-    async def mark_failed(self, job_id: uuid.UUID, error: str, revision: int) -> bool:
+    async def mark_failed(self, job_id: uuid.UUID, error: str, request_revision: int) -> bool:
         """End the job failed with `error` and queue DocumentFailed; False if it was no longer waiting."""
         async with self._pool.acquire() as conn, conn.transaction():
-            account_id = await conn.fetchval(Q["document_failed"], job_id, error, revision)
+            account_id = await conn.fetchval(Q["document_failed"], job_id, error, request_revision)
             if account_id is None:
                 return False
             await enqueue(

@@ -1,4 +1,5 @@
-"""The SMTP server: RCPT decides who may fax where, DATA turns the mail into fax jobs; every refusal is logged.
+"""The SMTP server: RCPT decides who may fax where, DATA turns the mail into fax jobs; every fax queued and every
+refusal is logged (the smtplog).
 
 A mail is accepted (250) only after its jobs and their events are committed, so an accepted mail is never lost;
 anything that goes wrong before that is a 4xx the sender's server will retry.
@@ -17,7 +18,7 @@ from typing import Any
 import asyncpg
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from fax_api.store import ApiStore
+from fax_api.store import ApiStore, upload_key
 from fax_contracts import IntakeRejected
 from fax_runtime.outbox import enqueue
 from fax_runtime.permission_list import sender_permitted
@@ -80,6 +81,37 @@ class GatewayStore:
                         faxbox_id=faxbox["id"], sender=sender, to_number=number, error="; ".join(errors),
                     ),
                 )  # fmt: skip
+
+    async def queue_fax(
+        self,
+        jobs: ApiStore,
+        *,
+        sender: str,
+        recipient: Recipient,
+        faxbox: dict[str, Any],
+        request: dict[str, Any],
+        documents: list[Document],
+        content_type: str,
+    ) -> dict[str, Any]:
+        """Queue the fax of one recipient of a mail with its smtplog entry, which names it: both commit or neither
+        does (the documents, stored first, are removed again then)."""
+        job_id = uuid.uuid4()
+        keys = await jobs.put_uploads(
+            [upload_key(job_id, index) for index in range(len(documents))],
+            [(document.data, document.content_type) for document in documents],
+        )
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                job = await ApiStore(conn, jobs.blobs).insert_job(faxbox["account_id"], job_id, request, keys)
+                await conn.execute(
+                    Q["log_accepted"], uuid.uuid4(), faxbox["account_id"], faxbox["id"], faxbox["name"], sender,
+                    recipient.address, recipient.number, content_type,
+                    ", ".join(document.filename for document in documents), job_id,
+                )  # fmt: skip
+        except BaseException:
+            await jobs.remove_objects(keys)
+            raise
+        return job
 
 
 class FaxIntake:
@@ -188,10 +220,14 @@ class FaxIntake:
         for recipient, faxbox, faxed in planned:
             settings = faxbox["settings"] or {}
             try:
-                job = await self._jobs.submit_job(
-                    faxbox["account_id"],
-                    _job_request(recipient, faxbox, settings, sender, mail.subject),
-                    [(document.data, document.content_type) for document in faxed],
+                job = await self._store.queue_fax(
+                    self._jobs,
+                    sender=sender,
+                    recipient=recipient,
+                    faxbox=faxbox,
+                    request=_job_request(recipient, faxbox, settings, sender, mail.subject),
+                    documents=faxed,
+                    content_type=mail.content_type,
                 )
             except Exception:
                 log.exception("mail from %s to %s could not be queued", sender, recipient.address)

@@ -37,24 +37,25 @@ WHERE account_id = $1::text AND status = ANY($2::text[])
 ORDER BY created_at DESC, id DESC
 LIMIT $4::int;
 
--- A put/post starts the job over: attempts, result and rendered document reset, so the fetcher prepares it again.
--- Guarded by state in the UPDATE itself, so it cannot race the transmitter's claim (pending -> processing).
+-- A change (PUT/POST/PATCH) is read, built and written under this lock, so two changes at once never build on the
+-- same request (one would undo the other), and none interleaves with the fetcher's or the transmitter's transitions.
+-- name: lock_job
+SELECT id, status, request, tiff_key, pages
+FROM fax_jobs
+WHERE account_id = $1::text AND id = $2::uuid
+FOR UPDATE;
+
+-- A put/post starts the job over with a new request (request_revision), so the fetcher prepares it again and any
+-- render of an earlier request can no longer be recorded; attempts, result and rendered document reset. Guarded by
+-- state in the UPDATE itself, so it cannot race the transmitter's claim (pending -> processing).
 -- name: replace_queued_job
--- replaced_tiff_key/replaced_pages: the render of the request replaced, whose objects the caller removes.
-WITH replaced AS (
-    SELECT id, tiff_key, pages FROM fax_jobs
-    WHERE account_id = $1::text AND id = $2::uuid AND status IN ('attaching_files', 'pending')
-    FOR UPDATE
-)
-UPDATE fax_jobs j
+UPDATE fax_jobs
 SET request = $3::jsonb, to_number = $4::text, from_number = $5::text, retries = $6::int, status = $7::text,
     attempts = 0, tx_result = '{}', error_message = '', tiff_key = NULL, pages = NULL,
-    revision = j.revision + 1, updated_at = now()
-FROM replaced
-WHERE j.id = replaced.id
-RETURNING j.id, j.account_id, j.status, j.request, j.to_number, j.from_number, j.retries, j.attempts, j.tiff_key,
-          j.pages, j.tx_result, j.revision, j.created_at, j.delivered_at,
-          replaced.tiff_key AS replaced_tiff_key, replaced.pages AS replaced_pages;
+    request_revision = request_revision + 1, revision = revision + 1, updated_at = now()
+WHERE account_id = $1::text AND id = $2::uuid AND status IN ('attaching_files', 'pending')
+RETURNING id, account_id, status, request, to_number, from_number, retries, attempts, tiff_key, pages, tx_result,
+          revision, created_at, delivered_at;
 
 -- name: delete_job
 DELETE FROM fax_jobs

@@ -13,3 +13,9 @@ LIMIT 1;
 INSERT INTO smtplog (id, account_id, faxbox_id, faxbox_name, from_address, to_address, number, content_type,
                      filename, errors, job_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11);
+
+-- name: log_accepted
+-- A mail that queued a fax: its entry names the fax and has no errors (written in the job's transaction).
+INSERT INTO smtplog (id, account_id, faxbox_id, faxbox_name, from_address, to_address, number, content_type,
+                     filename, errors, job_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, '[]', $10);

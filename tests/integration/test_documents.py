@@ -28,6 +28,7 @@ from fax_devstack.infra import Endpoints
 from fax_fetcher.config import FetcherSettings
 from fax_fetcher.handlers import DocumentPreparer
 from fax_fetcher.previews import DocumentPreviewer
+from fax_fetcher.render import default_converters
 from fax_fetcher.store import FetcherStore
 from fax_runtime.blobs import BlobStore, document_preview_key, fax_pdf_key, fax_preview_key
 from fax_runtime.config import RuntimeSettings, S3Settings
@@ -38,6 +39,7 @@ ACCOUNT = "acct-documents"
 CONVERSION_TIMEOUT_S = 5
 # The conversion limit plus what fetching from S3, validation and bookkeeping may add on a slow machine.
 JOB_TIME_LIMIT_S = CONVERSION_TIMEOUT_S + 10
+CONVERTERS = default_converters()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -341,8 +343,8 @@ async def harness(infra: Endpoints, database_url: str) -> AsyncIterator[Harness]
             blobs,
             client,
             infra.s3_bucket,
-            DocumentPreparer(store, blobs, settings),
-            DocumentPreviewer(store, blobs, settings),
+            DocumentPreparer(store, blobs, settings, CONVERTERS),
+            DocumentPreviewer(store, blobs, settings, CONVERTERS),
             settings,
         )
     finally:
@@ -451,7 +453,7 @@ async def test_a_render_of_a_replaced_request_finishing_last_does_not_replace_th
     )
     event = JobSubmitted(event_id=uuid.uuid4(), occurred_at=_now(), job_id=job_id, account_id=ACCOUNT)
     await harness.preparer.on_job_submitted(event)  # revision 2 renders and is recorded
-    late = DocumentPreparer(_LateStore(harness.pool, snapshot), harness.blobs, harness.settings)
+    late = DocumentPreparer(_LateStore(harness.pool, snapshot), harness.blobs, harness.settings, CONVERTERS)
     await late.on_job_submitted(event)  # then revision 1's render finishes
 
     row = await harness.job(job_id)

@@ -30,8 +30,8 @@ class LibTiff:
     """The handful of libtiff calls a full decode needs, with its messages collected instead of printed."""
 
     def __init__(self) -> None:
-        self._lib = ctypes.CDLL(ctypes.util.find_library("tiff") or "libtiff.so.6")
-        self._libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        self._lib = _load("libtiff.so.6", "tiff")
+        self._libc = _load("libc.so.6", "c")
         lib = self._lib
         lib.TIFFOpen.restype = ctypes.c_void_p
         lib.TIFFOpen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
@@ -81,6 +81,14 @@ class LibTiff:
         if self.messages:
             return f"bad {self.messages[0]}"
         return f"ok {pages}"
+
+
+def _load(soname: str, name: str) -> ctypes.CDLL:
+    """The library by its usual soname; find_library (which runs ldconfig, a process) only if that is missing."""
+    try:
+        return ctypes.CDLL(soname)
+    except OSError:
+        return ctypes.CDLL(ctypes.util.find_library(name) or soname)
 
 
 def main() -> int:

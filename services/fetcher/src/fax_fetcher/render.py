@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import fax_fetcher
-from fax_fetcher.tiff import TiffError, check_fax_page, join_fax_pages, read_pages
+from fax_fetcher.tiff import FaxAssembler, TiffError, check_fax_page, read_pages
 from fax_runtime.sandbox import Limits, Sandbox, SandboxError, kill, python_paths, read_bounded
 
 log = logging.getLogger(__name__)
@@ -267,6 +267,7 @@ class _RenderJob:
     max_pages: int
     max_pixels: int
     checker: _PageChecker | None = field(default=None)
+    assembler: FaxAssembler = field(default_factory=FaxAssembler)
 
     @property
     def sandbox(self) -> Sandbox:
@@ -280,27 +281,22 @@ class _RenderJob:
         work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=f".{dest.name}.", dir=dest.parent))
         try:
             self.checker = _PageChecker(self.sandbox, work, self.limits)
-            pages: list[Path] = []
             # Each document gets the whole page budget; the joined fax is held to it again below.
             for index, source in enumerate(sources):
-                pages += await self._render_one(source.resolve(), work / f"doc-{index}")
-            if len(pages) > self.max_pages:
+                await self._render_one(source.resolve(), work / f"doc-{index}")
+            if self.assembler.pages > self.max_pages:
                 raise RenderError(f"document has more than {self.max_pages} pages, the limit")
             joined = work / "joined.tif"
-            try:
-                count = await asyncio.to_thread(join_fax_pages, pages, joined)
-            except TiffError as error:
-                log.warning("rendered pages do not join: %s", error)
-                raise RenderError(f"rendered fax {error}") from None
+            await asyncio.to_thread(self.assembler.write, joined)
             await asyncio.to_thread(joined.replace, dest)
-            return RenderedFax(tiff_path=dest, pages=count)
+            return RenderedFax(tiff_path=dest, pages=self.assembler.pages)
         finally:
             if self.checker is not None:
                 await self.checker.close()
             await asyncio.to_thread(shutil.rmtree, work, True)
 
-    async def _render_one(self, source: Path, run: Path) -> list[Path]:
-        """Convert one document into checked page files, one per page."""
+    async def _render_one(self, source: Path, run: Path) -> None:
+        """Convert one document into page files, check each and add it to the fax."""
         await asyncio.to_thread(run.mkdir, mode=0o700)
         document_format = await asyncio.to_thread(sniff_file, source)
         if document_format == "office":
@@ -308,10 +304,11 @@ class _RenderJob:
             source = await self._office_to_pdf(source, run / "office")
             document_format = "pdf"
         if document_format in ("pdf", "postscript"):
-            return await self._ghostscript(source, run / "pages", document_format)
-        return await self._rasterize(source, run / "pages", document_format)
+            await self._ghostscript(source, run / "pages", document_format)
+        else:
+            await self._rasterize(source, run / "pages", document_format)
 
-    async def _ghostscript(self, source: Path, run: Path, document_format: str) -> list[Path]:
+    async def _ghostscript(self, source: Path, run: Path, document_format: str) -> None:
         await asyncio.to_thread(run.mkdir, mode=0o700)
         inside = self.sandbox.workdir(run)
         name = "document.pdf" if document_format == "pdf" else "document.ps"
@@ -334,33 +331,38 @@ class _RenderJob:
             f"-sOutputFile={inside}/page-%05d.tif",
         ]
         if document_format == "pdf":
-            # Count the pages first, in the same run, so a huge PDF fails at once with its real page count.
+            # What ghostscript's runpdf does (errors reported, not fatal), with the page count first: a huge PDF fails
+            # at once with its real page count, and the file is parsed once.
             argv += [
                 "-c",
-                f"({inside}/{name}) (r) file runpdfbegin pdfpagecount dup (PAGES ) print = flush "
-                f"{self.max_pages} gt {{ quit }} if runpdfend",
-                "-f",
+                f"({inside}/{name}) (r) file {{ runpdfbegin pdfpagecount dup (PAGES ) print = flush "
+                f"{self.max_pages} gt {{ quit }} if process_trailer_attrs runpdfpagerange dopdfpages runpdfend }} "
+                "stopped { (   **** Error: PDF interpreter encountered an error processing the file.) = } if",
             ]
-        argv.append(f"{inside}/{name}")
+        else:
+            argv.append(f"{inside}/{name}")
         process = await self._start(argv, run, {name: source}, "ghostscript (gs)")
         assert process.stdout is not None and process.stderr is not None
         output = asyncio.gather(read_bounded(process.stdout), read_bounded(process.stderr))
-        queued: list[Path] = []
-        checks: list[asyncio.Future[str]] = []
+        queued = 0
+        checks: list[tuple[Path, asyncio.Future[str]]] = []
         assert self.checker is not None
         try:
-            # Check each page as soon as ghostscript has moved on to the next one.
+            # Check each page as soon as ghostscript has moved on to the next one, and add it to the fax once it
+            # passed, while ghostscript draws on.
             while True:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(process.wait()), _CHECK_INTERVAL_S)
                 done = process.returncode is not None
                 pages = sorted(await asyncio.to_thread(lambda: list(run.glob(_PAGE_GLOB))))
-                complete = pages if done else pages[:-1]
                 if done and process.returncode != 0:
                     break
-                for page in complete[len(queued) :]:
-                    queued.append(page)
-                    checks.append(await self.checker.submit(page))
+                for page in (pages if done else pages[:-1])[queued:]:
+                    queued += 1
+                    if queued <= self.max_pages:
+                        checks.append((page, await self.checker.submit(page)))
+                while checks and checks[0][1].done():
+                    await self._add(*checks.pop(0))
                 if done:
                     break
             stdout, stderr = await output
@@ -373,12 +375,12 @@ class _RenderJob:
             raise RenderError(f"document has {counts[-1]} pages, more than the {self.max_pages} page limit")
         if process.returncode != 0 or not queued:
             raise _conversion_error(messages, document_format)
-        if len(queued) > self.max_pages:
+        if queued > self.max_pages:
             raise RenderError(f"document has more than {self.max_pages} pages, the limit")
-        await self._await_checks(checks)
-        return queued
+        for page, verdict in checks:
+            await self._add(page, verdict)
 
-    async def _rasterize(self, source: Path, run: Path, document_format: str) -> list[Path]:
+    async def _rasterize(self, source: Path, run: Path, document_format: str) -> None:
         await asyncio.to_thread(run.mkdir, mode=0o700)
         argv = [
             *_RASTER,
@@ -396,8 +398,9 @@ class _RenderJob:
             raise _raster_error(result.returncode, result.stderr)
         pages = sorted(await asyncio.to_thread(lambda: list(run.glob(_PAGE_GLOB))))
         assert self.checker is not None
-        await self._await_checks([await self.checker.submit(page) for page in pages])
-        return pages
+        checks = [(page, await self.checker.submit(page)) for page in pages]
+        for page, verdict in checks:
+            await self._add(page, verdict)
 
     async def _office_to_pdf(self, source: Path, run: Path) -> Path:
         office = shutil.which("soffice") or shutil.which("libreoffice")
@@ -433,11 +436,17 @@ class _RenderJob:
             log.error("%s could not start: %s", what, error)
             raise RenderError(f"document converter unavailable: {what} is not installed") from None
 
-    async def _await_checks(self, checks: Sequence[asyncio.Future[str]]) -> None:
-        for verdict in await asyncio.gather(*checks):
-            if not verdict.startswith("ok"):
-                log.warning("a rendered page does not decode: %s", verdict)
-                raise RenderError("rendered fax is corrupt")
+    async def _add(self, page: Path, check: asyncio.Future[str]) -> None:
+        """Add a page file to the fax once its decode check passed."""
+        verdict = await check
+        if not verdict.startswith("ok"):
+            log.warning("a rendered page does not decode: %s", verdict)
+            raise RenderError("rendered fax is corrupt")
+        try:
+            await asyncio.to_thread(lambda: self.assembler.add(page.read_bytes()))
+        except TiffError as error:
+            log.warning("a rendered page cannot join the fax: %s", error)
+            raise RenderError(f"rendered fax {error}") from None
 
 
 class _PageChecker:

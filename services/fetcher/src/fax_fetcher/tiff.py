@@ -10,7 +10,6 @@ Decoding every page (the proof that a page is whole) is `fax_fetcher.pagecheck`'
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,30 +110,48 @@ def check_fax_page(page: Page, number: int) -> None:
         raise TiffError(f"page {number} has resolution {x_dpi:g}x{y_dpi:g} dpi, not a fax resolution")
 
 
-def join_fax_pages(parts: Sequence[Path], dest: Path) -> int:
-    """Write the pages of `parts`, in order, as one little-endian multi-page TIFF at `dest`; return the page count.
+class FaxAssembler:
+    """Builds one little-endian multi-page TIFF from fax pages given in order, copying their compressed strips.
 
-    Each page's compressed strips are copied byte for byte; every page must be a fax page (`check_fax_page`).
+    Pages are added as their converters finish them (and their decode check passes), so the fax is assembled while
+    later pages are still being drawn; `write` then only writes it out.
     """
-    pages = [(data, page) for data in (part.read_bytes() for part in parts) for page in read_pages(data)]
-    for number, (_, page) in enumerate(pages, start=1):
-        check_fax_page(page, number)
-    out = bytearray(b"II*\x00\x00\x00\x00\x00")
-    link = 4  # where the offset of the next directory goes
-    for number, (data, page) in enumerate(pages):
-        offsets = []
-        for start, length in zip(page.numbers(STRIP_OFFSETS), page.numbers(STRIP_BYTE_COUNTS), strict=True):
-            offsets.append(len(out))
-            out += data[start : start + length]
-            out += b"\x00" * (len(out) % 2)
-        entries = dict(page.entries)
-        entries[STRIP_OFFSETS] = Entry(STRIP_OFFSETS, 4, tuple(offsets))
-        entries[PAGE_NUMBER] = Entry(PAGE_NUMBER, 3, (number, len(pages)))
-        entries[NEW_SUBFILE_TYPE] = Entry(NEW_SUBFILE_TYPE, 4, (2,))
-        struct.pack_into("<I", out, link, len(out))
-        link = _write_directory(out, [entries[tag] for tag in sorted(entries)])
-    dest.write_bytes(out)
-    return len(pages)
+
+    def __init__(self) -> None:
+        self._out = bytearray(b"II*\x00\x00\x00\x00\x00")
+        self._link = 4  # where the offset of the next directory goes
+        self._directories: list[int] = []  # where each page's PageNumber value sits, patched with the total at the end
+        self.pages = 0
+
+    def add(self, data: bytes) -> int:
+        """Append every page of the TIFF file `data` (each must pass `check_fax_page`); return how many it had."""
+        pages = read_pages(data)
+        for offset, page in enumerate(pages, start=1):
+            check_fax_page(page, self.pages + offset)
+        out = self._out
+        for page in pages:
+            offsets = []
+            for start, length in zip(page.numbers(STRIP_OFFSETS), page.numbers(STRIP_BYTE_COUNTS), strict=True):
+                offsets.append(len(out))
+                out += data[start : start + length]
+                out += b"\x00" * (len(out) % 2)
+            entries = dict(page.entries)
+            entries[STRIP_OFFSETS] = Entry(STRIP_OFFSETS, 4, tuple(offsets))
+            entries[PAGE_NUMBER] = Entry(PAGE_NUMBER, 3, (self.pages, 0))
+            entries[NEW_SUBFILE_TYPE] = Entry(NEW_SUBFILE_TYPE, 4, (2,))
+            struct.pack_into("<I", out, self._link, len(out))
+            ordered = [entries[tag] for tag in sorted(entries)]
+            start = len(out)
+            self._link = _write_directory(out, ordered)
+            # PageNumber's two SHORTs sit inline in its entry: the second is the total, known only at the end.
+            self._directories.append(start + 2 + 12 * ordered.index(entries[PAGE_NUMBER]) + 8 + 2)
+            self.pages += 1
+        return len(pages)
+
+    def write(self, dest: Path) -> None:
+        for at in self._directories:
+            struct.pack_into("<H", self._out, at, self.pages)
+        dest.write_bytes(self._out)
 
 
 def _write_directory(out: bytearray, entries: list[Entry]) -> int:

@@ -23,7 +23,7 @@ def create_worker(settings: FetcherSettings) -> WorkerSpec:
         store = FetcherStore(context.pool)
         # Probing bubblewrap starts a process: off the event loop. FAX_SANDBOX=bwrap without it stops the start here.
         converters = Converters(
-            await asyncio.to_thread(converter_sandbox, settings.sandbox_mode),
+            await asyncio.to_thread(converter_sandbox, settings.runtime.sandbox),
             memory_bytes=settings.render_memory_bytes,
             file_bytes=settings.render_max_file_bytes,
         )

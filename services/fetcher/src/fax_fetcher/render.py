@@ -35,12 +35,12 @@ from typing import Any
 
 import fax_fetcher
 from fax_fetcher.tiff import FaxAssembler, TiffError, check_fax_page, read_pages
+from fax_runtime.pdfcopy import PdfCopyError, tiff_to_pdf
 from fax_runtime.sandbox import Limits, Sandbox, SandboxError, kill, python_paths, read_bounded
 
 log = logging.getLogger(__name__)
 
 GHOSTSCRIPT = "gs"
-TIFF2PDF = "tiff2pdf"
 FAX_WIDTH_PX = 1728
 FAX_HEIGHT_PX = 2292
 FAX_X_DPI = 204
@@ -612,25 +612,13 @@ async def write_pdf_copy(
 ) -> None:
     """A PDF of the fax exactly as it will be sent (tiff2pdf embeds the CCITT pages without re-rendering)."""
     converters = converters or default_converters()
-    run = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=f".{pdf.name}.", dir=pdf.parent))
     try:
         async with asyncio.timeout(timeout_s):
-            result = await _run(
-                converters.sandbox,
-                [TIFF2PDF, "-o", "fax.pdf", "fax.tif"],
-                run,
-                {"fax.tif": tiff},
-                converters.limits(timeout_s),
-                "tiff2pdf (libtiff-tools)",
-            )
-        if result.returncode != 0 or not await asyncio.to_thread(lambda: (run / "fax.pdf").stat().st_size > 0):
-            log.warning("tiff2pdf failed (exit %d): %s", result.returncode, _tail(result.stderr))
-            raise RenderError("could not write the PDF copy")
-        await asyncio.to_thread((run / "fax.pdf").replace, pdf)
+            await tiff_to_pdf(converters.sandbox, tiff, pdf, limits=converters.limits(timeout_s))
     except TimeoutError:
         raise RenderError(f"PDF copy timed out after {timeout_s:g} s") from None
-    finally:
-        await asyncio.to_thread(shutil.rmtree, run, True)
+    except PdfCopyError as error:
+        raise RenderError(f"could not write the PDF copy: {error}") from None
 
 
 async def write_previews(

@@ -14,6 +14,7 @@ document, never a path or a library's message).
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -124,7 +125,7 @@ def _shrink_for_page(image: Image.Image, y_dpi: int) -> Image.Image:
     """Reduce a huge image by a whole factor before anything else copies it: a 10,000 x 10,000 RGBA PNG then costs
     its decoded 400 MB once, not again for each conversion on the way to grey (it took 1.5 GB)."""
     target = max(FAX_WIDTH_PX, round(MAX_PAGE_HEIGHT_INCHES * y_dpi))
-    factor = min(image.width, image.height) // (2 * target)
+    factor = min(image.width, image.height) // target
     if factor < 2 or image.mode not in ("1", "L", "LA", "RGB", "RGBA", "P", "I", "F", "I;16"):
         return image
     if image.mode == "P":
@@ -153,10 +154,10 @@ def _flatten_to_grey(image: Image.Image) -> Image.Image:
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        paper.alpha_composite(rgba)
-        return paper.convert("L")
+        # Grey composited over white paper, one channel at a time (compositing in RGBA took four times the memory).
+        paper = Image.new("L", image.size, 255)
+        paper.paste(image.convert("L"), mask=image.getchannel("A"))
+        return paper
     return image.convert("L")
 
 
@@ -189,11 +190,14 @@ def text_pages(
     line_h = round((ascent + descent) * 1.15)
     columns = int((page_w - 2 * margin) // char_w)
     rows = (page_h - 2 * margin) // line_h
+    # Laid out before anything is drawn, and no further than one page past the limit: 100,000 form feeds fail at
+    # once instead of drawing 500 pages first.
+    sheets = list(itertools.islice(_paginate(text, columns, rows), max_pages + 1))
+    if len(sheets) > max_pages:
+        raise RasterError(f"document has more than {max_pages} pages, the limit")
     count = 0
-    for lines in _paginate(text, columns, rows):
+    for lines in sheets:
         count += 1
-        if count > max_pages:
-            raise RasterError(f"document has more than {max_pages} pages, the limit")
         page = Image.new("L", (page_w, page_h), 255)
         draw = ImageDraw.Draw(page)
         for row, line in enumerate(lines):
@@ -209,7 +213,11 @@ def _paginate(text: str, columns: int, rows: int) -> Iterator[list[str]]:
         lines: list[str] = []
         for line in sheet.split("\n"):
             line = "".join(char if char.isprintable() else " " for char in line.expandtabs(8))
-            lines.extend(textwrap.wrap(line, columns, drop_whitespace=False, replace_whitespace=False) or [""])
+            # textwrap is quadratic-ish on a line without spaces: wrap a very long line a screenful at a time.
+            step = columns * 64
+            for start in range(0, max(len(line), 1), step):
+                segment = line[start : start + step]
+                lines.extend(textwrap.wrap(segment, columns, drop_whitespace=False, replace_whitespace=False) or [""])
         while lines and lines[-1] == "":
             lines.pop()
         for start in range(0, max(len(lines), 1), rows):

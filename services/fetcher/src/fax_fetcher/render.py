@@ -50,7 +50,7 @@ SNIFF_BYTES = 1024
 DEFAULT_MAX_PIXELS = 100_000_000
 # A converter run's address space: a 100 MP image decodes in ~300 MB, ghostscript draws a fax page in far less. A
 # document built to exhaust memory fails its own job instead of taking the fetcher's (FAX_RENDER_MEMORY_MB).
-DEFAULT_MEMORY_BYTES = 768 * 1024 * 1024
+DEFAULT_MEMORY_BYTES = 1024 * 1024 * 1024
 DEFAULT_FILE_BYTES = 256 * 1024 * 1024
 PREVIEW_WIDTH_PX = 864
 

@@ -18,11 +18,12 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 # System packages a workspace package runs (ctypes libraries, subprocesses); an image carries them exactly when it
-# contains that package: spandsp for the transmitter's media, ghostscript and poppler for the fetcher's rendering.
+# contains that package: spandsp for the transmitter's media, ghostscript and poppler for the fetcher's rendering,
+# bubblewrap wherever a converter runs (fax_runtime.sandbox).
 NEEDS = {
-    "fax-transmitter": {"libspandsp2", "libtiff-tools"},
-    "fax-fetcher": {"ghostscript", "libtiff-tools", "poppler-utils"},
-    "fax-notifier": {"libtiff-tools"},
+    "fax-transmitter": {"libspandsp2", "libtiff-tools", "bubblewrap"},
+    "fax-fetcher": {"ghostscript", "libtiff-tools", "poppler-utils", "bubblewrap"},
+    "fax-notifier": {"libtiff-tools", "bubblewrap"},
 }
 EXCLUSIVE = {"fax-transmitter": {"libspandsp2"}, "fax-fetcher": {"ghostscript", "poppler-utils"}}
 

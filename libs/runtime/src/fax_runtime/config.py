@@ -59,6 +59,7 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str
     amqp_url: str
     s3: S3Settings
+    sandbox: str = "auto"  # FAX_SANDBOX: auto | bwrap | none, how converters are isolated (fax_runtime.sandbox)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RuntimeSettings:
@@ -73,4 +74,5 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
                 bucket=env_str(env, "FAX_S3_BUCKET", "fax"),
                 secure=env_bool(env, "FAX_S3_SECURE", False),
             ),
+            sandbox=env_str(env, "FAX_SANDBOX", "auto"),
         )

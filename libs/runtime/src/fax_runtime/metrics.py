@@ -100,6 +100,11 @@ class FaxMetrics:
             registry=r,
         )
         self.documents = Counter("fax_documents", "Documents rendered or refused", ["format", "outcome"], registry=r)
+        self.sandbox_isolated = Gauge(
+            "fax_sandbox_isolated",
+            "1 when converters run in the bubblewrap sandbox, 0 when they run without it (FAX_SANDBOX)",
+            registry=r,
+        )
 
         # Notifications (notifier).
         self.notifications = Counter(

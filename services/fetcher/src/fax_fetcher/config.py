@@ -19,6 +19,8 @@ class FetcherSettings(msgspec.Struct, frozen=True, kw_only=True):
     conversion_timeout_s: int = 180
     max_pages: int = 500
     max_image_pixels: int = 100_000_000  # decoded pixels per image page: decompression bombs stop here
+    render_memory_bytes: int = 1024 * 1024 * 1024  # address space of one converter run
+    render_max_file_bytes: int = 256 * 1024 * 1024  # largest file one converter run may write
     health_host: str = "127.0.0.1"
     health_port: int = 8001
 
@@ -32,6 +34,8 @@ class FetcherSettings(msgspec.Struct, frozen=True, kw_only=True):
             conversion_timeout_s=env_int(env, "FAX_CONVERSION_TIMEOUT", 180),
             max_pages=env_int(env, "FAX_MAX_PAGES", 500),
             max_image_pixels=env_int(env, "FAX_MAX_IMAGE_PIXELS", 100_000_000),
+            render_memory_bytes=env_int(env, "FAX_RENDER_MEMORY_MB", 1024) * 1024 * 1024,
+            render_max_file_bytes=env_int(env, "FAX_RENDER_MAX_FILE_MB", 256) * 1024 * 1024,
             health_host=env_str(env, "FAX_FETCHER_HEALTH_HOST", "127.0.0.1"),
             health_port=env_int(env, "FAX_FETCHER_HEALTH_PORT", 8001),
         )

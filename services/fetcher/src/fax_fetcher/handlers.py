@@ -14,11 +14,11 @@ from typing import Any
 from fax_contracts import JobSubmitted
 from fax_fetcher.config import FetcherSettings
 from fax_fetcher.render import (
-    SNIFF_BYTES,
+    Converters,
     RenderError,
     RenderOptions,
     render_documents,
-    sniff_format,
+    sniff_file,
     write_pdf_copy,
     write_previews,
 )
@@ -74,10 +74,13 @@ def upload_keys(job_id: object, account_id: str, document: dict[str, Any]) -> li
 class DocumentPreparer:
     """Handles JobSubmitted: fetch or read the documents, render them as one fax, store it and its copies."""
 
-    def __init__(self, store: FetcherStore, blobs: BlobStore, settings: FetcherSettings) -> None:
+    def __init__(
+        self, store: FetcherStore, blobs: BlobStore, settings: FetcherSettings, converters: Converters
+    ) -> None:
         self._store = store
         self._blobs = blobs
         self._settings = settings
+        self._converters = converters
         self._guard = NetworkGuard.from_setting(settings.allow_networks)
 
     async def on_job_submitted(self, event: JobSubmitted) -> None:
@@ -136,13 +139,15 @@ class DocumentPreparer:
                 timeout_s=self._settings.conversion_timeout_s,
                 max_pages=self._settings.max_pages,
                 max_pixels=self._settings.max_image_pixels,
+                converters=self._converters,
             )
             metrics = default_metrics()
             metrics.conversion_seconds.labels(document_format).observe(time.monotonic() - began)
             metrics.documents.labels(document_format, "ok").inc()
             # render_documents decodes every page before it returns: spandsp would send a truncated TIFF.
-            await write_pdf_copy(rendered.tiff_path, work / "fax.pdf", timeout_s=self._settings.conversion_timeout_s)
-            previews = await asyncio.to_thread(write_previews, rendered.tiff_path, work)
+            timeout_s = self._settings.conversion_timeout_s
+            await write_pdf_copy(rendered.tiff_path, work / "fax.pdf", timeout_s=timeout_s, converters=self._converters)
+            previews = await write_previews(rendered.tiff_path, work, timeout_s=timeout_s, converters=self._converters)
             if original is not None:
                 await self._blobs.put_bytes(fax_original_key(tiff_key), original)
             for page, path in enumerate(previews, start=1):
@@ -165,9 +170,7 @@ class DocumentPreparer:
 
 def _format_of(source: Path) -> str:
     """The first document's sniffed format, a small fixed set fit for a metric label."""
-    with source.open("rb") as file:
-        head = file.read(SNIFF_BYTES)
     try:
-        return sniff_format(head)
+        return sniff_file(source)
     except RenderError:
         return "unsupported"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fax_contracts import DocumentStored
 from fax_fetcher.config import FetcherSettings
-from fax_fetcher.render import RenderError, RenderOptions, render_documents, write_previews
+from fax_fetcher.render import Converters, RenderError, RenderOptions, render_documents, write_previews
 from fax_fetcher.store import FetcherStore
 from fax_runtime.blobs import BlobNotFound, BlobStore, document_preview_key
 
@@ -23,10 +23,13 @@ log = logging.getLogger(__name__)
 class DocumentPreviewer:
     """Handles DocumentStored: render the document, store one PNG per page, record the outcome on its row."""
 
-    def __init__(self, store: FetcherStore, blobs: BlobStore, settings: FetcherSettings) -> None:
+    def __init__(
+        self, store: FetcherStore, blobs: BlobStore, settings: FetcherSettings, converters: Converters
+    ) -> None:
         self._store = store
         self._blobs = blobs
         self._settings = settings
+        self._converters = converters
 
     async def on_document_stored(self, event: DocumentStored) -> None:
         if not await self._store.preview_pending(event.document_id):
@@ -62,8 +65,11 @@ class DocumentPreviewer:
                 timeout_s=self._settings.conversion_timeout_s,
                 max_pages=self._settings.max_pages,
                 max_pixels=self._settings.max_image_pixels,
+                converters=self._converters,
             )
-            previews = await asyncio.to_thread(write_previews, rendered.tiff_path, work)
+            previews = await write_previews(
+                rendered.tiff_path, work, timeout_s=self._settings.conversion_timeout_s, converters=self._converters
+            )
             keys = [document_preview_key(object_key, page) for page in range(1, len(previews) + 1)]
             for key, path in zip(keys, previews, strict=True):
                 await self._blobs.put_file(key, path, content_type="image/png")

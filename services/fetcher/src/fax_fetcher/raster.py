@@ -1,15 +1,20 @@
-"""Images and plain text to fax pages; run as ``python -m fax_fetcher.raster`` in a child process.
+"""Images and plain text to fax pages, and fax pages to previews; run as ``python -m fax_fetcher.raster`` in the
+converter sandbox (`fax_runtime.sandbox`).
 
 Decoders for hostile images are where crashes, hangs and memory blow-ups live, so the fetcher never runs them in
-its own process: `render.py` starts this module with a memory limit and a timeout, and a crash or kill costs only
-the child. Every page it writes is a 1728 px wide, bilevel, G4 TIFF at 204 x `y_dpi`, named ``page-NNNNN.tif``.
+its own process: `render.py` starts this module sandboxed, with a memory limit and a timeout, and a crash or kill
+costs only the child. ``pages`` writes each page into the working directory as a 1728 px wide, bilevel TIFF at
+204 x `y_dpi`, compressed as the job wants (G4, or G3 2-D), named ``page-NNNNN.tif``; ``previews`` draws one PNG per
+page of a fax, ``preview-N.png``.
 
-Exit status 0 prints the page count; exit status 2 prints the job's error text on stderr.
+Exit status 0 prints the page count; exit status 2 prints the job's error text on stderr (what was wrong with the
+document, never a path or a library's message).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -31,6 +36,7 @@ TEXT_PAGE_INCHES = (FAX_WIDTH_PX / FAX_X_DPI, 2292 / 196)
 TEXT_MARGIN_INCHES = 0.5
 IMAGE_FORMATS = {"tiff": "TIFF", "png": "PNG", "jpeg": "JPEG", "gif": "GIF", "bmp": "BMP"}
 IMAGE_MODES = ("auto", "dither", "threshold")
+COMPRESSIONS = {"group4": {}, "group3": {"tiffinfo": {292: 5}}}  # T4Options 5: 2-D coding, EOLs byte-aligned
 
 
 class RasterError(Exception):
@@ -38,7 +44,15 @@ class RasterError(Exception):
 
 
 def image_pages(
-    source: Path, fmt: str, out_dir: Path, *, y_dpi: int, image_mode: str, max_pixels: int, max_pages: int
+    source: Path,
+    fmt: str,
+    out_dir: Path,
+    *,
+    y_dpi: int,
+    image_mode: str,
+    max_pixels: int,
+    max_pages: int,
+    compression: str = "group4",
 ) -> int:
     """Write one fax page per image frame (TIFF) or per image (others); return the page count."""
     # The explicit check below refuses every frame over the cap before it is decoded, with the image's dimensions
@@ -59,15 +73,18 @@ def image_pages(
                     )
                 image.load()
                 page = fit_to_fax_page(image, y_dpi=y_dpi, image_mode=image_mode, is_jpeg=fmt == "jpeg")
-                _save_page(page, out_dir, index + 1, y_dpi)
+                _save_page(page, out_dir, index + 1, y_dpi, compression)
             return frames
     except RasterError:
         raise
-    except (Image.DecompressionBombError, MemoryError):
+    except Image.DecompressionBombError:
         raise RasterError(f"image too large to decode (limit {max_pixels // 1_000_000} megapixels)") from None
+    except MemoryError:
+        raise RasterError("could not convert document: it needs more memory than the conversion limit") from None
     except Exception as error:
-        name = fmt.upper() if fmt != "jpeg" else "JPEG"
-        raise RasterError(f"could not convert document: not a valid {name} image ({_short(error)})") from None
+        # What the decoder said is for the log (stderr, read by the fetcher), not for the job's error text.
+        print(f"{type(error).__name__}: {_short(error)}", file=sys.stderr)
+        raise RasterError(f"could not convert document: not a valid {fmt.upper()} image") from None
 
 
 def fit_to_fax_page(image: Image.Image, *, y_dpi: int, image_mode: str, is_jpeg: bool = False) -> Image.Image:
@@ -80,6 +97,7 @@ def fit_to_fax_page(image: Image.Image, *, y_dpi: int, image_mode: str, is_jpeg:
     if is_jpeg:
         image = ImageOps.exif_transpose(image) or image
     x_src, y_src = _source_dpi(image)
+    image = _shrink_for_page(image, y_dpi)
     grey = _flatten_to_grey(image)
     # Physical aspect (height / width); fax pixels are not square at standard and superfine resolution.
     aspect = (grey.height / y_src) / (grey.width / x_src)
@@ -103,6 +121,18 @@ def fit_to_fax_page(image: Image.Image, *, y_dpi: int, image_mode: str, is_jpeg:
     return scaled.convert("1", dither=Image.Dither.FLOYDSTEINBERG)
 
 
+def _shrink_for_page(image: Image.Image, y_dpi: int) -> Image.Image:
+    """Reduce a huge image by a whole factor before anything else copies it: a 10,000 x 10,000 RGBA PNG then costs
+    its decoded 400 MB once, not again for each conversion on the way to grey (it took 1.5 GB)."""
+    target = max(FAX_WIDTH_PX, round(MAX_PAGE_HEIGHT_INCHES * y_dpi))
+    factor = min(image.width, image.height) // target
+    if factor < 2 or image.mode not in ("1", "L", "LA", "RGB", "RGBA", "P", "I", "F", "I;16"):
+        return image
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    return image.reduce(factor)
+
+
 def _source_dpi(image: Image.Image) -> tuple[float, float]:
     dpi = image.info.get("dpi")
     try:
@@ -124,14 +154,22 @@ def _flatten_to_grey(image: Image.Image) -> Image.Image:
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        paper.alpha_composite(rgba)
-        return paper.convert("L")
+        # Grey composited over white paper, one channel at a time (compositing in RGBA took four times the memory).
+        paper = Image.new("L", image.size, 255)
+        paper.paste(image.convert("L"), mask=image.getchannel("A"))
+        return paper
     return image.convert("L")
 
 
-def text_pages(source: Path, out_dir: Path, *, y_dpi: int, max_pages: int, max_bytes: int = 10 * 1024 * 1024) -> int:
+def text_pages(
+    source: Path,
+    out_dir: Path,
+    *,
+    y_dpi: int,
+    max_pages: int,
+    max_bytes: int = 10 * 1024 * 1024,
+    compression: str = "group4",
+) -> int:
     """Paginate UTF-8 text in a monospace font, A4 length with half-inch margins; return the page count."""
     raw = source.read_bytes()[: max_bytes + 1]
     if len(raw) > max_bytes:
@@ -152,17 +190,20 @@ def text_pages(source: Path, out_dir: Path, *, y_dpi: int, max_pages: int, max_b
     line_h = round((ascent + descent) * 1.15)
     columns = int((page_w - 2 * margin) // char_w)
     rows = (page_h - 2 * margin) // line_h
+    # Laid out before anything is drawn, and no further than one page past the limit: 100,000 form feeds fail at
+    # once instead of drawing 500 pages first.
+    sheets = list(itertools.islice(_paginate(text, columns, rows), max_pages + 1))
+    if len(sheets) > max_pages:
+        raise RasterError(f"document has more than {max_pages} pages, the limit")
     count = 0
-    for lines in _paginate(text, columns, rows):
+    for lines in sheets:
         count += 1
-        if count > max_pages:
-            raise RasterError(f"document has more than {max_pages} pages, the limit")
         page = Image.new("L", (page_w, page_h), 255)
         draw = ImageDraw.Draw(page)
         for row, line in enumerate(lines):
             draw.text((margin, margin + row * line_h), line, font=font, fill=0)
         page.info["dpi"] = (FAX_X_DPI, FAX_X_DPI)
-        _save_page(fit_to_fax_page(page, y_dpi=y_dpi, image_mode="threshold"), out_dir, count, y_dpi)
+        _save_page(fit_to_fax_page(page, y_dpi=y_dpi, image_mode="threshold"), out_dir, count, y_dpi, compression)
     return count
 
 
@@ -172,15 +213,38 @@ def _paginate(text: str, columns: int, rows: int) -> Iterator[list[str]]:
         lines: list[str] = []
         for line in sheet.split("\n"):
             line = "".join(char if char.isprintable() else " " for char in line.expandtabs(8))
-            lines.extend(textwrap.wrap(line, columns, drop_whitespace=False, replace_whitespace=False) or [""])
+            # textwrap is quadratic-ish on a line without spaces: wrap a very long line a screenful at a time.
+            step = columns * 64
+            for start in range(0, max(len(line), 1), step):
+                segment = line[start : start + step]
+                lines.extend(textwrap.wrap(segment, columns, drop_whitespace=False, replace_whitespace=False) or [""])
         while lines and lines[-1] == "":
             lines.pop()
         for start in range(0, max(len(lines), 1), rows):
             yield lines[start : start + rows]
 
 
-def _save_page(page: Image.Image, out_dir: Path, number: int, y_dpi: int) -> None:
-    page.save(out_dir / f"page-{number:05d}.tif", format="TIFF", compression="group4", dpi=(FAX_X_DPI, y_dpi))
+def _save_page(page: Image.Image, out_dir: Path, number: int, y_dpi: int, compression: str) -> None:
+    page.save(
+        out_dir / f"page-{number:05d}.tif",
+        format="TIFF",
+        compression=compression,
+        dpi=(FAX_X_DPI, y_dpi),
+        **COMPRESSIONS[compression],
+    )
+
+
+def previews(tiff: Path, out_dir: Path, *, width: int) -> int:
+    """One greyscale PNG per fax page, `width` px wide, with square pixels whatever the fax resolution."""
+    with Image.open(tiff, formats=["TIFF"]) as image:
+        frames = getattr(image, "n_frames", 1)
+        for index in range(frames):
+            image.seek(index)
+            x_dpi, y_dpi = (float(value) for value in image.info.get("dpi", (FAX_X_DPI, FAX_X_DPI)))
+            height = max(1, round(image.height * width / image.width * x_dpi / y_dpi))
+            preview = image.convert("L").resize((width, height), Image.Resampling.BOX)
+            preview.save(out_dir / f"preview-{index + 1}.png", format="PNG", optimize=True)
+    return frames
 
 
 def _short(error: BaseException) -> str:
@@ -190,26 +254,37 @@ def _short(error: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Command line for the child process; see the module docstring for the protocol."""
     parser = argparse.ArgumentParser(prog="python -m fax_fetcher.raster")
-    parser.add_argument("--format", required=True, choices=[*IMAGE_FORMATS, "text"])
-    parser.add_argument("--y-dpi", type=int, required=True)
-    parser.add_argument("--image-mode", choices=IMAGE_MODES, default="auto")
-    parser.add_argument("--max-pixels", type=int, required=True)
-    parser.add_argument("--max-pages", type=int, required=True)
-    parser.add_argument("source", type=Path)
-    parser.add_argument("out_dir", type=Path)
+    commands = parser.add_subparsers(dest="command", required=True)
+    pages = commands.add_parser("pages", help="a document's pages as fax pages")
+    pages.add_argument("--format", required=True, choices=[*IMAGE_FORMATS, "text"])
+    pages.add_argument("--y-dpi", type=int, required=True)
+    pages.add_argument("--image-mode", choices=IMAGE_MODES, default="auto")
+    pages.add_argument("--compression", choices=list(COMPRESSIONS), default="group4")
+    pages.add_argument("--max-pixels", type=int, required=True)
+    pages.add_argument("--max-pages", type=int, required=True)
+    pages.add_argument("source", type=Path)
+    drawn = commands.add_parser("previews", help="PNG previews of a fax's pages")
+    drawn.add_argument("--width", type=int, required=True)
+    drawn.add_argument("source", type=Path)
     args = parser.parse_args(argv)
+    out_dir = Path.cwd()
     try:
-        if args.format == "text":
-            pages = text_pages(args.source, args.out_dir, y_dpi=args.y_dpi, max_pages=args.max_pages)
+        if args.command == "previews":
+            count = previews(args.source, out_dir, width=args.width)
+        elif args.format == "text":
+            count = text_pages(
+                args.source, out_dir, y_dpi=args.y_dpi, max_pages=args.max_pages, compression=args.compression
+            )
         else:
-            pages = image_pages(
+            count = image_pages(
                 args.source,
                 args.format,
-                args.out_dir,
+                out_dir,
                 y_dpi=args.y_dpi,
                 image_mode=args.image_mode,
                 max_pixels=args.max_pixels,
                 max_pages=args.max_pages,
+                compression=args.compression,
             )
     except RasterError as error:
         print(error, file=sys.stderr)
@@ -217,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         print("could not convert document: it needs more memory than the conversion limit", file=sys.stderr)
         return 2
-    print(pages)
+    print(count)
     return 0
 
 

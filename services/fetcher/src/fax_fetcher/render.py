@@ -1,56 +1,66 @@
-"""Render documents to TIFF-F and prove the result decodes.
+"""Render documents to TIFF-F and prove every page decodes.
 
-Formats are sniffed from the bytes, never taken from a name or a Content-Type. PDF and PostScript go through
+Formats are sniffed from the bytes (by structure, never by a name or a Content-Type). PDF and PostScript go through
 ghostscript, which draws every page scaled to fit without cropping (landscape pages rotated) onto a 1728 px wide A4
 page at 204 x 98/196/392 dpi; Office documents become PDF through LibreOffice first; images and plain text go
-through `fax_fetcher.raster` in a child process. Every converter is a subprocess (never on the event loop, killed
-at the time limit, a crash costs only the child). The pages of all a job's documents are joined in order by
-`tiffcp`, which also picks the compression (G4 for ECM, G3 2-D without). spandsp transmits whatever strips libtiff
-hands it and reports success even when a page is truncated, so `validate_fax_tiff` decodes every page of the output
-before it is accepted.
+through `fax_fetcher.raster`. Every converter writes one file per page, already compressed as the job wants (G4 for
+ECM, G3 2-D without), and runs in `fax_runtime.sandbox`: a private directory holding only its input and its output,
+no network, no other tenant's files, a memory, CPU and file-size limit, killed at the job's time limit.
+
+spandsp transmits whatever strips libtiff hands it and reports success even when a page is truncated, so every page
+is decoded (`fax_fetcher.pagecheck`, sandboxed too) before it is accepted; ghostscript's pages are checked while it
+still draws the next ones. The checked pages are then joined into one file by copying their compressed strips
+(`fax_fetcher.tiff`).
+
+A job's error text says what was wrong with the document, never a path, a Python exception or a library's message:
+those go to the log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
+import logging
+import math
 import re
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
+import fax_fetcher
+from fax_fetcher.tiff import FaxAssembler, TiffError, check_fax_page, read_pages
+from fax_runtime.pdfcopy import PdfCopyError, tiff_to_pdf
+from fax_runtime.sandbox import Limits, Sandbox, SandboxError, kill, python_paths, read_bounded
+
+log = logging.getLogger(__name__)
 
 GHOSTSCRIPT = "gs"
-TIFFINFO = "tiffinfo"
-TIFFCP = "tiffcp"
-TIFF2PDF = "tiff2pdf"
 FAX_WIDTH_PX = 1728
 FAX_HEIGHT_PX = 2292
 FAX_X_DPI = 204
 FAX_Y_DPI = 196
-FAX_Y_DPI_CHOICES = (98, 196, 392)
 RESOLUTIONS = {"standard": 98, "fine": 196, "superfine": 392}
 SNIFF_BYTES = 1024
 DEFAULT_MAX_PIXELS = 100_000_000
-# Address-space cap of the image child and ghostscript: a 100 MP RGB image decodes in ~300 MB, and a document
-# built to exhaust memory must fail its own job, not take the host's memory from the other jobs.
-CHILD_MEMORY_BYTES = 2 * 1024 * 1024 * 1024
+# A converter run's address space: a 100 MP image decodes in ~300 MB, ghostscript draws a fax page in far less. A
+# document built to exhaust memory fails its own job instead of taking the fetcher's (FAX_RENDER_MEMORY_MB).
+DEFAULT_MEMORY_BYTES = 1024 * 1024 * 1024
+DEFAULT_FILE_BYTES = 256 * 1024 * 1024
 PREVIEW_WIDTH_PX = 864
 
-_OUTPUT_KEEP_BYTES = 16 * 1024
-_GHOSTSCRIPT_OUTPUT = "rendered.tif"
-_FAX_COMPRESSIONS = frozenset({"group3", "group4"})
-_IMAGE_FORMATS = frozenset({"tiff", "png", "jpeg", "gif", "bmp"})
-# Harmless libtiff chatter; anything else on tiffinfo's stderr means a page did not decode cleanly.
-_BENIGN_TIFF_WARNINGS = re.compile(r"Unknown field with tag|ASCII value for tag .* does not end in null byte")
+_PAGE_GLOB = "page-*.tif"
+# Isolated mode (-I): the child reads no PYTHON* variable and no user site, and does not import from its directory.
+_RASTER = (sys.executable, "-I", "-m", "fax_fetcher.raster")
+_CHECK_INTERVAL_S = 0.02
+_FAX_COMPRESSIONS = {True: "group4", False: "group3"}
+# A reason ghostscript gives is shown only if it names no file: paths belong to the sandbox, not to the user.
+_PATHLIKE = re.compile(r"/[\w.\-]+/|\\")
 
 
 class RenderError(Exception):
@@ -86,6 +96,37 @@ class RenderOptions:
 
 
 @dataclass(frozen=True)
+class Converters:
+    """Where converters run (the sandbox) and what each run may use."""
+
+    sandbox: Sandbox
+    memory_bytes: int = DEFAULT_MEMORY_BYTES
+    file_bytes: int = DEFAULT_FILE_BYTES
+
+    def limits(self, timeout_s: float) -> Limits:
+        return Limits(
+            cpu_seconds=max(1, math.ceil(timeout_s)), memory_bytes=self.memory_bytes, file_bytes=self.file_bytes
+        )
+
+
+def converter_sandbox(mode: str = "auto") -> Sandbox:
+    """The sandbox for this package's converters: they may read this Python and the fetcher's own modules."""
+    package_root = Path(fax_fetcher.__file__).resolve().parent.parent
+    return Sandbox.from_setting(mode, readable=[*python_paths(), package_root])
+
+
+_default: Converters | None = None
+
+
+def default_converters() -> Converters:
+    """Converters with the default limits in a sandbox chosen automatically (made on first use)."""
+    global _default
+    if _default is None:
+        _default = Converters(converter_sandbox("auto"))
+    return _default
+
+
+@dataclass(frozen=True)
 class RenderedFax:
     """A validated TIFF-F file and its page count."""
 
@@ -93,8 +134,8 @@ class RenderedFax:
     pages: int
 
 
-def sniff_format(head: bytes) -> str:
-    """Name the format of a document from its first bytes; raise RenderError for what can't be faxed.
+def sniff_format(head: bytes, tail: bytes = b"") -> str:
+    """Name the format of a document from its first (and last) bytes; raise RenderError for what can't be faxed.
 
     Returns one of "pdf", "postscript", "tiff", "png", "jpeg", "gif", "bmp", "office" (Office/ODF/RTF, still to be
     confirmed by `_check_office_package` for ZIP files) or "text" (UTF-8 without control characters).
@@ -108,8 +149,9 @@ def sniff_format(head: bytes) -> str:
     for signature, name in _ACCEPTED_SIGNATURES:
         if head.startswith(signature):
             return name
-    # Acrobat accepts a PDF header anywhere in the first kilobyte, and so does ghostscript.
-    if b"%PDF-" in head[:SNIFF_BYTES]:
+    # Acrobat accepts a PDF header anywhere in the first kilobyte, and so does ghostscript; but a letter that
+    # mentions "%PDF-" is still a letter: a PDF also has its cross-reference trailer at the end.
+    if _PDF_HEADER.search(head[:SNIFF_BYTES]) and (b"startxref" in tail or b"%%EOF" in tail):
         return "pdf"
     description = _describe(head)
     if description == "plain text":
@@ -117,6 +159,17 @@ def sniff_format(head: bytes) -> str:
     raise RenderError(f"unsupported document format: {description}")
 
 
+def sniff_file(path: Path) -> str:
+    """`sniff_format` of a file (blocking: it reads the file's first and last kilobyte)."""
+    with path.open("rb") as file:
+        head = file.read(SNIFF_BYTES)
+        size = file.seek(0, 2)
+        file.seek(max(0, size - SNIFF_BYTES))
+        tail = file.read(SNIFF_BYTES)
+    return sniff_format(head, tail)
+
+
+_PDF_HEADER = re.compile(rb"%PDF-\d\.\d")
 _ACCEPTED_SIGNATURES = (
     (b"II*\x00", "tiff"),
     (b"MM\x00*", "tiff"),
@@ -170,10 +223,17 @@ async def render_to_fax_tiff(
     timeout_s: float = 180.0,
     max_pages: int = 500,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    converters: Converters | None = None,
 ) -> RenderedFax:
     """Render one document `source` to a validated TIFF-F at `dest` (written only on success)."""
     return await render_documents(
-        [source], dest, options=options, timeout_s=timeout_s, max_pages=max_pages, max_pixels=max_pixels
+        [source],
+        dest,
+        options=options,
+        timeout_s=timeout_s,
+        max_pages=max_pages,
+        max_pixels=max_pixels,
+        converters=converters,
     )
 
 
@@ -185,56 +245,284 @@ async def render_documents(
     timeout_s: float = 180.0,
     max_pages: int = 500,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    converters: Converters | None = None,
 ) -> RenderedFax:
     """Render `sources`, in order, to one validated TIFF-F at `dest` (written only on success).
 
-    `timeout_s` bounds the whole job (every conversion, the join and the validation); `max_pages` the total.
+    `timeout_s` bounds the whole job (every conversion, the checks and the join); `max_pages` the total.
     """
-    options = options or RenderOptions()
-    work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=f".{dest.name}.", dir=dest.parent))
+    job = _RenderJob(converters or default_converters(), options or RenderOptions(), timeout_s, max_pages, max_pixels)
     try:
+        async with asyncio.timeout(timeout_s):
+            return await job.render(sources, dest)
+    except TimeoutError:
+        raise RenderError(f"document conversion timed out after {timeout_s:g} s") from None
+
+
+@dataclass
+class _RenderJob:
+    converters: Converters
+    options: RenderOptions
+    timeout_s: float
+    max_pages: int
+    max_pixels: int
+    checker: _PageChecker | None = field(default=None)
+    assembler: FaxAssembler = field(default_factory=FaxAssembler)
+
+    @property
+    def sandbox(self) -> Sandbox:
+        return self.converters.sandbox
+
+    @property
+    def limits(self) -> Limits:
+        return self.converters.limits(self.timeout_s)
+
+    async def render(self, sources: Sequence[Path], dest: Path) -> RenderedFax:
+        work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=f".{dest.name}.", dir=dest.parent))
         try:
-            async with asyncio.timeout(timeout_s):
-                parts: list[Path] = []
-                # Each document gets the whole page budget; the joined fax is held to it again in _accept.
-                for index, source in enumerate(sources):
-                    parts += await _render_one(source.resolve(), work / f"doc-{index}", options, max_pages, max_pixels)
-                joined = work / "joined.tif"
-                if len(parts) == 1 and parts[0].name == _GHOSTSCRIPT_OUTPUT:
-                    # Ghostscript already wrote the job's compression: joining one file would only copy it.
-                    joined = parts[0]
-                else:
-                    await _join(parts, joined, options)
-                pages = await asyncio.to_thread(_accept, joined, dest, max_pages)
-        except TimeoutError:
-            raise RenderError(f"document conversion timed out after {timeout_s:g} s") from None
-    finally:
-        await asyncio.to_thread(shutil.rmtree, work, True)
-    return RenderedFax(tiff_path=dest, pages=pages)
+            self.checker = _PageChecker(self.sandbox, work, self.limits)
+            # Each document gets the whole page budget; the joined fax is held to it again below.
+            for index, source in enumerate(sources):
+                await self._render_one(source.resolve(), work / f"doc-{index}")
+            if self.assembler.pages > self.max_pages:
+                raise RenderError(f"document has more than {self.max_pages} pages, the limit")
+            joined = work / "joined.tif"
+            await asyncio.to_thread(self.assembler.write, joined)
+            await asyncio.to_thread(joined.replace, dest)
+            return RenderedFax(tiff_path=dest, pages=self.assembler.pages)
+        finally:
+            if self.checker is not None:
+                await self.checker.close()
+            await asyncio.to_thread(shutil.rmtree, work, True)
 
+    async def _render_one(self, source: Path, run: Path) -> None:
+        """Convert one document into page files, check each and add it to the fax."""
+        await asyncio.to_thread(run.mkdir, mode=0o700)
+        document_format = await asyncio.to_thread(sniff_file, source)
+        if document_format == "office":
+            await asyncio.to_thread(_check_office_package, source)
+            source = await self._office_to_pdf(source, run / "office")
+            document_format = "pdf"
+        if document_format in ("pdf", "postscript"):
+            await self._ghostscript(source, run / "pages", document_format)
+        else:
+            await self._rasterize(source, run / "pages", document_format)
 
-async def _render_one(source: Path, work: Path, options: RenderOptions, max_pages: int, max_pixels: int) -> list[Path]:
-    """Convert one document into TIFF files under `work`: one multi-page file, or one file per page."""
-    await asyncio.to_thread(work.mkdir)
-    head = await asyncio.to_thread(_read_head, source)
-    document_format = sniff_format(head)
-    if document_format == "office":
-        await asyncio.to_thread(_check_office_package, source)
-        source = await _office_to_pdf(source, work)
-        document_format = "pdf"
-    if document_format in ("pdf", "postscript"):
-        output = work / _GHOSTSCRIPT_OUTPUT
+    async def _ghostscript(self, source: Path, run: Path, document_format: str) -> None:
+        await asyncio.to_thread(run.mkdir, mode=0o700)
+        inside = self.sandbox.workdir(run)
+        name = "document.pdf" if document_format == "pdf" else "document.ps"
+        argv = [
+            GHOSTSCRIPT,
+            "-dSAFER",
+            f"--permit-file-read={inside}/{name}",
+            "-dNOINTERPOLATE",
+            "-dBATCH",
+            "-dNOPAUSE",
+            "-dQUIET",
+            "-sDEVICE=tiffg4" if self.options.ecm else "-sDEVICE=tiffg32d",
+            f"-r{FAX_X_DPI}x{self.options.y_dpi}",
+            f"-g{FAX_WIDTH_PX}x{self.options.page_height_px}",
+            # FitPage (PDF, PostScript and EPS alike) scales, centres and, for landscape pages, rotates onto the media.
+            "-dFitPage",
+            "-dFIXEDMEDIA",
+            # Drawing one page past the limit is enough to know the limit was exceeded.
+            f"-dLastPage={self.max_pages + 1}",
+            f"-sOutputFile={inside}/page-%05d.tif",
+        ]
         if document_format == "pdf":
-            await _refuse_long_pdf(source, max_pages)
-        await _render(source, output, document_format, max_pages, options)
-        return [output]
-    await _rasterize(source, work, document_format, options, max_pages, max_pixels)
-    return sorted(await asyncio.to_thread(lambda: list(work.glob("page-*.tif"))))
+            # What ghostscript's runpdf does (errors reported, not fatal), with the page count first: a huge PDF fails
+            # at once with its real page count, and the file is parsed once.
+            argv += [
+                "-c",
+                f"({inside}/{name}) (r) file {{ runpdfbegin pdfpagecount dup (PAGES ) print = flush "
+                f"{self.max_pages} gt {{ quit }} if process_trailer_attrs runpdfpagerange dopdfpages runpdfend }} "
+                "stopped { (   **** Error: PDF interpreter encountered an error processing the file.) = } if",
+            ]
+        else:
+            argv.append(f"{inside}/{name}")
+        process = await self._start(argv, run, {name: source}, "ghostscript (gs)")
+        assert process.stdout is not None and process.stderr is not None
+        output = asyncio.gather(read_bounded(process.stdout), read_bounded(process.stderr))
+        queued = 0
+        checks: list[tuple[Path, asyncio.Future[str]]] = []
+        assert self.checker is not None
+        try:
+            # Check each page as soon as ghostscript has moved on to the next one, and add it to the fax once it
+            # passed, while ghostscript draws on.
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(process.wait()), _CHECK_INTERVAL_S)
+                done = process.returncode is not None
+                pages = sorted(await asyncio.to_thread(lambda: list(run.glob(_PAGE_GLOB))))
+                if done and process.returncode != 0:
+                    break
+                for page in (pages if done else pages[:-1])[queued:]:
+                    queued += 1
+                    if queued <= self.max_pages:
+                        checks.append((page, await self.checker.submit(page)))
+                while checks and checks[0][1].done():
+                    await self._add(*checks.pop(0))
+                if done:
+                    break
+            stdout, stderr = await output
+        finally:
+            await kill(process)
+            output.cancel()
+        messages = (stdout + b"\n" + stderr).decode(errors="replace")
+        counts = [int(line.split()[1]) for line in messages.splitlines() if re.fullmatch(r"PAGES \d+", line.strip())]
+        if counts and counts[-1] > self.max_pages:
+            raise RenderError(f"document has {counts[-1]} pages, more than the {self.max_pages} page limit")
+        if process.returncode != 0 or not queued:
+            raise _conversion_error(messages, document_format)
+        if queued > self.max_pages:
+            raise RenderError(f"document has more than {self.max_pages} pages, the limit")
+        for page, verdict in checks:
+            await self._add(page, verdict)
+
+    async def _rasterize(self, source: Path, run: Path, document_format: str) -> None:
+        await asyncio.to_thread(run.mkdir, mode=0o700)
+        argv = [
+            *_RASTER,
+            "pages",
+            f"--format={document_format}",
+            f"--y-dpi={self.options.y_dpi}",
+            f"--image-mode={self.options.image_mode}",
+            f"--compression={_FAX_COMPRESSIONS[self.options.ecm]}",
+            f"--max-pixels={self.max_pixels}",
+            f"--max-pages={self.max_pages}",
+            "document",
+        ]
+        result = await _run(self.sandbox, argv, run, {"document": source}, self.limits, "the image converter")
+        if result.returncode != 0:
+            raise _raster_error(result.returncode, result.stderr)
+        pages = sorted(await asyncio.to_thread(lambda: list(run.glob(_PAGE_GLOB))))
+        assert self.checker is not None
+        checks = [(page, await self.checker.submit(page)) for page in pages]
+        for page, verdict in checks:
+            await self._add(page, verdict)
+
+    async def _office_to_pdf(self, source: Path, run: Path) -> Path:
+        office = shutil.which("soffice") or shutil.which("libreoffice")
+        if office is None:
+            raise RenderError("Office documents need LibreOffice, which is not installed")
+        await asyncio.to_thread(run.mkdir, mode=0o700)
+        inside = self.sandbox.workdir(run)
+        # A private profile per conversion: LibreOffice refuses to run twice on one profile.
+        argv = [
+            office,
+            f"-env:UserInstallation=file://{inside}/.profile",
+            "--headless",
+            "--norestore",
+            "--convert-to",
+            "pdf",
+            "--outdir",
+            inside,
+            f"{inside}/document",
+        ]
+        result = await _run(self.sandbox, argv, run, {"document": source}, self.limits, "LibreOffice")
+        pdf = run / "document.pdf"
+        if result.returncode != 0 or not await asyncio.to_thread(pdf.exists):
+            log.info("LibreOffice failed (exit %d): %s", result.returncode, _tail(result.stdout + result.stderr))
+            raise RenderError("could not convert document: LibreOffice could not read it")
+        return pdf
+
+    async def _start(
+        self, argv: list[str], run: Path, inputs: Mapping[str, Path], what: str
+    ) -> asyncio.subprocess.Process:
+        try:
+            return await self.sandbox.start(argv, cwd=run, inputs=inputs, limits=self.limits)
+        except SandboxError as error:
+            log.error("%s could not start: %s", what, error)
+            raise RenderError(f"document converter unavailable: {what} is not installed") from None
+
+    async def _add(self, page: Path, check: asyncio.Future[str]) -> None:
+        """Add a page file to the fax once its decode check passed."""
+        verdict = await check
+        if not verdict.startswith("ok"):
+            log.warning("a rendered page does not decode: %s", verdict)
+            raise RenderError("rendered fax is corrupt")
+        try:
+            await asyncio.to_thread(lambda: self.assembler.add(page.read_bytes()))
+        except TiffError as error:
+            log.warning("a rendered page cannot join the fax: %s", error)
+            raise RenderError(f"rendered fax {error}") from None
 
 
-def _read_head(source: Path) -> bytes:
-    with source.open("rb") as file:
-        return file.read(SNIFF_BYTES)
+class _PageChecker:
+    """One `fax_fetcher.pagecheck` child for a render job, fed page files as they are written."""
+
+    def __init__(self, sandbox: Sandbox, work: Path, limits: Limits, readable: Sequence[Path] = ()) -> None:
+        self._sandbox = sandbox
+        self._work = work
+        self._limits = limits
+        self._readable = [work, *readable]
+        self._process: asyncio.subprocess.Process | None = None
+        self._waiting: list[asyncio.Future[str]] = []
+        self._reader: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def submit(self, path: Path) -> asyncio.Future[str]:
+        """Queue `path` for decoding; the future is its verdict, ``ok <pages>`` or ``bad <why>``."""
+        async with self._lock:
+            if self._process is None:
+                self._process = await _start_checker(self._sandbox, self._work, self._limits, self._readable)
+                self._reader = asyncio.create_task(self._read_verdicts())
+            verdict: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            self._waiting.append(verdict)
+            assert self._process.stdin is not None
+            try:
+                self._process.stdin.write(f"{path}\n".encode())
+                await self._process.stdin.drain()
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the checker died: _read_verdicts answers every waiting page
+            return verdict
+
+    async def _read_verdicts(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        while line := await self._process.stdout.readline():
+            if self._waiting:
+                self._waiting.pop(0).set_result(line.decode(errors="replace").strip())
+        for verdict in self._waiting:
+            if not verdict.done():
+                verdict.set_result("bad the page checker stopped")
+
+    async def close(self) -> None:
+        if self._process is not None:
+            await kill(self._process)
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+
+async def _start_checker(
+    sandbox: Sandbox, work: Path, limits: Limits, readable: Sequence[Path]
+) -> asyncio.subprocess.Process:
+    checker_dir = work / "pagecheck"
+    await asyncio.to_thread(checker_dir.mkdir, mode=0o700, exist_ok=True)
+    try:
+        # The job's working directory, read-only: the pages to check are there, at the paths the fetcher sends.
+        return await sandbox.start(
+            [sys.executable, "-I", "-m", "fax_fetcher.pagecheck"],
+            cwd=checker_dir,
+            limits=limits,
+            readable=readable,
+            stdin=True,
+        )
+    except SandboxError as error:
+        log.error("the page checker could not start: %s", error)
+        raise RenderError("fax validation unavailable") from None
+
+
+async def _run(
+    sandbox: Sandbox, argv: list[str], run: Path, inputs: Mapping[str, Path], limits: Limits, what: str
+) -> Any:
+    try:
+        return await sandbox.run(argv, cwd=run, inputs=inputs, limits=limits)
+    except SandboxError as error:
+        log.error("%s could not start: %s", what, error)
+        raise RenderError(f"document converter unavailable: {what} is not installed") from None
 
 
 def _check_office_package(source: Path) -> None:
@@ -257,219 +545,23 @@ def _check_office_package(source: Path) -> None:
         raise RenderError("unsupported document format: ZIP archive")
 
 
-async def _office_to_pdf(source: Path, work: Path) -> Path:
-    office = shutil.which("soffice") or shutil.which("libreoffice")
-    if office is None:
-        raise RenderError("Office documents need LibreOffice, which is not installed")
-    # A private profile per conversion: LibreOffice refuses to run twice on one profile.
-    profile = work / "lo-profile"
-    returncode, output = await _run_process(
-        [
-            office,
-            f"-env:UserInstallation=file://{profile}",
-            "--headless",
-            "--convert-to",
-            "pdf",
-            "--outdir",
-            str(work),
-            str(source),
-        ],
-        missing="Office documents need LibreOffice, which is not installed",
-    )
-    pdf = work / (source.stem + ".pdf")
-    if returncode != 0 or not pdf.exists():
-        reason = output.strip().splitlines()[-1][:120] if output.strip() else f"exit status {returncode}"
-        raise RenderError(f"could not convert document: LibreOffice failed ({reason})")
-    return pdf
-
-
-async def _rasterize(
-    source: Path, work: Path, document_format: str, options: RenderOptions, max_pages: int, max_pixels: int
-) -> None:
-    returncode, output = await _run_process(
-        [
-            sys.executable,
-            "-m",
-            "fax_fetcher.raster",
-            f"--format={document_format}",
-            f"--y-dpi={options.y_dpi}",
-            f"--image-mode={options.image_mode}",
-            f"--max-pixels={max_pixels}",
-            f"--max-pages={max_pages}",
-            str(source),
-            str(work),
-        ],
-        missing="image converter unavailable",
-        memory_limit=CHILD_MEMORY_BYTES,
-        split_output=True,
-    )
-    if returncode == 0:
-        return
-    message = output.strip().splitlines()[-1] if output.strip() else ""
+def _raster_error(returncode: int, stderr: bytes) -> RenderError:
+    message = stderr.decode(errors="replace").strip().splitlines()[-1:] if stderr.strip() else []
     if returncode == 2 and message:
-        raise RenderError(message)
+        return RenderError(message[0])  # the child's own error text, written for the job
+    log.warning("the image converter failed (exit %d): %s", returncode, _tail(stderr))
     if returncode < 0:
-        raise RenderError(f"could not convert document: the image decoder crashed (signal {-returncode})")
-    raise RenderError(f"could not convert document: the image decoder failed (exit status {returncode})")
+        return RenderError("could not convert document: the image decoder crashed")
+    return RenderError("could not convert document: the image decoder failed")
 
 
-async def _join(parts: Sequence[Path], output: Path, options: RenderOptions) -> None:
-    """Concatenate all pages and set the job's compression; tiffcp keeps each page's resolution tags."""
-    compression = "g4" if options.ecm else "g3:2d:fill"
-    returncode, messages = await _run_process(
-        [TIFFCP, "-c", compression, *map(str, parts), str(output)],
-        missing="fax assembly unavailable: tiffcp (libtiff-tools) is not installed",
-    )
-    if returncode != 0:
-        raise RenderError(f"could not assemble fax pages: {messages.strip()[:160]}")
-
-
-def _accept(partial: Path, dest: Path, max_pages: int) -> int:
-    pages = validate_fax_tiff(partial)
-    if pages > max_pages:
-        raise RenderError(f"document has more than {max_pages} pages, the limit")
-    partial.replace(dest)
-    return pages
-
-
-def _output_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-async def _refuse_long_pdf(source: Path, max_pages: int) -> None:
-    """Count a PDF's pages before drawing any, so a huge document fails fast with its real page count."""
-    returncode, output = await _run_ghostscript(
-        "-q",
-        "-dNODISPLAY",
-        "-dSAFER",
-        "-dBATCH",
-        "-dNOPAUSE",
-        f"--permit-file-read={source}",
-        f"-sFile={source}",
-        "-c",
-        "File (r) file runpdfbegin pdfpagecount = quit",
-    )
-    counts = [int(line) for line in output.splitlines() if line.strip().isdigit()]
-    if returncode != 0 or not counts:
-        return  # leave the verdict to the render, which reports ghostscript's reason
-    if counts[-1] == 0:
-        raise _conversion_error(output, "pdf")
-    if counts[-1] > max_pages:
-        raise RenderError(f"document has {counts[-1]} pages, more than the {max_pages} page limit")
-
-
-async def _render(source: Path, output: Path, document_format: str, max_pages: int, options: RenderOptions) -> None:
-    returncode, messages = await _run_ghostscript(
-        "-dSAFER",
-        "-dNOINTERPOLATE",
-        "-dBATCH",
-        "-dNOPAUSE",
-        "-dQUIET",
-        "-sDEVICE=tiffg4" if options.ecm else "-sDEVICE=tiffg32d",
-        f"-r{FAX_X_DPI}x{options.y_dpi}",
-        f"-g{FAX_WIDTH_PX}x{options.page_height_px}",
-        # FitPage (PDF, PostScript and EPS alike) scales, centres and, for landscape pages, rotates onto the media.
-        "-dFitPage",
-        "-dFIXEDMEDIA",
-        # Drawing one page past the limit is enough to know the limit was exceeded.
-        f"-dLastPage={max_pages + 1}",
-        "-sOutputFile=" + str(output).replace("%", "%%"),
-        str(source),
-    )
-    if returncode != 0 or await asyncio.to_thread(_output_size, output) == 0:
-        raise _conversion_error(messages, document_format)
-
-
-async def _run_ghostscript(*args: str) -> tuple[int, str]:
-    return await _run_process(
-        [GHOSTSCRIPT, *args],
-        missing="document converter unavailable: ghostscript (gs) is not installed",
-        memory_limit=CHILD_MEMORY_BYTES,
-    )
-
-
-async def _run_process(
-    argv: Sequence[str], *, missing: str, memory_limit: int | None = None, split_output: bool = False
-) -> tuple[int, str]:
-    """Run a converter; return its exit status and the start of its output (stderr only with `split_output`).
-
-    The child is killed if the caller is cancelled (the job's time limit), so nothing outlives its job.
-    """
-
-    def limit_memory() -> None:
-        if memory_limit is not None:
-            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
-
-    try:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            preexec_fn=limit_memory if memory_limit is not None else None,
-        )
-    except FileNotFoundError:
-        raise RenderError(missing) from None
-    assert process.stdout is not None and process.stderr is not None
-    try:
-        # A PostScript program can print without end; keep the start of each stream and discard the rest.
-        stdout, stderr, returncode = await asyncio.gather(
-            _read_bounded(process.stdout), _read_bounded(process.stderr), process.wait()
-        )
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    if split_output:
-        return returncode, stderr.decode(errors="replace")
-    return returncode, (stdout + b"\n" + stderr).decode(errors="replace")
-
-
-async def write_pdf_copy(tiff: Path, pdf: Path, *, timeout_s: float = 120.0) -> None:
-    """A PDF of the fax exactly as it will be sent (tiff2pdf embeds the CCITT pages without re-rendering)."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            returncode, messages = await _run_process(
-                [TIFF2PDF, "-o", str(pdf), str(tiff)],
-                missing="PDF copy unavailable: tiff2pdf (libtiff-tools) is not installed",
-            )
-    except TimeoutError:
-        raise RenderError(f"PDF copy timed out after {timeout_s:g} s") from None
-    if returncode != 0 or _output_size(pdf) == 0:
-        raise RenderError(f"could not write the PDF copy: {messages.strip()[:160]}")
-
-
-def write_previews(tiff: Path, out_dir: Path) -> list[Path]:
-    """One greyscale PNG per fax page, half the fax width, with square pixels whatever the fax resolution.
-
-    Blocking: call it through asyncio.to_thread. The input is our own validated TIFF-F, so its size is bounded.
-    """
-    previews: list[Path] = []
-    with Image.open(tiff) as image:
-        for index in range(getattr(image, "n_frames", 1)):
-            image.seek(index)
-            x_dpi, y_dpi = (float(value) for value in image.info.get("dpi", (FAX_X_DPI, FAX_Y_DPI)))
-            height = max(1, round(image.height * PREVIEW_WIDTH_PX / image.width * x_dpi / y_dpi))
-            preview = image.convert("L").resize((PREVIEW_WIDTH_PX, height), Image.Resampling.BOX)
-            path = out_dir / f"preview-{index + 1}.png"
-            preview.save(path, format="PNG", optimize=True)
-            previews.append(path)
-    return previews
-
-
-async def _read_bounded(stream: asyncio.StreamReader) -> bytes:
-    kept = bytearray()
-    while chunk := await stream.read(64 * 1024):
-        if len(kept) < _OUTPUT_KEEP_BYTES:
-            kept += chunk[: _OUTPUT_KEEP_BYTES - len(kept)]
-    return bytes(kept)
+def _tail(output: bytes) -> str:
+    return output.decode(errors="replace").strip()[-500:]
 
 
 def _conversion_error(output: str, document_format: str) -> RenderError:
-    """Name ghostscript's most telling complaint, kept short enough for a job's error text."""
+    """Name ghostscript's most telling complaint, if it names no file, kept short enough for a job's error text."""
+    log.info("ghostscript refused a %s: %s", document_format, output.strip()[-500:])
     if "requires a password" in output:
         return RenderError("could not convert document: the PDF is password-protected")
     reason = ""
@@ -478,6 +570,8 @@ def _conversion_error(output: str, document_format: str) -> RenderError:
         if line.startswith("Error:"):
             reason = line.removeprefix("Error:").strip().rstrip(".")[:120]
             break
+    if _PATHLIKE.search(reason):
+        reason = reason.split(" in ", 1)[0] if reason.startswith("/") else ""
     if document_format == "pdf":
         return RenderError("could not convert document: not a valid PDF" + (f" ({reason})" if reason else ""))
     if reason:
@@ -485,66 +579,78 @@ def _conversion_error(output: str, document_format: str) -> RenderError:
     return RenderError("could not convert document: the PostScript document has no pages")
 
 
-def validate_fax_tiff(path: Path, *, timeout_s: float = 120.0) -> int:
-    """Decode every page of a TIFF-F file and return its page count; raise RenderError if it is not sendable.
-
-    Blocking (it decodes whole files): call it through asyncio.to_thread or a worker process.
-    """
-    directories = _decode_with_libtiff(path, timeout_s)
+async def validate_fax_tiff(path: Path, *, converters: Converters | None = None, timeout_s: float = 120.0) -> int:
+    """Decode every page of a TIFF-F file and return its page count; raise RenderError if it is not sendable."""
+    converters = converters or default_converters()
+    limits = converters.limits(timeout_s)
     try:
-        with Image.open(path) as image:
-            pages = getattr(image, "n_frames", 1)
-            for index in range(pages):
-                image.seek(index)
-                # Tags only: tiffinfo -D above has already decoded every strip, and a second full decode here
-                # cost as much as the tiffcp join (0.3 s for 50 pages).
-                _check_fax_page(image, index + 1)
-    except RenderError:
-        raise
-    except Exception as error:
-        raise RenderError(f"rendered fax is unreadable: {error}") from None
-    if pages != directories:
-        raise RenderError(f"rendered fax is corrupt: libtiff sees {directories} pages, Pillow {pages}")
-    if pages == 0:
-        raise RenderError("rendered fax has no pages")
-    return pages
-
-
-def _decode_with_libtiff(path: Path, timeout_s: float) -> int:
-    """Decode all strips with `tiffinfo -D`; return the number of pages. Pillow alone would accept damaged pages,
-    because libtiff's fax decoder only warns about bad or missing code words and pads the rows."""
+        data = await asyncio.to_thread(path.read_bytes)
+        pages = await asyncio.to_thread(read_pages, data)
+        for number, page in enumerate(pages, start=1):
+            check_fax_page(page, number)
+    except TiffError as error:
+        raise RenderError(f"rendered fax {error}") from None
+    work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=f".{path.name}.", dir=path.parent))
+    target = await asyncio.to_thread(path.absolute)
+    checker = _PageChecker(converters.sandbox, work, limits, readable=[target])
     try:
-        result = subprocess.run(
-            [TIFFINFO, "-D", str(path)],
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout_s,
-            check=False,
-        )
-    except FileNotFoundError:
-        raise RenderError("fax validation unavailable: tiffinfo (libtiff-tools) is not installed") from None
-    except subprocess.TimeoutExpired:
+        async with asyncio.timeout(timeout_s):
+            verdict = await (await checker.submit(target))
+    except TimeoutError:
         raise RenderError(f"fax validation timed out after {timeout_s:g} s") from None
-    problems = [
-        line.strip() for line in result.stderr.splitlines() if line.strip() and not _BENIGN_TIFF_WARNINGS.search(line)
-    ]
-    if result.returncode != 0 or problems:
-        detail = problems[0] if problems else f"tiffinfo exit status {result.returncode}"
-        raise RenderError(f"rendered fax is corrupt: {detail}")
-    return result.stdout.count("TIFF Directory at offset")
+    finally:
+        await checker.close()
+        await asyncio.to_thread(shutil.rmtree, work, True)
+    if not verdict.startswith("ok"):
+        log.warning("%s does not decode: %s", path.name, verdict)
+        raise RenderError("rendered fax is corrupt")
+    return len(pages)
 
 
-def _check_fax_page(image: Image.Image, page: int) -> None:
-    width, _height = image.size
-    if width != FAX_WIDTH_PX:
-        raise RenderError(f"rendered fax page {page} is {width} px wide, not {FAX_WIDTH_PX}")
-    if image.mode != "1":
-        raise RenderError(f"rendered fax page {page} is not bilevel (mode {image.mode})")
-    compression = image.info.get("compression")
-    if compression not in _FAX_COMPRESSIONS:
-        raise RenderError(f"rendered fax page {page} is not G3/G4 compressed ({compression})")
-    x_dpi, y_dpi = (float(value) for value in image.info.get("dpi", (0, 0)))
-    # 8 dots/mm is 203.2 dpi, so some writers round differently; spandsp maps nearby values to the same mode.
-    if abs(x_dpi - FAX_X_DPI) > 1.5 or not any(abs(y_dpi - choice) <= 2 for choice in FAX_Y_DPI_CHOICES):
-        raise RenderError(f"rendered fax page {page} has resolution {x_dpi:g}x{y_dpi:g} dpi, not a fax resolution")
+async def write_pdf_copy(
+    tiff: Path, pdf: Path, *, timeout_s: float = 120.0, converters: Converters | None = None
+) -> None:
+    """A PDF of the fax exactly as it will be sent (tiff2pdf embeds the CCITT pages without re-rendering)."""
+    converters = converters or default_converters()
+    try:
+        async with asyncio.timeout(timeout_s):
+            await tiff_to_pdf(converters.sandbox, tiff, pdf, limits=converters.limits(timeout_s))
+    except TimeoutError:
+        raise RenderError(f"PDF copy timed out after {timeout_s:g} s") from None
+    except PdfCopyError as error:
+        raise RenderError(f"could not write the PDF copy: {error}") from None
+
+
+async def write_previews(
+    tiff: Path, out_dir: Path, *, timeout_s: float = 120.0, converters: Converters | None = None
+) -> list[Path]:
+    """One greyscale PNG per fax page, half the fax width, with square pixels whatever the fax resolution."""
+    converters = converters or default_converters()
+    run = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=".previews.", dir=out_dir))
+    try:
+        async with asyncio.timeout(timeout_s):
+            result = await _run(
+                converters.sandbox,
+                [*_RASTER, "previews", f"--width={PREVIEW_WIDTH_PX}", "fax.tif"],
+                run,
+                {"fax.tif": tiff},
+                converters.limits(timeout_s),
+                "the preview renderer",
+            )
+        drawn = sorted(await asyncio.to_thread(lambda: list(run.glob("preview-*.png"))), key=_page_number)
+        if result.returncode != 0 or not drawn:
+            log.warning("previews failed (exit %d): %s", result.returncode, _tail(result.stderr))
+            raise RenderError("could not draw the page previews")
+        previews = []
+        for path in drawn:
+            await asyncio.to_thread(path.replace, out_dir / path.name)
+            previews.append(out_dir / path.name)
+        return previews
+    except TimeoutError:
+        raise RenderError(f"page previews timed out after {timeout_s:g} s") from None
+    finally:
+        await asyncio.to_thread(shutil.rmtree, run, True)
+
+
+def _page_number(path: Path) -> int:
+    return int(path.stem.rsplit("-", 1)[1])

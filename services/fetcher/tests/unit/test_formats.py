@@ -321,7 +321,7 @@ async def test_pdf_copy_and_previews(tmp_path: Path) -> None:
     rendered = await render_to_fax_tiff(pdf, tmp_path / "fax.tif", options=RenderOptions(y_dpi=98))
 
     await write_pdf_copy(rendered.tiff_path, tmp_path / "copy.pdf")
-    previews = write_previews(rendered.tiff_path, tmp_path)
+    previews = await write_previews(rendered.tiff_path, tmp_path)
 
     info = _run(["pdfinfo", str(tmp_path / "copy.pdf")])
     assert "Pages:           2" in info

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageOps
 
+from fax_fetcher.pagecheck import LibTiff
 from fax_fetcher.render import RenderError, render_to_fax_tiff, sniff_format, validate_fax_tiff
 
 TWO_PAGES_PS = b"""%!PS
@@ -116,7 +117,7 @@ async def test_postscript_renders(documents: Path, tmp_path: Path) -> None:
     rendered = await render_to_fax_tiff(source, tmp_path / "fax.tif")
 
     assert rendered.pages == 2
-    assert validate_fax_tiff(rendered.tiff_path) == 2
+    assert await validate_fax_tiff(rendered.tiff_path) == 2
 
 
 @pytest.mark.parametrize(
@@ -201,7 +202,7 @@ async def test_postscript_over_the_page_limit_is_refused(tmp_path: Path) -> None
     ("head", "expected"),
     [
         (b"%PDF-1.7\n", "pdf"),
-        (b"\r\n\r\njunk before the header %PDF-1.4\n", "pdf"),
+        (b"\r\n\r\njunk before the header %PDF-1.4\n", "text"),
         (b"%!PS-Adobe-3.0\n", "postscript"),
         (b"%!PS-Adobe-3.0\n%%Title: converted from %PDF-1.4\n", "postscript"),
         (b"\xef\xbb\xbf%!PS\n", "postscript"),
@@ -240,30 +241,46 @@ def test_sniff_names_what_it_refuses(head: bytes, looks_like: str) -> None:
     assert str(caught.value) == f"unsupported document format: {looks_like}"
 
 
+@pytest.mark.parametrize(
+    ("head", "tail", "expected"),
+    [
+        (b"\r\n\r\njunk before the header %PDF-1.4\n1 0 obj", b"startxref\n1234\n%%EOF\n", "pdf"),
+        (b"Dear customer,\nthe attached %PDF-1.4 file is your invoice.\n", b"Regards\n", "text"),
+        (b"Notes: a file starting with %PDF- is a PDF\n", b"", "text"),
+    ],
+)
+def test_a_pdf_header_after_the_start_counts_only_with_a_pdf_trailer(head: bytes, tail: bytes, expected: str) -> None:
+    """Before the fix, a text that merely mentioned "%PDF-" in its first kilobyte went to ghostscript and failed as
+    "not a valid PDF"."""
+    assert sniff_format(head, tail) == expected
+
+
 def test_sniff_empty() -> None:
     with pytest.raises(RenderError, match=r"^empty document$"):
         sniff_format(b"")
 
 
-def test_valid_tiff_validates(dense_tiff: bytes, tmp_path: Path) -> None:
+async def test_valid_tiff_validates(dense_tiff: bytes, tmp_path: Path) -> None:
     path = tmp_path / "fax.tif"
     path.write_bytes(dense_tiff)
 
-    assert validate_fax_tiff(path) == 2
+    assert await validate_fax_tiff(path) == 2
 
 
 @pytest.mark.parametrize("keep", [0.1, 0.3, 0.5, 0.8, 0.95, 0.999])
-def test_truncated_tiff_is_rejected(dense_tiff: bytes, tmp_path: Path, keep: float) -> None:
+async def test_truncated_tiff_is_rejected(dense_tiff: bytes, tmp_path: Path, keep: float) -> None:
     path = tmp_path / "fax.tif"
     path.write_bytes(dense_tiff[: int(len(dense_tiff) * keep)])
 
-    with pytest.raises(RenderError, match=r"^rendered fax is (corrupt|unreadable)"):
-        validate_fax_tiff(path)
+    with pytest.raises(
+        RenderError, match=r"^rendered fax (is corrupt|is cut short|has (page data|a tag value) past the end)"
+    ):
+        await validate_fax_tiff(path)
 
 
 @pytest.mark.parametrize("damage", ["zeros", "ones", "noise"])
 @pytest.mark.parametrize("where", [0.2, 0.5, 0.9])
-def test_corrupted_page_data_is_rejected(dense_tiff: bytes, tmp_path: Path, damage: str, where: float) -> None:
+async def test_corrupted_page_data_is_rejected(dense_tiff: bytes, tmp_path: Path, damage: str, where: float) -> None:
     path = tmp_path / "fax.tif"
     path.write_bytes(dense_tiff)
     offset, length = _first_strip(path)
@@ -273,42 +290,45 @@ def test_corrupted_page_data_is_rejected(dense_tiff: bytes, tmp_path: Path, dama
     corrupted[start : start + 16] = filler
     path.write_bytes(corrupted)
 
-    # Pillow decodes such a page without complaint; only libtiff's decoder warnings reveal the damage.
-    with pytest.raises(RenderError, match=r"^rendered fax is corrupt: Fax4Decode"):
-        validate_fax_tiff(path)
+    # Pillow decodes such a page without complaint; only libtiff's decoder warnings reveal the damage. What libtiff
+    # said goes to the log: the job's error text names no library.
+    assert LibTiff().decode(str(path)).startswith("bad Fax4Decode")
+    with pytest.raises(RenderError) as caught:
+        await validate_fax_tiff(path)
+    assert str(caught.value) == "rendered fax is corrupt"
 
 
-def test_wrong_width_is_rejected(tmp_path: Path) -> None:
+async def test_wrong_width_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "narrow.tif"
     Image.new("1", (1000, 1400), 1).save(path, compression="group4", dpi=(204, 196))
 
     with pytest.raises(RenderError) as caught:
-        validate_fax_tiff(path)
+        await validate_fax_tiff(path)
 
     assert str(caught.value) == "rendered fax page 1 is 1000 px wide, not 1728"
 
 
-def test_greyscale_is_rejected(tmp_path: Path) -> None:
+async def test_greyscale_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "grey.tif"
     Image.new("L", (1728, 2292), 255).save(path, compression="tiff_lzw", dpi=(204, 196))
 
     with pytest.raises(RenderError) as caught:
-        validate_fax_tiff(path)
+        await validate_fax_tiff(path)
 
-    assert str(caught.value) == "rendered fax page 1 is not bilevel (mode L)"
+    assert str(caught.value) == "rendered fax page 1 is not bilevel"
 
 
-def test_missing_resolution_is_rejected(tmp_path: Path) -> None:
+async def test_missing_resolution_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "nodpi.tif"
     Image.new("1", (1728, 2292), 1).save(path, compression="group4", dpi=(72, 72))
 
     with pytest.raises(RenderError, match="has resolution 72x72 dpi, not a fax resolution"):
-        validate_fax_tiff(path)
+        await validate_fax_tiff(path)
 
 
-def test_not_a_tiff_is_rejected(tmp_path: Path) -> None:
+async def test_not_a_tiff_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "fax.tif"
     path.write_bytes(b"%PDF-1.4\n")
 
-    with pytest.raises(RenderError, match=r"^rendered fax is corrupt"):
-        validate_fax_tiff(path)
+    with pytest.raises(RenderError, match=r"^rendered fax is not a TIFF file"):
+        await validate_fax_tiff(path)

@@ -25,6 +25,7 @@ from fax_runtime import signing
 from fax_runtime.blobs import BlobStore
 from fax_runtime.broker import event_queue, events_exchange
 from fax_runtime.network_guard import NetworkGuard
+from fax_runtime.sandbox import Sandbox
 from fax_runtime.worker import WorkerContext, WorkerSpec
 
 SERVICE = "notifier"
@@ -34,15 +35,21 @@ class Notifier:
     """Everything the notifier runs, built from settings and the shared pool and blob store."""
 
     def __init__(
-        self, settings: Settings, store: NotifierStore, blobs: BlobStore, mailer: Mailer | None = None
+        self,
+        settings: Settings,
+        store: NotifierStore,
+        blobs: BlobStore,
+        mailer: Mailer | None = None,
+        sandbox: Sandbox | None = None,
     ) -> None:
+        sandbox = sandbox or Sandbox.from_setting(settings.runtime.sandbox)
         self.http = GuardedHttp(NetworkGuard.from_setting(settings.allow_networks))
         self.dispatcher = Dispatcher(
             store,
             mailer if mailer is not None else SmtpMailer(settings.smtp),
             self.http,
             create_sms_provider(settings.sms, self.http),
-            FaxAttachments(blobs, settings.attachment),
+            FaxAttachments(blobs, settings.attachment, sandbox),
             sender=settings.smtp.sender,
             callback_retry_interval=settings.callback_retry_interval,
             message_retry_interval=settings.message_retry_interval,

@@ -3,37 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from pathlib import Path
 
 from fax_runtime.blobs import BlobNotFound, BlobStore, fax_pdf_key
+from fax_runtime.pdfcopy import tiff_to_pdf as write_pdf
+from fax_runtime.sandbox import Sandbox, private_directory
 
 
-class ConversionError(RuntimeError):
-    pass
-
-
-async def tiff_to_pdf(tiff: bytes) -> bytes:
-    """Convert with libtiff's ``tiff2pdf`` in a subprocess (G4 pages pass through without recompression)."""
-    with tempfile.TemporaryDirectory(prefix="fax-notify-") as work:
+async def tiff_to_pdf(tiff: bytes, sandbox: Sandbox) -> bytes:
+    """Convert with libtiff's ``tiff2pdf`` in the converter sandbox (G4 pages pass through without recompression)."""
+    with private_directory("fax-notify-") as work:
         source, target = Path(work) / "fax.tif", Path(work) / "fax.pdf"
         await asyncio.to_thread(source.write_bytes, tiff)
-        process = await asyncio.create_subprocess_exec(
-            "tiff2pdf", "-o", str(target), str(source),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        _, stderr = await process.communicate()
-        if process.returncode != 0:
-            raise ConversionError(f"tiff2pdf exited {process.returncode}: {stderr.decode(errors='replace')[:300]}")
+        await write_pdf(sandbox, source, target)
         return await asyncio.to_thread(target.read_bytes)
 
 
 class FaxAttachments:
     """Finds or makes the file to attach; ``fmt`` is "pdf", "tiff" or "none"."""
 
-    def __init__(self, blobs: BlobStore, fmt: str) -> None:
+    def __init__(self, blobs: BlobStore, fmt: str, sandbox: Sandbox) -> None:
         self._blobs = blobs
         self._fmt = fmt
+        self._sandbox = sandbox
 
     async def for_job(self, job_id: str, tiff: str | None = None) -> tuple[str, str, bytes] | None:
         """``(filename, content_type, data)`` or None (attachments off, or nothing stored for this fax)."""
@@ -52,4 +44,4 @@ class FaxAttachments:
             return None
         if self._fmt == "tiff":
             return ("fax.tif", "image/tiff", data)
-        return ("fax.pdf", "application/pdf", await tiff_to_pdf(data))
+        return ("fax.pdf", "application/pdf", await tiff_to_pdf(data, self._sandbox))

@@ -9,6 +9,7 @@ from faststream import AckPolicy
 
 from fax_contracts import DocumentReady
 from fax_runtime.broker import event_queue, events_exchange
+from fax_runtime.sandbox import Sandbox
 from fax_runtime.worker import WorkerContext, WorkerSpec
 from fax_sip import SipSettings
 from fax_transmitter.config import TransmitterSettings
@@ -21,7 +22,7 @@ from fax_transmitter.store import TransmitterStore
 SERVICE = "transmitter"
 
 
-def build_line(settings: TransmitterSettings, context: WorkerContext) -> Line:
+def build_line(settings: TransmitterSettings, context: WorkerContext, sandbox: Sandbox) -> Line:
     if settings.line == "loopback":
         return LoopbackLine(settings.loopback_received_dir)
     sip = settings.sip
@@ -52,6 +53,7 @@ def build_line(settings: TransmitterSettings, context: WorkerContext) -> Line:
         line.ports,
         media_host=sip.media_host,
         station_ident=settings.station_ident,
+        sandbox=sandbox,
     )
     line.answer_with(receiver.on_incoming)
     return line
@@ -59,7 +61,9 @@ def build_line(settings: TransmitterSettings, context: WorkerContext) -> Line:
 
 def create_worker(settings: TransmitterSettings) -> WorkerSpec:
     async def wire(context: WorkerContext) -> None:
-        line = build_line(settings, context)
+        # Probing bubblewrap starts a process: off the event loop. FAX_SANDBOX=bwrap without it stops the start here.
+        sandbox = await asyncio.to_thread(Sandbox.from_setting, settings.runtime.sandbox)
+        line = build_line(settings, context, sandbox)
         await line.start()
         transmitter = Transmitter(TransmitterStore(context.pool), context.blobs, settings, line)
         await transmitter.end_predecessors_calls(InboundStore(context.pool))

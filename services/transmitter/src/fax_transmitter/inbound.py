@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import shutil
 import tempfile
 import time
 import uuid
@@ -26,6 +25,8 @@ from fax_runtime.blobs import BlobStore
 from fax_runtime.metrics import default_metrics
 from fax_runtime.numbers import NotE164, e164
 from fax_runtime.outbox import enqueue
+from fax_runtime.pdfcopy import PdfCopyError, tiff_to_pdf
+from fax_runtime.sandbox import Sandbox
 from fax_runtime.sql import load_queries
 from fax_sip import IncomingCall, SessionDescription
 from fax_transmitter.lines import AnsweredCall
@@ -42,8 +43,6 @@ from fax_transmitter.sip_line import (
 
 log = logging.getLogger(__name__)
 Q = load_queries("fax_transmitter", "sql/inbound.sql")
-
-TIFF2PDF = "tiff2pdf"
 
 
 def _now() -> dt.datetime:
@@ -198,8 +197,10 @@ class FaxReceiver:
         *,
         media_host: str,
         station_ident: str,
+        sandbox: Sandbox,
         max_call_seconds: float = 1800.0,
     ) -> None:
+        self._sandbox = sandbox
         self._store = store
         self._blobs = blobs
         self._dsp = dsp
@@ -296,15 +297,12 @@ class FaxReceiver:
         )
 
     async def _pdf_copy(self, fax_id: uuid.UUID, tiff: Path) -> str | None:
-        if shutil.which(TIFF2PDF) is None:
-            return None
+        # The pages come from whoever called: tiff2pdf reads them in the converter sandbox.
         pdf = tiff.with_suffix(".pdf")
-        process = await asyncio.create_subprocess_exec(
-            TIFF2PDF, "-o", str(pdf), str(tiff), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-        )
-        _, stderr = await process.communicate()
-        if process.returncode != 0 or not await asyncio.to_thread(pdf.exists):
-            log.warning("inbound fax %s: no PDF copy: %s", fax_id, stderr.decode(errors="replace").strip()[:200])
+        try:
+            await tiff_to_pdf(self._sandbox, tiff, pdf)
+        except PdfCopyError as error:
+            log.warning("inbound fax %s: no PDF copy: %s", fax_id, error)
             return None
         key = f"inbound/{fax_id}/fax.pdf"
         await self._blobs.put_file(key, pdf, content_type="application/pdf")

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from fax_contracts import decode_event
+from fax_media.t30 import TransmissionOutcome
 from fax_runtime.blobs import BlobStore
 from fax_runtime.config import RuntimeSettings, S3Settings
 from fax_runtime.db import create_pool
@@ -21,7 +22,6 @@ from fax_transmitter.config import TransmitterSettings
 from fax_transmitter.handlers import Transmitter
 from fax_transmitter.inbound import InboundStore
 from fax_transmitter.lines import AnsweredCall, CallRequest, LoopbackLine
-from fax_transmitter.loopback import TransmissionOutcome
 from fax_transmitter.store import TransmitterStore
 
 

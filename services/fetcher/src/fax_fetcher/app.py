@@ -9,6 +9,7 @@ from fax_fetcher.config import FetcherSettings
 from fax_fetcher.handlers import DocumentPreparer
 from fax_fetcher.previews import DocumentPreviewer
 from fax_fetcher.store import FetcherStore
+from fax_jobs import DocumentJobStore
 from fax_runtime.broker import event_queue, events_exchange
 from fax_runtime.worker import WorkerContext, WorkerSpec
 
@@ -17,12 +18,11 @@ SERVICE = "fetcher"
 
 def create_worker(settings: FetcherSettings) -> WorkerSpec:
     async def wire(context: WorkerContext) -> None:
-        store = FetcherStore(context.pool)
-        preparer = DocumentPreparer(store, context.blobs, settings)
+        preparer = DocumentPreparer(DocumentJobStore(context.pool), context.blobs, settings)
         context.broker.subscriber(
             event_queue(SERVICE, JobSubmitted), events_exchange, ack_policy=AckPolicy.NACK_ON_ERROR
         )(preparer.on_job_submitted)
-        previewer = DocumentPreviewer(store, context.blobs, settings)
+        previewer = DocumentPreviewer(FetcherStore(context.pool), context.blobs, settings)
         context.broker.subscriber(
             event_queue(SERVICE, DocumentStored), events_exchange, ack_policy=AckPolicy.NACK_ON_ERROR
         )(previewer.on_document_stored)

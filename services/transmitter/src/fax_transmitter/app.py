@@ -8,15 +8,15 @@ import contextlib
 from faststream import AckPolicy
 
 from fax_contracts import DocumentReady
+from fax_jobs import AttemptJobStore
 from fax_runtime.broker import event_queue, events_exchange
 from fax_runtime.worker import WorkerContext, WorkerSpec
 from fax_sip import SipSettings
 from fax_transmitter.config import TransmitterSettings
 from fax_transmitter.handlers import Transmitter
 from fax_transmitter.inbound import FaxReceiver, InboundStore
-from fax_transmitter.lines import Line, LoopbackLine
+from fax_transmitter.lines import AnsweredCall, Line, LoopbackLine
 from fax_transmitter.sip_line import SipLine, SipLineSettings
-from fax_transmitter.store import TransmitterStore
 
 SERVICE = "transmitter"
 
@@ -61,7 +61,7 @@ def create_worker(settings: TransmitterSettings) -> WorkerSpec:
     async def wire(context: WorkerContext) -> None:
         line = build_line(settings, context)
         await line.start()
-        transmitter = Transmitter(TransmitterStore(context.pool), context.blobs, settings, line)
+        transmitter = Transmitter(AttemptJobStore(context.pool, AnsweredCall), context.blobs, settings, line)
         await transmitter.end_predecessors_calls(InboundStore(context.pool))
         context.broker.subscriber(
             event_queue(SERVICE, DocumentReady), events_exchange, ack_policy=AckPolicy.NACK_ON_ERROR

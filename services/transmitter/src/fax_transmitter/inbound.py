@@ -42,7 +42,7 @@ from fax_transmitter.sip_line import (
 )
 
 log = logging.getLogger(__name__)
-Q = load_queries("fax_transmitter", "sql/inbound.sql")
+Q = load_queries("fax_transmitter")
 
 
 def _now() -> dt.datetime:

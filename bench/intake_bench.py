@@ -35,9 +35,9 @@ import asyncpg
 import httpx
 from minio import Minio
 
-from fax_api.store import Q
 from fax_contracts import JobSubmitted, encode_event, routing_key
 from fax_devstack.infra import InfraPorts, LocalInfra, ProvidedServices
+from fax_jobs.store import Q
 from fax_runtime.outbox import NOTIFY_CHANNEL
 
 SUBMIT_JOB = Q["submit_job"]
@@ -178,7 +178,6 @@ async def anchor(database_url: str, account_id: str, count: int, concurrency: in
                 SUBMIT_JOB,
                 job_id,
                 account_id,
-                "pending",
                 request,
                 KAZOO_FAX["to_number"],
                 KAZOO_FAX["from_number"],

@@ -27,8 +27,8 @@ import asyncpg
 from aiosmtpd.smtp import SMTP
 from minio import Minio
 
-from fax_api.store import ApiStore
 from fax_devstack.infra import InfraPorts, LocalInfra, ProvidedServices
+from fax_jobs import JobStore
 from fax_runtime.blobs import BlobStore
 from fax_runtime.config import S3Settings
 from fax_runtime.db import create_pool
@@ -79,7 +79,7 @@ async def measure(args: argparse.Namespace, endpoints, database_url: str) -> Non
     loop = asyncio.get_running_loop()
     # The handler only reads the limits; the runtime settings are the pool and store built above.
     gateway_settings = Settings(runtime=None, max_message_bytes=4 * 1024 * 1024, max_sessions=64)  # type: ignore[arg-type]
-    intake = FaxIntake(GatewayStore(pool), ApiStore(pool, blobs), gateway_settings)
+    intake = FaxIntake(GatewayStore(pool), JobStore(pool, blobs), gateway_settings)
     gateway = await loop.create_server(smtp_factory(intake, gateway_settings, SessionLimit(64)), "127.0.0.1", 0)
     bare = await loop.create_server(lambda: SMTP(Discard(), data_size_limit=4 * 1024 * 1024), "127.0.0.1", 0)
     try:

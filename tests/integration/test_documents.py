@@ -30,6 +30,7 @@ from fax_fetcher.config import FetcherSettings
 from fax_fetcher.handlers import DocumentPreparer
 from fax_fetcher.previews import DocumentPreviewer
 from fax_fetcher.store import FetcherStore
+from fax_jobs import DocumentJobStore, JobToPrepare
 from fax_render.render import default_converters
 from fax_runtime.blobs import (
     BlobStore,
@@ -475,14 +476,13 @@ async def harness(infra: Endpoints, database_url: str) -> AsyncIterator[Harness]
         await pool.execute("INSERT INTO accounts (id, name) VALUES ($1, 'documents test')", ACCOUNT)
         blobs = BlobStore(s3)
         client = Minio(infra.s3_endpoint, infra.s3_access_key, infra.s3_secret_key, secure=infra.s3_secure)
-        store = FetcherStore(pool)
         yield Harness(
             pool,
             blobs,
             client,
             infra.s3_bucket,
-            DocumentPreparer(store, blobs, settings, CONVERTERS),
-            DocumentPreviewer(store, blobs, settings, CONVERTERS),
+            DocumentPreparer(DocumentJobStore(pool), blobs, settings, CONVERTERS),
+            DocumentPreviewer(FetcherStore(pool), blobs, settings, CONVERTERS),
             settings,
         )
     finally:
@@ -575,14 +575,14 @@ async def test_a_missing_upload_fails_the_job(harness: Harness) -> None:
     assert (row["status"], row["error_message"]) == ("failed", f"uploaded document {key} is missing")
 
 
-class _LateStore(FetcherStore):
+class _LateStore(DocumentJobStore):
     """The store as a slow render saw it when it started: ``job_to_prepare`` is that snapshot."""
 
-    def __init__(self, pool: asyncpg.Pool, snapshot: dict[str, Any]) -> None:
+    def __init__(self, pool: asyncpg.Pool, snapshot: JobToPrepare | None) -> None:
         super().__init__(pool)
         self._snapshot = snapshot
 
-    async def job_to_prepare(self, job_id: uuid.UUID) -> dict[str, Any] | None:
+    async def job_to_prepare(self, job_id: uuid.UUID) -> JobToPrepare | None:
         return self._snapshot
 
 
@@ -599,7 +599,7 @@ async def test_a_render_of_a_replaced_request_finishing_last_does_not_replace_th
         ACCOUNT,
         {"document": {"uploads": [first]}},
     )
-    store = FetcherStore(harness.pool)
+    store = DocumentJobStore(harness.pool)
     snapshot = await store.job_to_prepare(job_id)  # the old render starts reading request 1
     await harness.pool.execute(  # what a PATCH does: a new request, a new version of the row
         "UPDATE fax_jobs SET request = $2, request_revision = 2, revision = revision + 1 WHERE id = $1",
@@ -637,7 +637,7 @@ async def test_a_second_render_of_the_same_request_leaves_the_recorded_one_alone
         ACCOUNT,
         {"document": {"uploads": [upload]}},
     )
-    snapshot = await FetcherStore(harness.pool).job_to_prepare(job_id)  # the second delivery reads the job
+    snapshot = await DocumentJobStore(harness.pool).job_to_prepare(job_id)  # the second delivery reads the job
     event = JobSubmitted(event_id=uuid.uuid4(), occurred_at=_now(), job_id=job_id, account_id=ACCOUNT)
     await harness.preparer.on_job_submitted(event)  # the first one renders and is recorded
     recorded = await harness.job(job_id)

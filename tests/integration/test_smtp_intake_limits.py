@@ -18,8 +18,8 @@ import asyncpg
 import pytest
 
 from fax_api.demo import ensure_demo_tenant
-from fax_api.store import ApiStore
 from fax_devstack.infra import Endpoints
+from fax_jobs import JobStore
 from fax_runtime.blobs import BlobStore
 from fax_runtime.config import RuntimeSettings, S3Settings
 from fax_runtime.db import create_pool
@@ -58,7 +58,7 @@ async def gateway(infra: Endpoints, database_url: str) -> AsyncIterator[Gateway]
     )
     settings = Settings(runtime=RuntimeSettings(database_url=database_url, amqp_url=infra.amqp_url, s3=s3))
     pool = await create_pool(database_url)
-    handler = FaxIntake(GatewayStore(pool), ApiStore(pool, BlobStore(s3)), settings)
+    handler = FaxIntake(GatewayStore(pool), JobStore(pool, BlobStore(s3)), settings)
     server = await asyncio.get_running_loop().create_server(
         smtp_factory(handler, settings, SessionLimit(settings.max_sessions)), "127.0.0.1", 0
     )

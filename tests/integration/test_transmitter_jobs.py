@@ -13,6 +13,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from fax_contracts import decode_event
+from fax_jobs import AttemptJobStore
 from fax_media.t30 import TransmissionOutcome
 from fax_runtime.blobs import BlobStore
 from fax_runtime.config import RuntimeSettings, S3Settings
@@ -22,7 +23,6 @@ from fax_transmitter.config import TransmitterSettings
 from fax_transmitter.handlers import Transmitter
 from fax_transmitter.inbound import InboundStore
 from fax_transmitter.lines import AnsweredCall, CallRequest, LoopbackLine
-from fax_transmitter.store import TransmitterStore
 
 
 def _fax_tiff(pages: int) -> bytes:
@@ -55,7 +55,7 @@ async def world(infra, database_url: str, tmp_path: Path):
     await pool.execute("INSERT INTO accounts (id, name) VALUES ('acc', 'Test')")
     line = LoopbackLine(settings.loopback_received_dir)
     await line.start()
-    yield pool, blobs, Transmitter(TransmitterStore(pool), blobs, settings, line), settings
+    yield pool, blobs, Transmitter(AttemptJobStore(pool, AnsweredCall), blobs, settings, line), settings
     await pool.close()
 
 
@@ -171,7 +171,7 @@ async def test_an_account_never_has_more_calls_up_than_its_limit(world) -> None:
     pool, blobs, _, settings = world
     line = HeldLine()
     transmitter = Transmitter(
-        TransmitterStore(pool), blobs, msgspec.structs.replace(settings, max_calls_per_account=2), line
+        AttemptJobStore(pool, AnsweredCall), blobs, msgspec.structs.replace(settings, max_calls_per_account=2), line
     )
     jobs = [await _ready_job(pool, blobs, to_number=f"1555123000{n}") for n in range(5)]
 
@@ -194,7 +194,7 @@ async def test_one_call_at_a_time_to_a_number_even_across_accounts(world) -> Non
     pool, blobs, _, settings = world
     await pool.execute("INSERT INTO accounts (id, name) VALUES ('other', 'Other')")
     line = HeldLine()
-    transmitter = Transmitter(TransmitterStore(pool), blobs, settings, line)
+    transmitter = Transmitter(AttemptJobStore(pool, AnsweredCall), blobs, settings, line)
     first = await _ready_job(pool, blobs, to_number="15557654321")
     second = await _ready_job(pool, blobs, account="other", to_number="15557654321")
 
@@ -211,7 +211,7 @@ async def test_pages_are_reported_in_order_while_the_call_runs(world) -> None:
     pool, blobs, _, settings = world
     line = HeldLine()
     line.release.set()
-    transmitter = Transmitter(TransmitterStore(pool), blobs, settings, line)
+    transmitter = Transmitter(AttemptJobStore(pool, AnsweredCall), blobs, settings, line)
     job_id = await _ready_job(pool, blobs)
 
     await transmitter.attempt(job_id)
@@ -226,7 +226,7 @@ async def test_pages_are_reported_in_order_while_the_call_runs(world) -> None:
 @pytest.mark.parametrize(("retries", "expected"), [(2, "pending"), (1, "failed")])
 async def test_an_attempt_whose_transmitter_died_is_ended_not_redialled(world, retries: int, expected: str) -> None:
     pool, blobs, _, _ = world
-    store = TransmitterStore(pool)
+    store = AttemptJobStore(pool, AnsweredCall)
     job_id = await _ready_job(pool, blobs, retries=retries)
     # A transmitter claims the attempt (committed before dialling), then dies: nobody renews the 1 s lease.
     assert await store.claim_attempt(job_id, max_calls_per_account=10, lease_s=1) is not None
@@ -265,7 +265,7 @@ def _answered(contact: str) -> AnsweredCall:
 
 async def test_a_successor_ends_its_dead_predecessors_answered_attempts_and_nothing_else(world) -> None:
     pool, blobs, _, _ = world
-    store = TransmitterStore(pool)
+    store = AttemptJobStore(pool, AnsweredCall)
     ours = await _ready_job(pool, blobs, to_number="15550000001")
     sibling = await _ready_job(pool, blobs, to_number="15550000002")
     retried = await _ready_job(pool, blobs, to_number="15550000003", retries=2)
@@ -293,7 +293,7 @@ async def test_a_successor_ends_its_dead_predecessors_answered_attempts_and_noth
 async def test_a_dead_transmitters_answered_calls_are_hung_up_by_its_successor_or_the_sweeper(world) -> None:
     pool, blobs, _, settings = world
     dead_line = HeldLine(owner=PREDECESSOR)  # its call stays up: the process dies holding it
-    dead = Transmitter(TransmitterStore(pool), blobs, settings, dead_line)
+    dead = Transmitter(AttemptJobStore(pool, AnsweredCall), blobs, settings, dead_line)
     by_successor = await _ready_job(pool, blobs, to_number="15550000011")
     assert await dead.start_attempt(by_successor)
 
@@ -302,7 +302,7 @@ async def test_a_dead_transmitters_answered_calls_are_hung_up_by_its_successor_o
 
     await _until(saved)
     # Another job's transmitter died elsewhere: its lease (1 s) runs out, nobody restarts on its address.
-    store = TransmitterStore(pool)
+    store = AttemptJobStore(pool, AnsweredCall)
     by_sweeper = await _ready_job(pool, blobs, to_number="15550000012")
     assert await store.claim_attempt(by_sweeper, max_calls_per_account=10, lease_s=1) is not None
     elsewhere = _answered(SIBLING)
@@ -341,7 +341,7 @@ async def _equals(value: object, expected: object) -> bool:
 
 async def test_a_failed_attempt_waits_for_its_retry_time(world) -> None:
     pool, blobs, _, _ = world
-    store = TransmitterStore(pool)
+    store = AttemptJobStore(pool, AnsweredCall)
     later, soon = (
         await _ready_job(pool, blobs, retries=2),
         await _ready_job(pool, blobs, retries=2, to_number="15550000002"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import urllib3
@@ -11,6 +13,8 @@ from minio import Minio
 from minio.error import S3Error
 
 from fax_runtime.config import S3Settings
+
+log = logging.getLogger(__name__)
 
 
 def rendered_fax_key(job_id: object, request_revision: int, render_id: str) -> str:
@@ -127,3 +131,13 @@ class BlobStore:
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._client.remove_object, self._bucket, key)
+
+
+async def delete_quietly(blobs: BlobStore, keys: Iterable[str]) -> None:
+    """Delete objects no record names any more; one that cannot be deleted is logged for the operator, not raised:
+    the record is what matters."""
+    for key in keys:
+        try:
+            await blobs.delete(key)
+        except Exception:
+            log.warning("could not delete object %s", key, exc_info=True)

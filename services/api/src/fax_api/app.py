@@ -28,6 +28,7 @@ from fax_api.faxbox_store import FaxboxStore
 from fax_api.faxes_inbound import InboxController, IncomingController, SmtpLogController
 from fax_api.kazoo import KazooError, error_response
 from fax_api.store import ApiStore
+from fax_jobs import JobState, JobStore
 from fax_runtime.blobs import BlobStore
 from fax_runtime.db import create_pool
 from fax_runtime.metrics import default_metrics
@@ -69,15 +70,12 @@ async def healthz(state: State) -> Response:
     )
 
 
-JOB_STATES = ("attaching_files", "pending", "processing", "completed", "failed")
-
-
 @get("/metrics", include_in_schema=False)
 async def metrics(state: State) -> Response:
     """Prometheus metrics: this process's, plus jobs by state and the unpublished outbox, read from Postgres."""
     exported = default_metrics()
     counts, unsent = await state.store.job_counts()
-    for job_state in JOB_STATES:
+    for job_state in JobState:
         exported.jobs.labels(job_state).set(counts.get(job_state, 0))
     exported.outbox_pending.set(unsent)
     body, content_type = exported.render()
@@ -106,6 +104,7 @@ def create_app(settings: ApiSettings) -> Litestar:
         relay = asyncio.create_task(OutboxRelay(pool, settings.runtime.amqp_url).run(), name="outbox-relay")
         app.state.settings = settings
         app.state.store = ApiStore(pool, blobs)
+        app.state.jobs = JobStore(pool, blobs)
         app.state.accounts = AccountStore(pool)
         app.state.faxboxes = FaxboxStore(pool, settings.smtp_domain)
         app.state.blobs = blobs
@@ -123,6 +122,9 @@ def create_app(settings: ApiSettings) -> Litestar:
 
     def provide_store(state: State) -> ApiStore:
         return state.store
+
+    def provide_jobs(state: State) -> JobStore:
+        return state.jobs
 
     def provide_accounts(state: State) -> AccountStore:
         return state.accounts
@@ -149,6 +151,7 @@ def create_app(settings: ApiSettings) -> Litestar:
         lifespan=[lifespan],
         dependencies={
             "store": Provide(provide_store, sync_to_thread=False),
+            "jobs": Provide(provide_jobs, sync_to_thread=False),
             "accounts": Provide(provide_accounts, sync_to_thread=False),
             "faxboxes": Provide(provide_faxboxes, sync_to_thread=False),
         },

@@ -19,9 +19,6 @@ from fax_api.callback_urls import check_kazoo_callback_urls
 from fax_api.faxbox_routes import MAX_PAGE_SIZE
 from fax_api.faxboxes import merge_patch
 from fax_api.faxes import (
-    CHANGEABLE_STATES,
-    FINISHED_STATES,
-    QUEUED_STATES,
     FaxValidationError,
     job_summary,
     job_view,
@@ -47,7 +44,8 @@ from fax_api.kazoo_request import (
     read_kazoo_envelope,
 )
 from fax_api.multipart import MultipartError, is_multipart, parse_fax_upload
-from fax_api.store import ApiStore, DocumentsGone, JobNotChangeable
+from fax_api.store import ApiStore
+from fax_jobs import FINISHED_STATES, QUEUED_STATES, DocumentsGone, FaxJob, JobNotChangeable, JobStore
 from fax_runtime.blobs import fax_pdf_key
 
 
@@ -83,9 +81,9 @@ def _validated(document: Any) -> dict[str, Any]:
         raise KazooError(400, "invalid data", exc.errors) from None
 
 
-def _answer(request: Request, job: dict[str, Any], status_code: int = 200) -> Response:
+def _answer(request: Request, job: FaxJob, status_code: int = 200) -> Response:
     data = job_view(job)
-    return envelope(request, data, revision=revision_of(job["revision"], data), status_code=status_code)
+    return envelope(request, data, revision=revision_of(job.revision, data), status_code=status_code)
 
 
 def _not_changeable(fax_id: str, status: str) -> KazooError:
@@ -108,7 +106,7 @@ class FaxesController(Controller):
         operation_class=upload_body(OutgoingFax),
     )
     async def create_fax(
-        self, request: Request, caller: NamedDependency[str], store: NamedDependency[ApiStore]
+        self, request: Request, caller: NamedDependency[str], jobs: NamedDependency[JobStore]
     ) -> Response:
         settings = request.app.state.settings
         content_type = request.headers.get("content-type", "")
@@ -118,7 +116,7 @@ class FaxesController(Controller):
         if not is_multipart(content_type):
             fax_request = _validated(await read_kazoo_data(request))
             await check_kazoo_callback_urls(request.app.state.guard, fax_request)
-            job = await store.submit_job(caller, fax_request)
+            job = await jobs.submit_job(caller, fax_request)
             return _answer(request, job, status_code=201)
         body = await request.body()
         if len(body) > settings.max_upload_bytes:
@@ -135,7 +133,7 @@ class FaxesController(Controller):
         await check_kazoo_callback_urls(request.app.state.guard, fax_request)
         # The uploaded documents are the fax; a URL beside them would be a second, conflicting source.
         fax_request["document"].pop("url", None)
-        job = await store.submit_job(caller, fax_request, [(d.body, d.content_type) for d in upload.documents])
+        job = await jobs.submit_job(caller, fax_request, [(d.body, d.content_type) for d in upload.documents])
         return _answer(request, job, status_code=201)
 
     @get("/outgoing", summary="List outgoing faxes (attaching_files, pending or processing), newest first")
@@ -143,18 +141,18 @@ class FaxesController(Controller):
         self,
         request: Request,
         caller: NamedDependency[str],
-        store: NamedDependency[ApiStore],
+        jobs: NamedDependency[JobStore],
         page_size: int = Parameter(default=50, ge=1, le=MAX_PAGE_SIZE),
         start_key: str = Parameter(default="", description="next_start_key of the previous page"),
     ) -> Response:
-        rows = await store.page_jobs(caller, QUEUED_STATES, parse_start_key(start_key), page_size + 1)
+        rows = await jobs.page_jobs(caller, QUEUED_STATES, parse_start_key(start_key), page_size + 1)
         return page(request, rows, page_size, start_key, job_summary)
 
     @get("/outgoing/{fax_id:str}", summary="A queued outgoing fax")
     async def get_outgoing(
-        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: NamedDependency[JobStore]
     ) -> Response:
-        return await self._job(request, caller, fax_id, store, QUEUED_STATES)
+        return await self._job(request, caller, fax_id, jobs, QUEUED_STATES)
 
     @post(
         "/outgoing/{fax_id:str}",
@@ -163,11 +161,11 @@ class FaxesController(Controller):
         operation_class=kazoo_body(OutgoingFax),
     )
     async def replace_outgoing(
-        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: NamedDependency[JobStore]
     ) -> Response:
         document = await read_kazoo_data(request)
         await check_kazoo_callback_urls(request.app.state.guard, document)
-        return await self._revise(request, caller, fax_id, store, lambda _current: document)
+        return await self._revise(request, caller, fax_id, jobs, lambda _current: document)
 
     @patch(
         "/outgoing/{fax_id:str}",
@@ -175,18 +173,18 @@ class FaxesController(Controller):
         operation_class=kazoo_body(OutgoingFaxPatch),
     )
     async def patch_outgoing(
-        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: NamedDependency[JobStore]
     ) -> Response:
         changes = await read_kazoo_data(request)
         await check_kazoo_callback_urls(request.app.state.guard, changes)
-        return await self._revise(request, caller, fax_id, store, lambda current: merge_patch(current, changes))
+        return await self._revise(request, caller, fax_id, jobs, lambda current: merge_patch(current, changes))
 
     @delete("/outgoing/{fax_id:str}", status_code=200, summary="Remove a queued fax (409 once it is processing)")
     async def delete_outgoing(
-        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: NamedDependency[JobStore]
     ) -> Response:
         try:
-            job = await store.delete_job(caller, parse_id(fax_id), CHANGEABLE_STATES)
+            job = await jobs.delete_queued_job(caller, parse_id(fax_id))
         except JobNotChangeable as exc:
             raise _not_changeable(fax_id, exc.status) from None
         if job is None:
@@ -198,18 +196,18 @@ class FaxesController(Controller):
         self,
         request: Request,
         caller: NamedDependency[str],
-        store: NamedDependency[ApiStore],
+        jobs: NamedDependency[JobStore],
         page_size: int = Parameter(default=50, ge=1, le=MAX_PAGE_SIZE),
         start_key: str = Parameter(default="", description="next_start_key of the previous page"),
     ) -> Response:
-        rows = await store.page_jobs(caller, FINISHED_STATES, parse_start_key(start_key), page_size + 1)
+        rows = await jobs.page_jobs(caller, FINISHED_STATES, parse_start_key(start_key), page_size + 1)
         return page(request, rows, page_size, start_key, job_summary)
 
     @get("/outbox/{fax_id:str}", summary="A sent or failed fax")
     async def get_outbox(
-        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: NamedDependency[JobStore]
     ) -> Response:
-        return await self._job(request, caller, fax_id, store, FINISHED_STATES)
+        return await self._job(request, caller, fax_id, jobs, FINISHED_STATES)
 
     @put(
         "/outbox/{fax_id:str}",
@@ -218,7 +216,7 @@ class FaxesController(Controller):
         operation_class=kazoo_body(OutboxAction),
     )
     async def resubmit_outbox(
-        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: NamedDependency[JobStore]
     ) -> Response:
         body = await read_kazoo_envelope(request, data_required=False)
         action = body["data"].get("action", body.get("action"))
@@ -233,7 +231,7 @@ class FaxesController(Controller):
                 },
             )
         try:
-            job = await store.resubmit(caller, parse_id(fax_id))
+            job = await jobs.resubmit(caller, parse_id(fax_id))
         except DocumentsGone:
             raise KazooError(
                 409, "conflict", {"message": "the fax's uploaded documents were removed; it cannot be sent again"}
@@ -244,10 +242,10 @@ class FaxesController(Controller):
 
     @delete("/outbox/{fax_id:str}", status_code=200, summary="Remove a sent or failed fax and its documents")
     async def delete_outbox(
-        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: NamedDependency[JobStore]
     ) -> Response:
         try:
-            job = await store.delete_job(caller, parse_id(fax_id), FINISHED_STATES)
+            job = await jobs.delete_finished_job(caller, parse_id(fax_id))
         except JobNotChangeable:
             job = None  # still queued: not in the outbox
         if job is None:
@@ -260,16 +258,21 @@ class FaxesController(Controller):
         media_type="image/tiff",
     )
     async def get_outbox_attachment(
-        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
+        self,
+        request: Request,
+        caller: NamedDependency[str],
+        fax_id: FromPath[str],
+        jobs: NamedDependency[JobStore],
+        store: NamedDependency[ApiStore],
     ) -> Response:
         fmt = wanted_format(request)
         job_id = parse_id(fax_id)
-        job = await store.get_job(caller, job_id, FINISHED_STATES)
+        job = await jobs.get_job(caller, job_id, FINISHED_STATES)
         if job is None:
             raise bad_identifier(fax_id)
-        if job["tiff_key"] is None:
+        if job.tiff_key is None:
             raise no_attachment(fax_id)
-        key = job["tiff_key"] if fmt == "tiff" else fax_pdf_key(job["tiff_key"])
+        key = job.tiff_key if fmt == "tiff" else fax_pdf_key(job.tiff_key)
         body = await store.read_object(key)
         if body is None:
             raise no_attachment(fax_id)
@@ -281,9 +284,9 @@ class FaxesController(Controller):
         summary="Remove a sent fax's documents; the record stays and says attachment_deleted",
     )
     async def delete_outbox_attachment(
-        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: NamedDependency[JobStore]
     ) -> Response:
-        job = await store.remove_job_attachment(caller, parse_id(fax_id))
+        job = await jobs.remove_job_attachment(caller, parse_id(fax_id))
         if job is None:
             raise bad_identifier(fax_id)
         return _answer(request, job)
@@ -293,10 +296,10 @@ class FaxesController(Controller):
         request: Request,
         caller: str,
         fax_id: str,
-        store: ApiStore,
+        jobs: JobStore,
         states: tuple[str, ...],
     ) -> Response:
-        job = await store.get_job(caller, parse_id(fax_id), states)
+        job = await jobs.get_job(caller, parse_id(fax_id), states)
         if job is None:
             raise bad_identifier(fax_id)
         return _answer(request, job)
@@ -306,11 +309,11 @@ class FaxesController(Controller):
         request: Request,
         caller: str,
         fax_id: str,
-        store: ApiStore,
+        jobs: JobStore,
         build: Any,
     ) -> Response:
         try:
-            job = await store.replace_queued_job(
+            job = await jobs.change_queued_job(
                 caller, parse_id(fax_id), lambda current: revised_request(current, build(current))
             )
         except FaxValidationError as exc:

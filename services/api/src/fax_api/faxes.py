@@ -10,13 +10,10 @@ import datetime as dt
 from typing import Any
 
 from fax_api.kazoo import GREGORIAN_UNIX_OFFSET
-from fax_runtime.blobs import fax_render_keys
+from fax_jobs import FINISHED_STATES, FaxJob, JobSummary
 from fax_runtime.guarded_http import url_problem
 
-QUEUED_STATES = ("attaching_files", "pending", "processing")
-# A queued job may be changed or removed until the transmitter claims it ('processing').
-CHANGEABLE_STATES = ("attaching_files", "pending")
-FINISHED_STATES = ("completed", "failed")
+# An outbound job's states (Kazoo's outgoing and outbox folders among them) are fax_jobs.lifecycle's.
 INBOX_STATES = ("received", "failed")
 INCOMING_STATES = ("receiving",)
 MAX_RETRIES = 4  # Kazoo's schema allows 1..4 total attempts
@@ -155,35 +152,35 @@ def gregorian_seconds(moment: dt.datetime) -> int:
     return int(moment.timestamp()) + GREGORIAN_UNIX_OFFSET
 
 
-def job_view(job: dict[str, Any]) -> dict[str, Any]:
-    """The Kazoo representation of a stored job (``job`` is a row of fax_jobs as a dict)."""
-    data: dict[str, Any] = dict(job["request"])
+def job_view(job: FaxJob) -> dict[str, Any]:
+    """The Kazoo representation of a stored job."""
+    data: dict[str, Any] = dict(job.request)
     data.update(
-        id=job["id"].hex,
-        status=job["status"],
-        attempts=job["attempts"],
-        retries=job["retries"],
-        created=gregorian_seconds(job["created_at"]),
-        delivered=gregorian_seconds(job["delivered_at"]) if job["delivered_at"] else "undefined",
-        tx_result={**TX_RESULT_DEFAULTS, **job["tx_result"]},
+        id=job.id.hex,
+        status=job.status,
+        attempts=job.attempts,
+        retries=job.retries,
+        created=gregorian_seconds(job.created_at),
+        delivered=gregorian_seconds(job.delivered_at) if job.delivered_at else "undefined",
+        tx_result={**TX_RESULT_DEFAULTS, **job.tx_result},
     )
     data.setdefault("fax_timezone", "undefined")
-    if job["pages"] is not None:
-        data["pages"] = job["pages"]
+    if job.pages is not None:
+        data["pages"] = job.pages
         # A rendered job always has its TIFF; a finished one without it had its attachment removed.
-        if job.get("tiff_key") is None and job["status"] in FINISHED_STATES:
+        if job.tiff_key is None and job.status in FINISHED_STATES:
             data["attachment_deleted"] = True
     return data
 
 
-def job_summary(job: dict[str, Any]) -> dict[str, Any]:
+def job_summary(job: JobSummary) -> dict[str, Any]:
     """One row of an outgoing/outbox listing."""
     return {
-        "id": job["id"].hex,
-        "status": job["status"],
-        "created": gregorian_seconds(job["created_at"]),
-        "from": job["from_number"],
-        "to": job["to_number"],
+        "id": job.id.hex,
+        "status": job.status,
+        "created": gregorian_seconds(job.created_at),
+        "from": job.from_number,
+        "to": job.to_number,
     }
 
 
@@ -199,16 +196,6 @@ def revised_request(current: dict[str, Any], document: Any) -> dict[str, Any]:
     if uploads and not new_url:
         request["document"]["uploads"] = uploads
     return request
-
-
-def job_object_keys(job: dict[str, Any]) -> list[str]:
-    """Every S3 object a job may have: uploads, and the render its row names (TIFF, PDF copy, page previews, the
-    fetched original)."""
-    keys = list((job["request"].get("document") or {}).get("uploads") or [])
-    keys.append(f"jobs/{job['id']}/original")  # where renders kept the original before they had a directory each
-    if job["tiff_key"]:
-        keys += fax_render_keys(job["tiff_key"], job["pages"])
-    return list(dict.fromkeys(keys))
 
 
 def attachment_format(accept: str) -> str | None:

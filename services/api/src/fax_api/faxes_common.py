@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,12 +39,11 @@ def parse_start_key(raw: str) -> uuid.UUID | None:
         ) from None
 
 
-def page(
-    request: Request, rows: list[dict[str, Any]], page_size: int, start_key: str, view: Callable[[dict], Any]
-) -> Response:
-    """Kazoo paging over rows fetched with one extra row; keys are the ids as 32 hex digits."""
-    keyed = [{**row, "id": row["id"].hex, "uuid": row["id"]} for row in rows]
-    return paged(request, keyed, page_size, start_key, lambda row: view({**row, "id": row["uuid"]}))
+def page(request: Request, rows: Sequence[Any], page_size: int, start_key: str, view: Callable[[Any], Any]) -> Response:
+    """Kazoo paging over rows (dicts, or Structs such as fax_jobs' JobSummary) fetched with one extra row; keys are
+    the ids as 32 hex digits."""
+    keyed = [{"id": (row["id"] if isinstance(row, dict) else row.id).hex, "row": row} for row in rows]
+    return paged(request, keyed, page_size, start_key, lambda keyed_row: view(keyed_row["row"]))
 
 
 def wanted_format(request: Request) -> str:

@@ -1,17 +1,18 @@
 import datetime as dt
 import uuid
 
+import msgspec
 import pytest
 
 from fax_api.faxes import (
     FaxValidationError,
     attachment_format,
     inbound_view,
-    job_object_keys,
     job_view,
     revised_request,
     validate_fax_request,
 )
+from fax_jobs import FaxJob, job_object_keys
 
 JOB_ID = uuid.UUID("0123456789abcdef0123456789abcdef")
 UPLOADS = [f"jobs/{JOB_ID}/upload-0"]
@@ -52,21 +53,26 @@ def test_revised_request_keeps_uploads_unless_a_url_replaces_them() -> None:
     assert "document.url" in caught.value.errors
 
 
-def _job(**overrides: object) -> dict:
+def _job(**overrides: object) -> FaxJob:
     row = {
         "id": JOB_ID,
+        "int_id": 1,
+        "account_id": "acc",
         "status": "completed",
         "request": {"to_number": "1555", "document": {"uploads": UPLOADS}},
+        "to_number": "1555",
+        "from_number": "",
         "retries": 1,
         "attempts": 1,
         "tiff_key": f"jobs/{JOB_ID}/fax.tif",
         "pages": 2,
         "tx_result": {},
+        "revision": 1,
         "created_at": dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
         "delivered_at": None,
     }
     row.update(overrides)
-    return row
+    return msgspec.convert(row, FaxJob)
 
 
 def test_removed_attachment_is_said() -> None:

@@ -1,10 +1,12 @@
 import datetime as dt
 import uuid
 
+import msgspec
 import pytest
 
 from fax_api.faxes import FaxValidationError, job_summary, job_view, validate_fax_request
 from fax_api.kazoo import GREGORIAN_UNIX_OFFSET
+from fax_jobs import FaxJob
 
 KAZOO_EXAMPLE = {
     "document": {"url": "http://myserver.com/fax.pdf", "method": "get"},
@@ -58,9 +60,10 @@ def test_system_owned_fields_are_reset() -> None:
     assert "attempts" not in result and "tx_result" not in result and "status" not in result
 
 
-def _job(**overrides: object) -> dict:
+def _job(**overrides: object) -> FaxJob:
     row = {
         "id": uuid.UUID("0123456789abcdef0123456789abcdef"),
+        "int_id": 1,
         "account_id": "acc",
         "status": "pending",
         "request": KAZOO_EXAMPLE,
@@ -68,6 +71,7 @@ def _job(**overrides: object) -> dict:
         "from_number": "18884732963",
         "retries": 3,
         "attempts": 0,
+        "tiff_key": None,
         "pages": None,
         "tx_result": {},
         "revision": 1,
@@ -75,7 +79,7 @@ def _job(**overrides: object) -> dict:
         "delivered_at": None,
     }
     row.update(overrides)
-    return row
+    return msgspec.convert(row, FaxJob)
 
 
 def test_job_view_has_kazoo_fields_and_defaults() -> None:

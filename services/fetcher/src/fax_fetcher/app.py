@@ -11,6 +11,7 @@ from fax_fetcher.config import FetcherSettings
 from fax_fetcher.handlers import DocumentPreparer
 from fax_fetcher.previews import DocumentPreviewer
 from fax_fetcher.store import FetcherStore
+from fax_jobs import DocumentJobStore
 from fax_render.render import Converters, converter_sandbox
 from fax_runtime.broker import event_queue, events_exchange
 from fax_runtime.worker import WorkerContext, WorkerSpec
@@ -20,18 +21,17 @@ SERVICE = "fetcher"
 
 def create_worker(settings: FetcherSettings) -> WorkerSpec:
     async def wire(context: WorkerContext) -> None:
-        store = FetcherStore(context.pool)
         # Probing bubblewrap starts a process: off the event loop. FAX_SANDBOX=bwrap without it stops the start here.
         converters = Converters(
             await asyncio.to_thread(converter_sandbox, settings.runtime.sandbox),
             memory_bytes=settings.render_memory_bytes,
             file_bytes=settings.render_max_file_bytes,
         )
-        preparer = DocumentPreparer(store, context.blobs, settings, converters)
+        preparer = DocumentPreparer(DocumentJobStore(context.pool), context.blobs, settings, converters)
         context.broker.subscriber(
             event_queue(SERVICE, JobSubmitted), events_exchange, ack_policy=AckPolicy.NACK_ON_ERROR
         )(preparer.on_job_submitted)
-        previewer = DocumentPreviewer(store, context.blobs, settings, converters)
+        previewer = DocumentPreviewer(FetcherStore(context.pool), context.blobs, settings, converters)
         context.broker.subscriber(
             event_queue(SERVICE, DocumentStored), events_exchange, ack_policy=AckPolicy.NACK_ON_ERROR
         )(previewer.on_document_stored)

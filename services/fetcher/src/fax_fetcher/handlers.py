@@ -13,7 +13,7 @@ from typing import Any
 
 from fax_contracts import JobSubmitted
 from fax_fetcher.config import FetcherSettings
-from fax_fetcher.store import FetcherStore
+from fax_jobs import DocumentJobs
 from fax_render.render import (
     Converters,
     RenderError,
@@ -74,10 +74,8 @@ def upload_keys(job_id: object, account_id: str, document: dict[str, Any]) -> li
 class DocumentPreparer:
     """Handles JobSubmitted: fetch or read the documents, render them as one fax, store it and its copies."""
 
-    def __init__(
-        self, store: FetcherStore, blobs: BlobStore, settings: FetcherSettings, converters: Converters
-    ) -> None:
-        self._store = store
+    def __init__(self, jobs: DocumentJobs, blobs: BlobStore, settings: FetcherSettings, converters: Converters) -> None:
+        self._jobs = jobs
         self._blobs = blobs
         self._settings = settings
         self._converters = converters
@@ -88,29 +86,29 @@ class DocumentPreparer:
             await self._prepare_job(event)
 
     async def _prepare_job(self, event: JobSubmitted) -> None:
-        job = await self._store.job_to_prepare(event.job_id)
+        job = await self._jobs.job_to_prepare(event.job_id)
         if job is None:
             log.info("job %s: document already prepared or job gone; nothing to do", event.job_id)
             return
         metrics = default_metrics()
         try:
-            prepared = await self._prepare(event, job["request"], job["request_revision"])
+            prepared = await self._prepare(event, job.request, job.request_revision)
         except (FetchError, BlockedAddressError, RenderError) as exc:
             log.info("job %s failed: %s", event.job_id, exc)
             metrics.documents.labels("unknown", "error").inc()
-            await self._store.mark_failed(event.job_id, str(exc), job["request_revision"])
+            await self._jobs.document_failed(event.job_id, str(exc), job.request_revision)
             return
         key, pages = prepared
-        if not await self._store.mark_ready(event.job_id, key, pages, job["request_revision"]):
+        if not await self._jobs.document_ready(event.job_id, key, pages, job.request_revision):
             # The job was changed, another render of its request was recorded first, or it is gone: no row names
             # this render's own directory, so nothing that is or will be sent is removed with it.
-            log.info("job %s: render of request %d not needed; removed", event.job_id, job["request_revision"])
+            log.info("job %s: render of request %d not needed; removed", event.job_id, job.request_revision)
             for stale in fax_render_keys(key, pages):
                 await self._blobs.delete(stale)
             return
         # An upload waits in attaching_files, a URL job in pending, until its document is ready.
         waited = (dt.datetime.now(dt.UTC) - event.occurred_at).total_seconds()
-        metrics.job_state_seconds.labels(job["status"]).observe(max(0.0, waited))
+        metrics.job_state_seconds.labels(job.status).observe(max(0.0, waited))
         log.info("job %s: %d page(s) ready", event.job_id, pages)
 
     async def _prepare(self, event: JobSubmitted, request: dict[str, Any], request_revision: int) -> tuple[str, int]:

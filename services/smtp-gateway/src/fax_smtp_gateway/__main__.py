@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from fax_api.store import ApiStore
+from fax_jobs import JobStore
 from fax_runtime.worker import WorkerContext, WorkerSpec, serve
 from fax_smtp_gateway.config import Settings
 from fax_smtp_gateway.gateway import FaxIntake, GatewayStore, SessionLimit, smtp_factory
@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 def create_worker(settings: Settings) -> WorkerSpec:
     async def wire(context: WorkerContext) -> None:
-        handler = FaxIntake(GatewayStore(context.pool), ApiStore(context.pool, context.blobs), settings)
+        handler = FaxIntake(GatewayStore(context.pool), JobStore(context.pool, context.blobs), settings)
         smtp = smtp_factory(handler, settings, SessionLimit(settings.max_sessions))
         server = await asyncio.get_running_loop().create_server(smtp, settings.host, settings.port)
         log.info("email-to-fax on %s:%d", settings.host, settings.port)

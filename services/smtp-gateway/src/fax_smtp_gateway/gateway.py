@@ -18,8 +18,8 @@ from typing import Any
 import asyncpg
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from fax_api.store import ApiStore, upload_key
 from fax_contracts import IntakeRejected
+from fax_jobs import FaxJob, JobStore, upload_keys
 from fax_runtime.outbox import enqueue
 from fax_runtime.permission_list import sender_permitted
 from fax_runtime.sql import load_queries
@@ -84,7 +84,7 @@ class GatewayStore:
 
     async def queue_fax(
         self,
-        jobs: ApiStore,
+        jobs: JobStore,
         *,
         sender: str,
         recipient: Recipient,
@@ -92,32 +92,25 @@ class GatewayStore:
         request: dict[str, Any],
         documents: list[Document],
         content_type: str,
-    ) -> dict[str, Any]:
+    ) -> FaxJob:
         """Queue the fax of one recipient of a mail with its smtplog entry, which names it: both commit or neither
         does (the documents, stored first, are removed again then)."""
         job_id = uuid.uuid4()
-        keys = await jobs.put_uploads(
-            [upload_key(job_id, index) for index in range(len(documents))],
-            [(document.data, document.content_type) for document in documents],
-        )
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                job = await ApiStore(conn, jobs.blobs).insert_job(faxbox["account_id"], job_id, request, keys)
-                await conn.execute(
-                    Q["log_accepted"], uuid.uuid4(), faxbox["account_id"], faxbox["id"], faxbox["name"], sender,
-                    recipient.address, recipient.number, content_type,
-                    ", ".join(document.filename for document in documents), job_id,
-                )  # fmt: skip
-        except BaseException:
-            await jobs.remove_objects(keys)
-            raise
+        uploads = [(document.data, document.content_type) for document in documents]
+        async with jobs.submitting(upload_keys(job_id, len(documents)), uploads) as submission:
+            job = await submission.add(faxbox["account_id"], request, job_id=job_id)
+            await submission.connection.execute(
+                Q["log_accepted"], uuid.uuid4(), faxbox["account_id"], faxbox["id"], faxbox["name"], sender,
+                recipient.address, recipient.number, content_type,
+                ", ".join(document.filename for document in documents), job_id,
+            )  # fmt: skip
         return job
 
 
 class FaxIntake:
     """aiosmtpd handler."""
 
-    def __init__(self, store: GatewayStore, jobs: ApiStore, settings: Settings) -> None:
+    def __init__(self, store: GatewayStore, jobs: JobStore, settings: Settings) -> None:
         self._store = store
         self._jobs = jobs
         self._settings = settings
@@ -240,7 +233,7 @@ class FaxIntake:
                 # Some faxes of this mail are queued: a 4xx would make the sender resend, and fax them twice.
                 # The failure is in the smtplog instead.
                 continue
-            job_ids.append(job["id"].hex)
+            job_ids.append(job.id.hex)
             log.info("mail from %s: fax %s to %s queued (%d document(s))", sender, job_ids[-1], recipient.number,
                      len(faxed))  # fmt: skip
         return accepted_reply(job_ids)

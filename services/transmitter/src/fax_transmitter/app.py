@@ -8,6 +8,7 @@ import contextlib
 from faststream import AckPolicy
 
 from fax_contracts import DocumentReady
+from fax_jobs import AttemptJobStore
 from fax_runtime.broker import event_queue, events_exchange
 from fax_runtime.sandbox import Sandbox
 from fax_runtime.worker import WorkerContext, WorkerSpec
@@ -15,9 +16,8 @@ from fax_sip import SipSettings
 from fax_transmitter.config import TransmitterSettings
 from fax_transmitter.handlers import Transmitter
 from fax_transmitter.inbound import FaxReceiver, InboundStore
-from fax_transmitter.lines import Line, LoopbackLine
+from fax_transmitter.lines import AnsweredCall, Line, LoopbackLine
 from fax_transmitter.sip_line import SipLine, SipLineSettings
-from fax_transmitter.store import TransmitterStore
 
 SERVICE = "transmitter"
 
@@ -65,7 +65,7 @@ def create_worker(settings: TransmitterSettings) -> WorkerSpec:
         sandbox = await asyncio.to_thread(Sandbox.from_setting, settings.runtime.sandbox)
         line = build_line(settings, context, sandbox)
         await line.start()
-        transmitter = Transmitter(TransmitterStore(context.pool), context.blobs, settings, line)
+        transmitter = Transmitter(AttemptJobStore(context.pool, AnsweredCall), context.blobs, settings, line)
         await transmitter.end_predecessors_calls(InboundStore(context.pool))
         context.broker.subscriber(
             event_queue(SERVICE, DocumentReady), events_exchange, ack_policy=AckPolicy.NACK_ON_ERROR

@@ -17,10 +17,11 @@ import logging
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from fax_contracts import DocumentReady
+from fax_jobs import AttemptJobs, ClaimedAttempt
 from fax_media.t30 import TransmissionOutcome
 from fax_runtime.blobs import BlobStore
 from fax_runtime.logs import fax_context
@@ -30,14 +31,15 @@ from fax_transmitter.inbound import InboundStore
 from fax_transmitter.lines import AnsweredCall, CallRequest, Line
 from fax_transmitter.options import fax_options_for
 from fax_transmitter.outcome import RetryDelays, call_not_made, record_call, retry_delay_s, should_retry, tx_result
-from fax_transmitter.store import TransmitterStore
 
 log = logging.getLogger(__name__)
 
 
 class Transmitter:
-    def __init__(self, store: TransmitterStore, blobs: BlobStore, settings: TransmitterSettings, line: Line) -> None:
-        self._store = store
+    def __init__(
+        self, jobs: AttemptJobs[AnsweredCall], blobs: BlobStore, settings: TransmitterSettings, line: Line
+    ) -> None:
+        self._jobs = jobs
         self._blobs = blobs
         self._settings = settings
         self._line = line
@@ -55,7 +57,7 @@ class Transmitter:
         owner = self._line.owner
         if owner is None:
             return
-        calls = [ended.call for ended in await self._store.reap_abandoned_attempts(predecessor=owner) if ended.call]
+        calls = [ended.call for ended in await self._jobs.reap_abandoned_attempts(predecessor=owner) if ended.call]
         calls += await inbound.end_orphaned_receptions(owner)
         if calls:
             log.info("hanging up %d call(s) a stopped transmitter left up", len(calls))
@@ -82,8 +84,8 @@ class Transmitter:
             with fax_context(job_id):
                 await self._run(job)
 
-    async def _claim(self, job_id: uuid.UUID) -> dict[str, Any] | None:
-        job = await self._store.claim_attempt(
+    async def _claim(self, job_id: uuid.UUID) -> ClaimedAttempt | None:
+        job = await self._jobs.claim_attempt(
             job_id,
             max_calls_per_account=self._settings.max_calls_per_account,
             lease_s=self._settings.call_lease_s,
@@ -92,8 +94,8 @@ class Transmitter:
             log.info("job %s: not claimable now (finished, claimed elsewhere, or a call limit holds it)", job_id)
         return job
 
-    async def _run(self, job: dict[str, Any]) -> None:
-        job_id, attempt = job["id"], job["attempts"]
+    async def _run(self, job: ClaimedAttempt) -> None:
+        job_id, attempt = job.id, job.attempts
         metrics = default_metrics()
         metrics.job_transitions.labels("processing").inc()
         metrics.calls_active.labels("outbound").inc()
@@ -112,16 +114,16 @@ class Transmitter:
             await progress.join()
             reporter.cancel()
             metrics.calls_active.labels("outbound").dec()
-        elapsed = int((dt.datetime.now(dt.UTC) - job["created_at"]).total_seconds())
+        elapsed = int((dt.datetime.now(dt.UTC) - job.created_at).total_seconds())
         result = tx_result(outcome, time_elapsed=elapsed)
         retry = False
         if outcome.success:
-            await self._store.record_success(job_id, attempt, result)
+            await self._jobs.record_success(job_id, attempt, result)
             log.info("job %s: sent %d page(s) at %d bit/s", job_id, outcome.pages_sent, outcome.bit_rate)
         else:
-            retry = should_retry(outcome, attempt=attempt, retries=job["retries"])
+            retry = should_retry(outcome, attempt=attempt, retries=job.retries)
             delay = retry_delay_s(outcome, self._delays)
-            await self._store.record_failure(job_id, attempt, result, retry, delay)
+            await self._jobs.record_failure(job_id, attempt, result, retry, delay)
             log.info("job %s: attempt %d failed (%s); retry=%s", job_id, attempt, outcome.result_text, retry)
         record_call(metrics, "outbound", outcome, retry=retry, seconds=time.monotonic() - began)
         metrics.job_state_seconds.labels("processing").observe(time.monotonic() - began)
@@ -132,7 +134,7 @@ class Transmitter:
         while True:
             await asyncio.sleep(lease / 3)
             try:
-                await self._store.renew_lease(job_id, attempt, lease)
+                await self._jobs.renew_lease(job_id, attempt, lease)
             except Exception:
                 log.exception("job %s: could not renew the call's lease", job_id)
 
@@ -141,7 +143,7 @@ class Transmitter:
         while True:
             pages_sent = await pages.get()
             try:
-                await self._store.record_progress(job_id, attempt, pages_sent)
+                await self._jobs.record_progress(job_id, attempt, pages_sent)
             except Exception:
                 log.exception("job %s: could not record progress", job_id)
             finally:
@@ -150,7 +152,7 @@ class Transmitter:
     def _save_answered_call(self, job_id: uuid.UUID, attempt: int, call: AnsweredCall) -> None:
         async def save() -> None:
             try:
-                await self._store.record_answered_call(job_id, attempt, call)
+                await self._jobs.record_answered_call(job_id, attempt, call)
             except Exception:
                 log.exception("job %s: could not save the answered call", job_id)
 
@@ -160,19 +162,19 @@ class Transmitter:
         task.add_done_callback(self._saves.discard)
 
     async def _place_call(
-        self, job_id: uuid.UUID, attempt: int, job: dict[str, Any], on_page: Any
+        self, job_id: uuid.UUID, attempt: int, job: ClaimedAttempt, on_page: Callable[[int], None]
     ) -> TransmissionOutcome:
-        request = job["request"]
+        request = job.request
         options = fax_options_for(request, self._settings.station_ident)
         with tempfile.TemporaryDirectory(prefix="fax-tx-") as tmp:
             tiff = Path(tmp) / "fax.tif"
-            await self._blobs.download(job["tiff_key"], tiff)
+            await self._blobs.download(job.tiff_key, tiff)
             return await self._line.place_call(
                 CallRequest(
                     job_id=job_id,
                     attempt=attempt,
-                    to_number=job["to_number"],
-                    from_number=job["from_number"] or "",
+                    to_number=job.to_number,
+                    from_number=job.from_number,
                     from_name=str(request.get("from_name") or ""),
                     tiff=tiff,
                     options=options,
@@ -186,9 +188,9 @@ class Transmitter:
         cancelled)."""
         while True:
             try:
-                abandoned = await self._store.reap_abandoned_attempts()
+                abandoned = await self._jobs.reap_abandoned_attempts()
                 self._line.hang_up_abandoned(ended.call for ended in abandoned if ended.call)
-                due = await self._store.due_jobs(self._settings.retry_delay_s, held_back_s=int(poll_seconds))
+                due = await self._jobs.due_jobs(self._settings.retry_delay_s, held_back_s=int(poll_seconds))
                 for job_id in due:
                     await self.start_attempt(job_id)
             except asyncio.CancelledError:

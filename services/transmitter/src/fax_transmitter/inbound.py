@@ -38,7 +38,7 @@ from fax_transmitter.outcome import record_call
 from fax_transmitter.sip_line import answered_call
 
 log = logging.getLogger(__name__)
-Q = load_queries("fax_transmitter", "sql/inbound.sql")
+Q = load_queries("fax_transmitter")
 
 
 def _now() -> dt.datetime:

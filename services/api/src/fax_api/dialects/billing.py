@@ -1,8 +1,9 @@
 """Jobs sent through a dialect that bills: the cost is reserved in the transaction that creates the job.
 
-The job itself is made by the Kazoo API's own ``ApiStore.insert_job`` (same row, same ``fax.job.submitted``
-event, same S3 layout), run on the transaction's connection. Settling is not done here: migration 0006's trigger
-on ``fax_jobs`` settles the reservation when the job completes and gives it back when it fails or is deleted.
+The job itself is submitted as every job is (``fax_jobs.JobStore.submitting``: same row, same ``fax.job.submitted``
+event, same S3 layout), in the transaction that reserves its cost. Settling is not done here: migration 0006's
+trigger on ``fax_jobs`` settles the reservation when the job completes and gives it back when it fails or is deleted
+(``fax_jobs.lifecycle`` says which transitions those are).
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from fax_api.store import ApiStore, upload_key
-from fax_runtime.blobs import BlobStore
+from fax_jobs import FaxJob, JobStore, upload_keys
 from fax_runtime.sql import load_queries
 
 Q = load_queries("fax_api.dialects")
@@ -62,29 +62,24 @@ async def balance(pool: asyncpg.Pool, account_id: str) -> Decimal:
 
 
 async def submit_billed_job(
-    pool: asyncpg.Pool,
-    blobs: BlobStore,
+    jobs: JobStore,
     account_id: str,
     request: dict[str, Any],
     documents: Sequence[tuple[bytes, str]],
     cost: Decimal,
-) -> tuple[dict[str, Any], Decimal]:
-    """Reserve ``cost`` and create the job atomically; InsufficientBalance (nothing created) when it cannot pay.
+) -> tuple[FaxJob, Decimal]:
+    """Reserve ``cost`` and create the job atomically; InsufficientBalance (nothing created, nothing kept in S3) when
+    it cannot pay.
 
     Returns the job and the balance left after the reservation.
     """
     job_id = uuid.uuid4()
-    store = ApiStore(pool, blobs)
     # Documents go to S3 before the balance row is locked, so concurrent sends do not queue behind uploads.
-    keys = await store.put_uploads([upload_key(job_id, index) for index in range(len(documents))], documents)
-    try:
-        async with pool.acquire() as conn, conn.transaction():
-            left = await conn.fetchval(Q["reserve_balance"], account_id, cost)
-            if left is None:
-                raise InsufficientBalance(cost, await conn.fetchval(Q["balance"], account_id) or Decimal(0))
-            await conn.execute(Q["insert_charge"], job_id, account_id, cost)
-            job = await ApiStore(conn, blobs).insert_job(account_id, job_id, request, keys)
-    except BaseException:  # refused, or the commit failed: the uploads belong to no job
-        await store.remove_objects(keys)
-        raise
+    async with jobs.submitting(upload_keys(job_id, len(documents)), documents) as submission:
+        conn = submission.connection
+        left = await conn.fetchval(Q["reserve_balance"], account_id, cost)
+        if left is None:
+            raise InsufficientBalance(cost, await conn.fetchval(Q["balance"], account_id) or Decimal(0))
+        await conn.execute(Q["insert_charge"], job_id, account_id, cost)
+        job = await submission.add(account_id, request, job_id=job_id)
     return job, left

@@ -1,80 +1,48 @@
--- name: lock_call_slots
--- Serialises claims that could exceed a limit: one account's calls, and calls to one number (account first,
--- then destination, always in that order, so two claims never wait on each other in a cycle).
-SELECT pg_advisory_xact_lock(hashtext('fax-account:' || account_id)),
-       pg_advisory_xact_lock(hashtext('fax-destination:' || to_number))
-FROM fax_jobs WHERE id = $1::uuid;
+-- Inbound faxes (inbound_faxes): the receptions the transmitter answers and files. A job's attempts are fax_jobs'
+-- (fax_jobs/sql/attempts.sql).
 
--- name: claim_attempt
--- Committed before dialling: a worker that dies mid-call leaves the job 'processing' with a lease that runs out,
--- never dialled twice for one attempt. No claim while the account has $2 calls up or the number is already busy
--- with one of ours; such a job stays 'pending' and the sweeper tries again.
-UPDATE fax_jobs j
-SET status = 'processing', attempts = attempts + 1, revision = revision + 1, updated_at = now(),
-    lease_expires_at = now() + make_interval(secs => $3::int)
-WHERE id = $1::uuid AND status = 'pending' AND tiff_key IS NOT NULL AND attempts < retries
-  AND (SELECT count(*) FROM fax_jobs a WHERE a.account_id = j.account_id AND a.status = 'processing') < $2::int
-  AND NOT EXISTS (SELECT 1 FROM fax_jobs d WHERE d.to_number = j.to_number AND d.status = 'processing')
-RETURNING id, account_id, request, to_number, from_number, tiff_key, pages, attempts, retries, created_at;
+-- name: number_owner
+-- Which account (and faxbox) receives calls to a number; no row: the number is not ours.
+SELECT account_id, faxbox_id FROM phone_numbers WHERE e164 = $1::text;
 
--- name: renew_lease
-UPDATE fax_jobs SET lease_expires_at = now() + make_interval(secs => $3::int)
-WHERE id = $1::uuid AND status = 'processing' AND attempts = $2::int;
+-- name: reception_started
+INSERT INTO inbound_faxes (id, account_id, faxbox_id, status, call_id, from_number, from_name, to_number)
+VALUES ($1, $2, $3, 'receiving', $4, $5, $6, $7);
 
--- name: attempt_progress
--- The pages confirmed so far, visible on the job while it is sent (Kazoo clients poll outgoing/{id}).
-UPDATE fax_jobs SET tx_result = tx_result || jsonb_build_object('pages_sent', $3::int), updated_at = now()
-WHERE id = $1::uuid AND status = 'processing' AND attempts = $2::int
-RETURNING account_id, pages;
+-- name: reception_answered
+-- The call as data while it is up (its SIP dialog, its media ports): should this transmitter die mid-call, its
+-- successor hangs the call up from this.
+UPDATE inbound_faxes SET sip_call = $2::jsonb WHERE id = $1 AND status = 'receiving';
 
--- name: attempt_answered
--- The attempt's call as data (its SIP dialog, its media ports) while it is up: a transmitter killed mid-call sends no
--- BYE, so whoever finds the attempt abandoned hangs the call up. Tagged with the attempt, so that the next attempt
--- never inherits it; a call whose attempt already ended has nothing to keep.
-UPDATE fax_jobs SET sip_call = $3::jsonb || jsonb_build_object('attempt', $2::int)
-WHERE id = $1::uuid AND status = 'processing' AND attempts = $2::int;
+-- name: orphaned_receptions
+-- At a transmitter's start: receptions whose call carries the SIP contact it starts with. It could bind that
+-- address, so the process receiving them is dead and nobody will finish them.
+UPDATE inbound_faxes
+   SET status = 'failed', error_message = 'reception interrupted: transmitter stopped',
+       updated_at = now(), completed_at = now(), revision = revision + 1
+ WHERE status = 'receiving' AND sip_call -> 'dialog' ->> 'contact' = $1::text
+RETURNING id, account_id, faxbox_id, from_number, to_number, pages, error_message, sip_call;
 
--- name: reap_abandoned_attempts
--- Attempts whose transmitter is gone: it stopped renewing the lease, or ($1, only at a transmitter's start, before
--- it places a call) its answered call carries the SIP contact we start with: we could bind that address, so the
--- process that held it is dead, and we need not wait for the lease. Each ends as a failed attempt, retried if any
--- remain; the attempt's call comes back (when it was answered) so that the far end can be told it ended.
-UPDATE fax_jobs
-SET status = CASE WHEN attempts < retries THEN 'pending' ELSE 'failed' END,
-    error_message = 'call interrupted: transmitter stopped',
-    tx_result = tx_result || jsonb_build_object('success', false, 'error_message',
-                                                'call interrupted: transmitter stopped'),
-    revision = revision + 1, updated_at = now(), lease_expires_at = NULL
-WHERE status = 'processing'
-  AND (lease_expires_at < now()
-       OR (sip_call -> 'dialog' ->> 'contact' = $1::text AND (sip_call ->> 'attempt')::int = attempts))
-RETURNING id, account_id, attempts, status,
-          CASE WHEN (sip_call ->> 'attempt')::int = attempts THEN sip_call END AS sip_call;
+-- name: reception_page
+UPDATE inbound_faxes SET pages = $2, updated_at = now(), revision = revision + 1
+ WHERE id = $1 AND status = 'receiving';
 
--- name: attempt_succeeded
-UPDATE fax_jobs
-SET status = 'completed', tx_result = $3::jsonb, delivered_at = now(), error_message = '', lease_expires_at = NULL,
-    revision = revision + 1, updated_at = now()
-WHERE id = $1::uuid AND status = 'processing' AND attempts = $2::int
-RETURNING account_id;
+-- name: reception_received
+UPDATE inbound_faxes
+   SET status = 'received', pages = $2, remote_station_id = $3, tiff_key = $4, pdf_key = $5, rx_result = $6,
+       error_message = '', updated_at = now(), completed_at = now(), revision = revision + 1
+ WHERE id = $1 AND status = 'receiving';
 
--- name: attempt_failed
--- $4: true when attempts remain and the failure is worth retrying, after $5 seconds.
-UPDATE fax_jobs
-SET status = CASE WHEN $4::bool THEN 'pending' ELSE 'failed' END,
-    tx_result = $3::jsonb, error_message = $3::jsonb ->> 'error_message', lease_expires_at = NULL,
-    next_attempt_at = CASE WHEN $4::bool THEN now() + make_interval(secs => $5::int) END,
-    revision = revision + 1, updated_at = now()
-WHERE id = $1::uuid AND status = 'processing' AND attempts = $2::int
-RETURNING account_id;
+-- name: reception_failed
+UPDATE inbound_faxes
+   SET status = 'failed', pages = $2, remote_station_id = $3, rx_result = $4, error_message = $5,
+       updated_at = now(), completed_at = now(), revision = revision + 1
+ WHERE id = $1 AND status = 'receiving';
 
--- name: due_jobs
--- Failed attempts whose retry time has come (next_attempt_at; else $1 s after the failure, as a reaped attempt has
--- none), and ready jobs a call limit held back ($2 seconds ago).
-SELECT id FROM fax_jobs
-WHERE status = 'pending' AND tiff_key IS NOT NULL AND attempts < retries
-  AND CASE WHEN attempts > 0
-           THEN coalesce(next_attempt_at, updated_at + make_interval(secs => $1::int)) <= now()
-           ELSE updated_at <= now() - make_interval(secs => $2::int) END
-ORDER BY updated_at
-LIMIT 100;
+-- name: abandoned_receptions
+-- Receptions a stopped transmitter left behind: nobody will finish them.
+UPDATE inbound_faxes
+   SET status = 'failed', error_message = 'reception interrupted: transmitter stopped',
+       updated_at = now(), completed_at = now(), revision = revision + 1
+ WHERE status = 'receiving' AND updated_at < now() - make_interval(secs => $1)
+RETURNING id, account_id, faxbox_id, from_number, to_number, pages;

@@ -309,7 +309,7 @@ class FaxtoController(Controller):
             raise FaxtoError(400, f"Invalid fax: {sorted(exc.errors)}") from None
         try:
             job, left = await submit_billed_job(
-                store.pool, store.blobs, user["account_id"], kazoo_request, [(body, document["content_type"])], cost
+                state.jobs, user["account_id"], kazoo_request, [(body, document["content_type"])], cost
             )
         except InsufficientBalance as exc:
             raise FaxtoError(
@@ -322,7 +322,7 @@ class FaxtoController(Controller):
             await store.delete_document(user["account_id"], document["id"])
         return {
             "status": "executed",
-            "fax_job_id": job["int_id"],
+            "fax_job_id": job.int_id,
             "user_cash_balance": views.money(left),
             "cost": views.money(cost),
         }

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from typing import Any
 
 from litestar import Controller, Request, Response, post
@@ -23,7 +22,7 @@ from litestar.params import FromPath
 from fax_api.dialects.errors import uapi_failure
 from fax_api.dialects.openapi import FILE, STRING, form_body
 from fax_api.faxes import FaxValidationError, validate_fax_request
-from fax_api.store import ApiStore, shared_upload_key
+from fax_jobs import FaxJob, JobStore, shared_upload_keys
 
 ALLOWED_EXTENSIONS = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "tif": "image/tiff", "tiff": "image/tiff",
                       "pdf": "application/pdf", "txt": "text/plain"}  # fmt: skip
@@ -112,19 +111,11 @@ async def _documents(files: list[UploadFile]) -> list[tuple[bytes, str]]:
 
 
 async def _submit_shared(
-    state: State, account_id: str, requests: list[dict[str, Any]], documents: list[tuple[bytes, str]]
-) -> list[dict[str, Any]]:
+    jobs: JobStore, account_id: str, requests: list[dict[str, Any]], documents: list[tuple[bytes, str]]
+) -> list[FaxJob]:
     """One job per request, all naming the same uploads (stored once), committed together or not at all."""
-    store: ApiStore = state.store
-    batch = uuid.uuid4()
-    keys = await store.put_uploads([shared_upload_key(account_id, batch, i) for i in range(len(documents))], documents)
-    try:
-        async with store.pool.acquire() as conn, conn.transaction():
-            jobs = [await ApiStore(conn).insert_job(account_id, uuid.uuid4(), r, keys) for r in requests]
-    except BaseException:
-        await store.remove_objects(keys)
-        raise
-    return jobs
+    async with jobs.submitting(shared_upload_keys(account_id, len(documents)), documents) as submission:
+        return [await submission.add(account_id, request) for request in requests]
 
 
 _CREATE_FAXES_BODY = form_body(
@@ -172,7 +163,7 @@ class VoipNowFaxesController(Controller):
                 )
                 for number in recipients
             ]
-            jobs = await _submit_shared(state, account_id, requests, documents)
+            jobs = await _submit_shared(state.jobs, account_id, requests, documents)
         except UapiError:
             raise
         except FaxValidationError:
@@ -180,4 +171,4 @@ class VoipNowFaxesController(Controller):
         except Exception as exc:
             return _unexpected(request, exc)
         first = jobs[0]
-        return Response({"id": str(first["int_id"]), "uid": first["id"].hex}, status_code=200)
+        return Response({"id": str(first.int_id), "uid": first.id.hex}, status_code=200)

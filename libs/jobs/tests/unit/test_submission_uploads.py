@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from fax_api.store import ApiStore
+from fax_jobs import JobStore
 
 
 class FakeBlobs:
@@ -43,7 +43,7 @@ async def test_uploads_are_stored_before_the_job_and_removed_when_it_fails() -> 
     pool = FailingPool(blobs)
     job_id = uuid.uuid4()
     with pytest.raises(ConnectionError):
-        await ApiStore(pool, blobs).submit_job("acc", REQUEST, DOCUMENTS, job_id=job_id)  # type: ignore[arg-type]
+        await JobStore(pool, blobs).submit_job("acc", REQUEST, DOCUMENTS, job_id=job_id)  # type: ignore[arg-type]
     assert pool.seen_objects == [f"jobs/{job_id}/upload-0", f"jobs/{job_id}/upload-1"]
     assert blobs.objects == {}
 
@@ -52,5 +52,5 @@ async def test_a_failed_upload_removes_the_ones_before_it_and_writes_no_job() ->
     blobs = FakeBlobs(fail_on=2)
     pool = FailingPool(blobs)
     with pytest.raises(OSError):
-        await ApiStore(pool, blobs).submit_job("acc", REQUEST, DOCUMENTS)  # type: ignore[arg-type]
+        await JobStore(pool, blobs).submit_job("acc", REQUEST, DOCUMENTS)  # type: ignore[arg-type]
     assert blobs.objects == {} and pool.seen_objects == []

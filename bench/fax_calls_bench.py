@@ -29,8 +29,10 @@ import threading
 import time
 from pathlib import Path
 
-from fax_transmitter.loopback import FaxOptions, send_over_loopback
-from fax_transmitter.media import DspLoop, FaxCall, PortRange
+from fax_media.call import FaxCall, PortRange
+from fax_media.dsp_loop import DspLoop
+from fax_media.loopback import send_over_loopback
+from fax_media.t30 import FaxOptions
 
 HOST = "127.0.0.1"
 POSTSCRIPT = b"""%!PS

@@ -2,7 +2,7 @@
 
     uv run python bench/render_bench.py [--repeat 5]
 
-"Ours" is `fax_fetcher.render.render_to_fax_tiff` as the fetcher runs it: ghostscript in the converter sandbox
+"Ours" is `fax_render.render.render_to_fax_tiff` as the fetcher runs it: ghostscript in the converter sandbox
 (bubblewrap where it works, see the first line printed) with the page count first, the full decode of every page by
 the sandboxed page checker, and the join into one file. "Bare gs" is the one ghostscript command with the same
 device, resolution and page size, run directly. Both documents are generated on the spot: a 50-page text PDF and a
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from fax_fetcher.render import RenderOptions, default_converters, render_to_fax_tiff
+from fax_render.render import RenderOptions, default_converters, render_to_fax_tiff
 
 BARE_GS = [
     "gs", "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-dNOINTERPOLATE", "-sDEVICE=tiffg4", "-r204x196", "-g1728x2292",

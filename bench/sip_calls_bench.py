@@ -21,9 +21,10 @@ from pathlib import Path
 
 from fax_calls_bench import bare_pacer, cpu_seconds, percentile, render
 
+from fax_media.loopback import send_over_loopback
+from fax_media.t30 import FaxOptions
 from fax_sip import SipSettings
 from fax_transmitter.lines import CallRequest
-from fax_transmitter.loopback import FaxOptions, send_over_loopback
 from fax_transmitter.sip_line import SipLine, SipLineSettings
 
 HOST = "127.0.0.1"

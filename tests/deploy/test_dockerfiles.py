@@ -18,14 +18,16 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 # System packages a workspace package runs (ctypes libraries, subprocesses); an image carries them exactly when it
-# contains that package: spandsp for the transmitter's media, ghostscript and poppler for the fetcher's rendering,
-# bubblewrap wherever a converter runs (fax_runtime.sandbox).
+# contains that package: spandsp for the fax engine (fax-media), ghostscript and poppler for the rendering
+# (fax-render), bubblewrap wherever a converter runs (fax_runtime.sandbox).
 NEEDS = {
+    "fax-media": {"libspandsp2"},
     "fax-transmitter": {"libspandsp2", "libtiff-tools", "bubblewrap"},
+    "fax-render": {"ghostscript", "libtiff-tools", "poppler-utils", "bubblewrap"},
     "fax-fetcher": {"ghostscript", "libtiff-tools", "poppler-utils", "bubblewrap"},
     "fax-notifier": {"libtiff-tools", "bubblewrap"},
 }
-EXCLUSIVE = {"fax-transmitter": {"libspandsp2"}, "fax-fetcher": {"ghostscript", "poppler-utils"}}
+EXCLUSIVE = {"fax-media": {"libspandsp2"}, "fax-render": {"ghostscript", "poppler-utils"}}
 
 
 def deployables() -> list[Path]:

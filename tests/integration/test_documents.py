@@ -29,9 +29,9 @@ from fax_devstack.infra import Endpoints
 from fax_fetcher.config import FetcherSettings
 from fax_fetcher.handlers import DocumentPreparer
 from fax_fetcher.previews import DocumentPreviewer
-from fax_fetcher.render import default_converters
 from fax_fetcher.store import FetcherStore
 from fax_jobs import DocumentJobStore, JobToPrepare
+from fax_render.render import default_converters
 from fax_runtime.blobs import (
     BlobStore,
     document_preview_key,

@@ -18,9 +18,10 @@ import pytest
 import pytest_asyncio
 from PIL import Image, ImageSequence
 
-from fax_transmitter import spandsp
-from fax_transmitter.loopback import FaxOptions, TransmissionOutcome
-from fax_transmitter.media import DspLoop, FaxCall, PortRange
+from fax_media import spandsp
+from fax_media.call import FaxCall, PortRange
+from fax_media.dsp_loop import DspLoop
+from fax_media.t30 import FaxOptions, TransmissionOutcome
 from tests.integration.documents import TWO_PAGE_POSTSCRIPT
 
 HOST = "127.0.0.1"

@@ -18,9 +18,9 @@ import pytest
 import pytest_asyncio
 
 from fax_faxsim.simulator import FaxSimulator, SimulatorSettings
+from fax_media.t30 import FaxOptions, TransmissionOutcome
 from fax_sip import SipSettings
 from fax_transmitter.lines import CallRequest
-from fax_transmitter.loopback import FaxOptions, TransmissionOutcome
 from fax_transmitter.outcome import should_retry
 from fax_transmitter.sip_line import SipLine, SipLineSettings
 from tests.integration.test_media_calls import make_tiff, tiff_pages

@@ -24,10 +24,10 @@ from pathlib import Path
 import pytest
 
 from fax_faxsim.simulator import FaxSimulator, SimulatorSettings
+from fax_media.t30 import FaxOptions, TransmissionOutcome
 from fax_sip import Call, CallFailed, IncomingCall, SessionDescription, SipSettings, SipUserAgent
 from fax_sip.digest import parse_challenge
 from fax_transmitter.lines import CallRequest
-from fax_transmitter.loopback import FaxOptions, TransmissionOutcome
 from fax_transmitter.sip_line import SipLine, SipLineSettings
 from tests.integration.test_media_calls import make_tiff
 

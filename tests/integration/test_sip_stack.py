@@ -188,7 +188,7 @@ def _free_udp_port() -> int:
 
 
 def _render_like_faxsim(document: Path, tmp_path: Path) -> bytes:
-    from fax_fetcher.render import render_to_fax_tiff
+    from fax_render.render import render_to_fax_tiff
 
     tiff = tmp_path / "expected.tif"
     asyncio.run(render_to_fax_tiff(document, tiff))

@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 
 from fax_contracts import decode_event
 from fax_jobs import AttemptJobStore
+from fax_media.t30 import TransmissionOutcome
 from fax_runtime.blobs import BlobStore
 from fax_runtime.config import RuntimeSettings, S3Settings
 from fax_runtime.db import create_pool
@@ -22,7 +23,6 @@ from fax_transmitter.config import TransmitterSettings
 from fax_transmitter.handlers import Transmitter
 from fax_transmitter.inbound import InboundStore
 from fax_transmitter.lines import AnsweredCall, CallRequest, LoopbackLine
-from fax_transmitter.loopback import TransmissionOutcome
 
 
 def _fax_tiff(pages: int) -> bytes:

@@ -10,9 +10,9 @@ from fax_contracts import DocumentStored, JobSubmitted
 from fax_fetcher.config import FetcherSettings
 from fax_fetcher.handlers import DocumentPreparer
 from fax_fetcher.previews import DocumentPreviewer
-from fax_fetcher.render import Converters, converter_sandbox
 from fax_fetcher.store import FetcherStore
 from fax_jobs import DocumentJobStore
+from fax_render.render import Converters, converter_sandbox
 from fax_runtime.broker import event_queue, events_exchange
 from fax_runtime.worker import WorkerContext, WorkerSpec
 

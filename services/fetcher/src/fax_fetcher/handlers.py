@@ -13,7 +13,8 @@ from typing import Any
 
 from fax_contracts import JobSubmitted
 from fax_fetcher.config import FetcherSettings
-from fax_fetcher.render import (
+from fax_jobs import DocumentJobs
+from fax_render.render import (
     Converters,
     RenderError,
     RenderOptions,
@@ -22,7 +23,6 @@ from fax_fetcher.render import (
     write_pdf_copy,
     write_previews,
 )
-from fax_jobs import DocumentJobs
 from fax_runtime.blobs import (
     BlobNotFound,
     BlobStore,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from fax_contracts import DocumentStored
 from fax_fetcher.config import FetcherSettings
-from fax_fetcher.render import Converters, RenderError, RenderOptions, render_documents, write_previews
 from fax_fetcher.store import FetcherStore
+from fax_render.render import Converters, RenderError, RenderOptions, render_documents, write_previews
 from fax_runtime.blobs import BlobNotFound, BlobStore, document_preview_key
 
 log = logging.getLogger(__name__)

@@ -18,9 +18,9 @@ from fax_contracts import DocumentFailed, DocumentReady, JobSubmitted
 from fax_fetcher import handlers
 from fax_fetcher.config import FetcherSettings
 from fax_fetcher.handlers import DocumentPreparer
-from fax_fetcher.render import RenderedFax, RenderError
 from fax_jobs.lifecycle import FAILED, PENDING
 from fax_jobs.testing import MemoryBlobs, MemoryJobs
+from fax_render.render import RenderedFax, RenderError
 from fax_runtime.blobs import fax_pdf_key, fax_preview_key
 from fax_runtime.config import RuntimeSettings, S3Settings
 

@@ -22,13 +22,13 @@ from pathlib import Path
 
 from fax_contracts import DocumentReady
 from fax_jobs import AttemptJobs, ClaimedAttempt
+from fax_media.t30 import TransmissionOutcome
 from fax_runtime.blobs import BlobStore
 from fax_runtime.logs import fax_context
 from fax_runtime.metrics import default_metrics
 from fax_transmitter.config import TransmitterSettings
 from fax_transmitter.inbound import InboundStore
 from fax_transmitter.lines import AnsweredCall, CallRequest, Line
-from fax_transmitter.loopback import TransmissionOutcome
 from fax_transmitter.options import fax_options_for
 from fax_transmitter.outcome import RetryDelays, call_not_made, record_call, retry_delay_s, should_retry, tx_result
 

@@ -21,6 +21,10 @@ import asyncpg
 import msgspec
 
 from fax_contracts import InboundFailed, InboundReceived
+from fax_media.call import FaxCall, PortRange
+from fax_media.dsp_loop import DspLoop
+from fax_media.sip_call import accept_t38_reinvite, chosen_payload_type, signalling_host, until_call_ends
+from fax_media.t30 import FaxOptions, TransmissionOutcome
 from fax_runtime.blobs import BlobStore
 from fax_runtime.metrics import default_metrics
 from fax_runtime.numbers import NotE164, e164
@@ -30,16 +34,8 @@ from fax_runtime.sandbox import Sandbox
 from fax_runtime.sql import load_queries
 from fax_sip import IncomingCall, SessionDescription
 from fax_transmitter.lines import AnsweredCall
-from fax_transmitter.loopback import FaxOptions, TransmissionOutcome
-from fax_transmitter.media import DspLoop, FaxCall, PortRange
 from fax_transmitter.outcome import record_call
-from fax_transmitter.sip_line import (
-    G711_PAYLOAD_TYPES,
-    accept_t38_reinvite,
-    answered_call,
-    signalling_host,
-    until_call_ends,
-)
+from fax_transmitter.sip_line import answered_call
 
 log = logging.getLogger(__name__)
 Q = load_queries("fax_transmitter")
@@ -229,7 +225,7 @@ class FaxReceiver:
             await incoming.reject(404, "Not Found")
             return
         audio = incoming.offer.audio
-        payload_type = next((pt for pt in (audio.payload_types if audio else []) if pt in G711_PAYLOAD_TYPES), None)
+        payload_type = chosen_payload_type(audio.payload_types if audio else [])
         if audio is None or payload_type is None:
             await incoming.reject(488, "Not Acceptable Here")
             return

@@ -14,8 +14,9 @@ from typing import Protocol
 
 import msgspec
 
+from fax_media.loopback import send_over_loopback
+from fax_media.t30 import FaxOptions, TransmissionOutcome
 from fax_sip import DialogIdentity
-from fax_transmitter.loopback import FaxOptions, TransmissionOutcome, send_over_loopback
 
 
 class AnsweredCall(msgspec.Struct, frozen=True, kw_only=True):

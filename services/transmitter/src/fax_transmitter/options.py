@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from fax_transmitter.loopback import FaxOptions
+from fax_media.t30 import FaxOptions
 
 MAX_IDENT_CHARS = 20  # T.30 TSI/CSI
 MAX_HEADER_CHARS = 50  # spandsp's page header info field

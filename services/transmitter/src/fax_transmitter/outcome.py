@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from fax_media.t30 import TransmissionOutcome
 from fax_runtime.metrics import FaxMetrics
-from fax_transmitter.loopback import TransmissionOutcome
 
 # spandsp's TIFF errors, T30_ERR_FILEERROR (41) to T30_ERR_BADTIFFHDR (46): the document cannot be read or is not a
 # valid TIFF/F. Sending it again cannot help. T30_ERR_NOMEM (47) is left retryable: another attempt may have memory.

@@ -17,15 +17,22 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
+from fax_media.call import FaxCall, PortRange
+from fax_media.dsp_loop import DspLoop
+from fax_media.sip_call import (
+    G711_PAYLOAD_TYPES,
+    accept_t38_reinvite,
+    ask_for_t38,
+    chosen_payload_type,
+    signalling_host,
+    until_call_ends,
+)
+from fax_media.t30 import TransmissionOutcome
 from fax_sip import Call, CallFailed, IncomingCall, SessionDescription, SipSettings, SipUserAgent
 from fax_transmitter.lines import AnsweredCall, CallRequest
-from fax_transmitter.loopback import TransmissionOutcome
-from fax_transmitter.media import DspLoop, FaxCall, PortRange
 from fax_transmitter.outcome import call_not_answered
 
 log = logging.getLogger(__name__)
-
-G711_PAYLOAD_TYPES = (0, 8)  # PCMU, PCMA: what we offer, in our order of preference
 
 
 @dataclass(frozen=True)
@@ -126,77 +133,16 @@ class SipLine:
 
     async def _run_answered_call(self, call: Call, media: FaxCall) -> TransmissionOutcome:
         audio = call.remote_sdp.audio
-        payload_type = _chosen_payload_type(audio.payload_types if audio else [])
+        payload_type = chosen_payload_type(audio.payload_types if audio else [])
         if audio is None or payload_type is None:
             raise CallFailed(488, "the far end answered without G.711 audio")
         call.on_reinvite = lambda offer: accept_t38_reinvite(offer, media, self._media_host, call)
         media.start_audio(audio.host, audio.port, payload_type, signalling_host=signalling_host(call))
         if self.settings.t38:
-            await self._ask_for_t38(call, media)
+            await ask_for_t38(call, media, self._media_host)
         return await until_call_ends(call, media)
-
-    async def _ask_for_t38(self, call: Call, media: FaxCall) -> None:
-        try:
-            answer = await call.reinvite(SessionDescription.t38_only(self._media_host, media.udptl_port))
-        except CallFailed as refused:
-            log.info("T.38 refused by the far end (%d %s): staying on G.711", refused.status, refused.reason)
-            return
-        if answer.t38 is None:
-            log.info("the far end answered our T.38 re-INVITE without T.38: staying on G.711")
-            return
-        media.start_t38(
-            answer.t38.host,
-            answer.t38.port,
-            far_max_datagram=answer.t38.max_datagram,
-            signalling_host=signalling_host(call),
-        )
 
 
 def answered_call(call: Call, media: FaxCall, media_host: str) -> AnsweredCall:
     """``call`` as data, to be saved while it is up."""
     return AnsweredCall(dialog=call.identity(), media_host=media_host, media_ports=(media.rtp_port, media.udptl_port))
-
-
-def signalling_host(call: Call) -> str | None:
-    """The host the far end's SIP comes from: where its media comes from too when it is behind NAT."""
-    address = call.signalling_address
-    return address[0] if address else None
-
-
-def _chosen_payload_type(offered: list[int]) -> int | None:
-    return next((pt for pt in offered if pt in G711_PAYLOAD_TYPES), None)
-
-
-async def accept_t38_reinvite(
-    offer: SessionDescription, media: FaxCall, media_host: str, call: Call
-) -> SessionDescription | None:
-    """A network-sent re-INVITE in ``call``: switch to T.38 when offered; keep audio for a plain refresh (following
-    the far end if it moved); refuse the rest."""
-    far_host = signalling_host(call)
-    if offer.t38 is not None:
-        try:
-            media.start_t38(
-                offer.t38.host, offer.t38.port, far_max_datagram=offer.t38.max_datagram, signalling_host=far_host
-            )
-        except RuntimeError:
-            return None  # the fax already ended: a late re-INVITE has nothing left to move
-        return SessionDescription.t38_only(media_host, media.udptl_port)
-    if offer.audio is not None:
-        payload_type = _chosen_payload_type(offer.audio.payload_types)
-        if payload_type is not None:
-            with contextlib.suppress(RuntimeError):  # the fax already ended: nothing to follow
-                media.redirect_audio(offer.audio.host, offer.audio.port, signalling_host=far_host)
-            return SessionDescription.audio_only(media_host, media.rtp_port, [payload_type])
-    return None
-
-
-async def until_call_ends(call: Call, media: FaxCall) -> TransmissionOutcome:
-    """T.30's outcome, whether it finished by itself or the far end hung up first."""
-    bye = asyncio.ensure_future(call.wait_terminated())
-    try:
-        done, _ = await asyncio.wait({bye, media.finished}, return_when=asyncio.FIRST_COMPLETED)
-        if media.finished not in done:
-            media.remote_hangup()
-        return await media.finished
-    finally:
-        bye.cancel()

@@ -14,12 +14,12 @@ import pytest
 from fax_contracts import TransmissionCompleted, TransmissionFailed, TransmissionProgress
 from fax_jobs.lifecycle import COMPLETED, FAILED, PENDING, PROCESSING
 from fax_jobs.testing import MemoryBlobs, MemoryJobs
+from fax_media.t30 import TransmissionOutcome
 from fax_runtime.config import RuntimeSettings, S3Settings
 from fax_sip import DialogIdentity
 from fax_transmitter.config import TransmitterSettings
 from fax_transmitter.handlers import Transmitter
 from fax_transmitter.lines import AnsweredCall, CallRequest
-from fax_transmitter.loopback import TransmissionOutcome
 from fax_transmitter.outcome import call_not_answered
 
 SETTINGS = TransmitterSettings(

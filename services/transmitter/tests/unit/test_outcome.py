@@ -1,4 +1,4 @@
-from fax_transmitter.loopback import TransmissionOutcome
+from fax_media.t30 import TransmissionOutcome
 from fax_transmitter.outcome import (
     T30_ERR_FILEERROR,
     RetryDelays,

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from fax_faxsim.simulator import STATION_IDENT, FaxSimulator
-from fax_fetcher.render import render_to_fax_tiff
+from fax_media.call import FaxCall
+from fax_media.sip_call import G711_PAYLOAD_TYPES, ask_for_t38, signalling_host, until_call_ends
+from fax_media.t30 import FaxOptions, TransmissionOutcome
+from fax_render.render import render_to_fax_tiff
 from fax_sip import CallFailed, SessionDescription
-from fax_transmitter.loopback import FaxOptions, TransmissionOutcome
-from fax_transmitter.media import FaxCall
-from fax_transmitter.sip_line import signalling_host, until_call_ends
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,7 +51,7 @@ async def send_fax(
             max_duration=settings.max_call_seconds,
         )
         try:
-            offer = SessionDescription.audio_only(settings.sip_host, media.rtp_port, [0, 8])
+            offer = SessionDescription.audio_only(settings.sip_host, media.rtp_port, list(G711_PAYLOAD_TYPES))
             try:
                 call = await simulator.user_agent.invite(
                     f"sip:{to_number}@{target}", from_number=from_number, from_name=from_name, offer=offer
@@ -67,17 +64,7 @@ async def send_fax(
                 return SendResult(488, "the platform answered without audio", None)
             media.start_audio(audio.host, audio.port, audio.payload_types[0], signalling_host=signalling_host(call))
             if t38 and settings.force != "g711":
-                try:
-                    answer = await call.reinvite(SessionDescription.t38_only(settings.sip_host, media.udptl_port))
-                    if answer.t38 is not None:
-                        media.start_t38(
-                            answer.t38.host,
-                            answer.t38.port,
-                            far_max_datagram=answer.t38.max_datagram,
-                            signalling_host=signalling_host(call),
-                        )
-                except CallFailed as refused:
-                    log.info("faxsim send: T.38 refused (%d %s); staying on G.711", refused.status, refused.reason)
+                await ask_for_t38(call, media, settings.sip_host)
             outcome = await until_call_ends(call, media)
             ended_by = "callee" if call.termination_reason == "remote-bye" else "faxsim"
             await call.hangup()

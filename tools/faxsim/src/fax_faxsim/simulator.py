@@ -17,15 +17,15 @@ from pathlib import Path
 
 from fax_faxsim.dialplan import Behaviour, behaviour_for
 from fax_faxsim.records import ReceivedFax, tiff_path, write_sidecar
-from fax_sip import Call, CallFailed, IncomingCall, SessionDescription, SipSettings, SipUserAgent
-from fax_transmitter.loopback import FaxOptions, TransmissionOutcome
-from fax_transmitter.media import DspLoop, FaxCall, PortRange
-from fax_transmitter.sip_line import accept_t38_reinvite, signalling_host, until_call_ends
+from fax_media.call import FaxCall, PortRange
+from fax_media.dsp_loop import DspLoop
+from fax_media.sip_call import accept_t38_reinvite, ask_for_t38, chosen_payload_type, signalling_host, until_call_ends
+from fax_media.t30 import FaxOptions, TransmissionOutcome
+from fax_sip import Call, IncomingCall, SessionDescription, SipSettings, SipUserAgent
 
 log = logging.getLogger(__name__)
 
 STATION_IDENT = "FAXSIM"
-G711_PAYLOAD_TYPES = (0, 8)  # PCMU, PCMA
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ class FaxSimulator:
         if audio_offer is None:
             await incoming.reject(488, "Not Acceptable Here")
             return
-        payload_type = next((pt for pt in audio_offer.payload_types if pt in G711_PAYLOAD_TYPES), None)
+        payload_type = chosen_payload_type(audio_offer.payload_types)
         if payload_type is None:
             await incoming.reject(488, "Not Acceptable Here")
             return
@@ -197,19 +197,9 @@ class FaxSimulator:
             await media.close()
 
     async def _ask_for_t38(self, call: Call, media: FaxCall, caller_media: list[str]) -> None:
-        try:
-            answer = await call.reinvite(SessionDescription.t38_only(self.settings.sip_host, media.udptl_port))
-        except CallFailed as refused:
-            log.info("faxsim: T.38 re-INVITE refused: %d %s", refused.status, refused.reason)
-            return
-        if answer.t38 is not None:
-            caller_media.append(f"{answer.t38.host}:{answer.t38.port}")
-            media.start_t38(
-                answer.t38.host,
-                answer.t38.port,
-                far_max_datagram=answer.t38.max_datagram,
-                signalling_host=signalling_host(call),
-            )
+        stream = await ask_for_t38(call, media, self.settings.sip_host)
+        if stream is not None:
+            caller_media.append(f"{stream.host}:{stream.port}")
 
     def _record(
         self,

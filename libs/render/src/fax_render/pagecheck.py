@@ -1,4 +1,4 @@
-"""Decode every strip of TIFF files with libtiff; run as ``python -m fax_fetcher.pagecheck`` in the sandbox.
+"""Decode every strip of TIFF files with libtiff; run as ``python -m fax_render.pagecheck`` in the sandbox.
 
 spandsp sends whatever strips libtiff hands it and reports success even when a page is truncated, and libtiff's fax
 decoders only warn about bad code words (Pillow pads the rows and says nothing), so a page is whole only if libtiff

@@ -1,6 +1,6 @@
 """The fixed-delay jitter buffer: reorder, fill, drop late and duplicate frames, wrap the sequence space."""
 
-from fax_transmitter.media.jitter import LOST, JitterBuffer
+from fax_media.jitter import LOST, JitterBuffer
 
 
 def frame(sequence: int) -> bytes:

@@ -1,12 +1,12 @@
 """ctypes binding to spandsp 0.0.6 (``libspandsp.so.2``): the T.30 fax engine over 8 kHz linear audio.
 
-Only what the transmitter needs is bound. ``AudioFaxTerminal`` owns one ``fax_state_t`` (modems + T.30) and frees it
+Only what a fax endpoint needs is bound. ``AudioFaxTerminal`` owns one ``fax_state_t`` (modems + T.30) and frees it
 with ``fax_free``; its ``t30`` attribute exposes the T.30 settings, handlers and statistics. Every C callback is a
 ctypes thunk kept referenced by the terminal until the state is freed, and no Python exception ever escapes into C:
 handlers are wrapped so an exception is logged and the call continues.
 
 spandsp's and libtiff's diagnostics, which both print to stderr by default, are routed to the ``logging`` module
-(``fax_transmitter.spandsp`` and ``fax_transmitter.spandsp.libtiff``), one severity step below what the libraries call
+(``fax_media.spandsp`` and ``fax_media.spandsp.libtiff``), one severity step below what the libraries call
 them. How much spandsp logs is fixed when a terminal is created, from its logger's effective level. The libraries
 are loaded, and the process-wide handlers installed, on first use rather than at import time.
 """

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from fax_transmitter import spandsp
+from fax_media import spandsp
 
 
 def test_completion_codes_have_spandsp_texts() -> None:

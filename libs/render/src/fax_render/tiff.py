@@ -4,7 +4,7 @@ A fax is assembled from pages the converters wrote one file each, already compre
 2-D). Joining them only copies each page's compressed strips and tags into one multi-page file: libtiff's tiffcp
 and Pillow both decode and re-encode every page, which costs more than ghostscript's own rendering of a text page.
 No library copies compressed TIFF pages as they are, hence this small reader and writer of baseline TIFF.
-Decoding every page (the proof that a page is whole) is `fax_fetcher.pagecheck`'s job, in the sandbox.
+Decoding every page (the proof that a page is whole) is `fax_render.pagecheck`'s job, in the sandbox.
 """
 
 from __future__ import annotations

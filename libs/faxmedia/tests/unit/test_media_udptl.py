@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from fax_transmitter.media.udptl import UdptlDecoder, UdptlEncoder, UdptlError, UdptlPacket
+from fax_media.udptl import UdptlDecoder, UdptlEncoder, UdptlError, UdptlPacket
 
 
 def test_wire_layout_with_redundancy() -> None:

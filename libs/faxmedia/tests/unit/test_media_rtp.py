@@ -4,7 +4,7 @@ import struct
 
 import pytest
 
-from fax_transmitter.media.rtp import PCMA, PCMU, RtpError, RtpPacket, RtpStream
+from fax_media.rtp import PCMA, PCMU, RtpError, RtpPacket, RtpStream
 
 
 def test_header_round_trip_and_wire_layout() -> None:

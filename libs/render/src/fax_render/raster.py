@@ -1,4 +1,4 @@
-"""Images and plain text to fax pages, and fax pages to previews; run as ``python -m fax_fetcher.raster`` in the
+"""Images and plain text to fax pages, and fax pages to previews; run as ``python -m fax_render.raster`` in the
 converter sandbox (`fax_runtime.sandbox`).
 
 Decoders for hostile images are where crashes, hangs and memory blow-ups live, so the fetcher never runs them in
@@ -253,7 +253,7 @@ def _short(error: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line for the child process; see the module docstring for the protocol."""
-    parser = argparse.ArgumentParser(prog="python -m fax_fetcher.raster")
+    parser = argparse.ArgumentParser(prog="python -m fax_render.raster")
     commands = parser.add_subparsers(dest="command", required=True)
     pages = commands.add_parser("pages", help="a document's pages as fax pages")
     pages.add_argument("--format", required=True, choices=[*IMAGE_FORMATS, "text"])

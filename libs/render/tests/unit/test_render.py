@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageOps
 
-from fax_fetcher.pagecheck import LibTiff
-from fax_fetcher.render import RenderError, render_to_fax_tiff, sniff_format, validate_fax_tiff
+from fax_render.pagecheck import LibTiff
+from fax_render.render import RenderError, render_to_fax_tiff, sniff_format, validate_fax_tiff
 
 TWO_PAGES_PS = b"""%!PS
 /Helvetica findfont 36 scalefont setfont

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from fax_media.call import FaxCall, MediaInbox, PortRange
+from fax_media.dsp_loop import DspLoop
+from fax_media.peer import MediaPeer, behind_nat
+from fax_media.rtp import RtpStream
 from fax_runtime.metrics import default_metrics
-from fax_transmitter.media import DspLoop, FaxCall, PortRange
-from fax_transmitter.media.call import MediaInbox
-from fax_transmitter.media.peer import MediaPeer, behind_nat
-from fax_transmitter.media.rtp import RtpStream
 
 HOST = "127.0.0.1"
 

@@ -18,22 +18,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from fax_transmitter import spandsp
-from fax_transmitter.loopback import (
-    _ALL_COMPRESSIONS,
-    _ALL_IMAGE_SIZES,
-    _ALL_RESOLUTIONS,
-    FaxOptions,
-    TransmissionOutcome,
-    _modems_for,
-)
-from fax_transmitter.media.jitter import LOST, JitterBuffer
-from fax_transmitter.media.peer import MediaPeer
-from fax_transmitter.media.rtp import FRAME_SAMPLES, PCMA, RtpError, RtpPacket, RtpStream
-from fax_transmitter.media.udptl import UdptlDecoder, UdptlEncoder
+from fax_media import spandsp
+from fax_media.jitter import LOST, JitterBuffer
+from fax_media.peer import MediaPeer
+from fax_media.rtp import FRAME_SAMPLES, PCMA, RtpError, RtpPacket, RtpStream
+from fax_media.t30 import FaxOptions, T30Progress, TransmissionOutcome, configure
+from fax_media.udptl import UdptlDecoder, UdptlEncoder
 
 _LOG = logging.getLogger(__name__)
 
@@ -62,16 +55,6 @@ class CallReport:
 
     pages_done: int | None = None
     outcome: TransmissionOutcome | None = None
-
-
-@dataclass
-class _Progress:
-    """What one terminal's T.30 handlers reported."""
-
-    completion_code: int | None = None
-    final: spandsp.TransferStatistics | None = None
-    remote_ident: str = ""
-    pages: list[spandsp.TransferStatistics] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -110,7 +93,7 @@ class FaxChannel:
         self._udptl_peer = udptl_peer
         self._report = report
         self._terminal: spandsp.AudioFaxTerminal | spandsp.T38FaxTerminal | None = None
-        self._progress = _Progress()
+        self._progress = T30Progress()
         self._t38_used = False
         self._samples = 0
         self._started_at: float | None = None
@@ -305,24 +288,15 @@ class FaxChannel:
             terminal.close()
             raise
         self._terminal = terminal
-        self._progress = _Progress()
+        self._progress = T30Progress()
         now = time.monotonic()
         if self._started_at is None:
             self._started_at = now
         self._last_progress = now
 
     def _configure(self, terminal: spandsp.AudioFaxTerminal | spandsp.T38FaxTerminal) -> None:
-        options = self.setup.options
         t30 = terminal.t30
-        t30.set_tx_ident(options.local_ident)
-        t30.set_tx_page_header_info(options.page_header)
-        if options.header_tz:
-            t30.set_tx_page_header_tz(options.header_tz)
-        t30.set_ecm_capability(options.ecm)
-        t30.set_supported_modems(_modems_for(options.max_bit_rate))
-        t30.set_supported_compressions(_ALL_COMPRESSIONS)
-        t30.set_supported_resolutions(_ALL_RESOLUTIONS)
-        t30.set_supported_image_sizes(_ALL_IMAGE_SIZES)
+        configure(t30, self.setup.options)
         if self.setup.send_file is not None:
             t30.set_tx_file(self.setup.send_file)
         if self.setup.receive_file is not None:
@@ -342,8 +316,7 @@ class FaxChannel:
     def _phase_d(self, terminal: spandsp.AudioFaxTerminal | spandsp.T38FaxTerminal, _result: int) -> int:
         if terminal is not self._terminal:
             return spandsp.T30_ERR_OK
-        statistics = terminal.t30.transfer_statistics()
-        self._progress.pages.append(statistics)
+        statistics = self._progress.page_done(terminal.t30)
         self._last_progress = time.monotonic()
         done = statistics.pages_tx if self.setup.calling else statistics.pages_rx
         self._report(CallReport(pages_done=done))
@@ -352,9 +325,7 @@ class FaxChannel:
     def _phase_e(self, terminal: spandsp.AudioFaxTerminal | spandsp.T38FaxTerminal, completion_code: int) -> None:
         if terminal is not self._terminal:
             return
-        self._progress.completion_code = completion_code
-        self._progress.final = terminal.t30.transfer_statistics()
-        self._progress.remote_ident = terminal.t30.rx_ident()
+        self._progress.ended(terminal.t30, completion_code)
 
     def _stop_terminal(self) -> None:
         # Freed without t30_terminate: a fax state replaced by another (audio -> T.38) must not report phase E.
@@ -378,23 +349,9 @@ class FaxChannel:
         self._report(CallReport(outcome=outcome))
 
     def _outcome(self) -> TransmissionOutcome:
-        progress = self._progress
-        code = progress.completion_code
-        if code is None or (self._timed_out and code == spandsp.T30_ERR_OK):
-            code = spandsp.T30_ERR_CALLDROPPED
-        final = progress.final
-        last_page = progress.pages[-1] if progress.pages else None
-        pages = (final.pages_tx if self.setup.calling else final.pages_rx) if final else 0
-        return TransmissionOutcome(
-            success=code == spandsp.T30_ERR_OK and not self._timed_out,
-            result_code=code,
-            result_text=spandsp.completion_code_to_str(code),
-            pages_sent=pages,
-            bit_rate=last_page.bit_rate if last_page else 0,
-            ecm_used=last_page.ecm if last_page else False,
-            compression=spandsp.compression_name(last_page.encoding) if last_page else "",
-            bad_rows=sum(page.bad_rows for page in progress.pages),
-            remote_ident=progress.remote_ident,
+        return self._progress.outcome(
+            calling=self.setup.calling,
+            timed_out=self._timed_out,
             line_seconds=self._samples / spandsp.SAMPLE_RATE,
             t38_used=self._t38_used,
         )

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageSequence
 
-from fax_transmitter import spandsp
-from fax_transmitter.loopback import FaxOptions, TransmissionOutcome, send_over_loopback
+from fax_media import spandsp
+from fax_media.loopback import send_over_loopback
+from fax_media.t30 import FaxOptions, TransmissionOutcome
 
 A4_WIDTH = 1728
 A4_FINE_ROWS = 2292
@@ -186,7 +187,7 @@ def test_watchdog_hangs_up_when_line_time_runs_out(make_fax: MakeFax, tmp_path: 
 def test_diagnostics_go_to_logging_not_stderr(
     tmp_path: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="fax_transmitter")
+    caplog.set_level(logging.DEBUG, logger="fax_media")
     outcome = send_over_loopback(tmp_path / "does-not-exist.tif", tmp_path / "received.tif", FaxOptions())
     assert not outcome.success
     assert capfd.readouterr().err == ""

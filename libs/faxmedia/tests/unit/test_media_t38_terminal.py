@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from fax_transmitter import spandsp
-from fax_transmitter.media.udptl import UdptlDecoder, UdptlEncoder
+from fax_media import spandsp
+from fax_media.udptl import UdptlDecoder, UdptlEncoder
 
 
 def make_page(path: Path) -> Path:

@@ -3,14 +3,14 @@
 Formats are sniffed from the bytes (by structure, never by a name or a Content-Type). PDF and PostScript go through
 ghostscript, which draws every page scaled to fit without cropping (landscape pages rotated) onto a 1728 px wide A4
 page at 204 x 98/196/392 dpi; Office documents become PDF through LibreOffice first; images and plain text go
-through `fax_fetcher.raster`. Every converter writes one file per page, already compressed as the job wants (G4 for
+through `fax_render.raster`. Every converter writes one file per page, already compressed as the job wants (G4 for
 ECM, G3 2-D without), and runs in `fax_runtime.sandbox`: a private directory holding only its input and its output,
 no network, no other tenant's files, a memory, CPU and file-size limit, killed at the job's time limit.
 
 spandsp transmits whatever strips libtiff hands it and reports success even when a page is truncated, so every page
-is decoded (`fax_fetcher.pagecheck`, sandboxed too) before it is accepted; ghostscript's pages are checked while it
+is decoded (`fax_render.pagecheck`, sandboxed too) before it is accepted; ghostscript's pages are checked while it
 still draws the next ones. The checked pages are then joined into one file by copying their compressed strips
-(`fax_fetcher.tiff`).
+(`fax_render.tiff`).
 
 A job's error text says what was wrong with the document, never a path, a Python exception or a library's message:
 those go to the log.
@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import fax_fetcher
-from fax_fetcher.tiff import FaxAssembler, TiffError, check_fax_page, read_pages
+import fax_render
+from fax_render.tiff import FaxAssembler, TiffError, check_fax_page, read_pages
 from fax_runtime.pdfcopy import PdfCopyError, tiff_to_pdf
 from fax_runtime.sandbox import Limits, Sandbox, SandboxError, kill, python_paths, read_bounded
 
@@ -56,7 +56,7 @@ PREVIEW_WIDTH_PX = 864
 
 _PAGE_GLOB = "page-*.tif"
 # Isolated mode (-I): the child reads no PYTHON* variable and no user site, and does not import from its directory.
-_RASTER = (sys.executable, "-I", "-m", "fax_fetcher.raster")
+_RASTER = (sys.executable, "-I", "-m", "fax_render.raster")
 _CHECK_INTERVAL_S = 0.02
 _FAX_COMPRESSIONS = {True: "group4", False: "group3"}
 # A reason ghostscript gives is shown only if it names no file: paths belong to the sandbox, not to the user.
@@ -110,8 +110,8 @@ class Converters:
 
 
 def converter_sandbox(mode: str = "auto") -> Sandbox:
-    """The sandbox for this package's converters: they may read this Python and the fetcher's own modules."""
-    package_root = Path(fax_fetcher.__file__).resolve().parent.parent
+    """The sandbox for this package's converters: they may read this Python and this library's own modules."""
+    package_root = Path(fax_render.__file__).resolve().parent.parent
     return Sandbox.from_setting(mode, readable=[*python_paths(), package_root])
 
 
@@ -450,7 +450,7 @@ class _RenderJob:
 
 
 class _PageChecker:
-    """One `fax_fetcher.pagecheck` child for a render job, fed page files as they are written."""
+    """One `fax_render.pagecheck` child for a render job, fed page files as they are written."""
 
     def __init__(self, sandbox: Sandbox, work: Path, limits: Limits, readable: Sequence[Path] = ()) -> None:
         self._sandbox = sandbox
@@ -504,7 +504,7 @@ async def _start_checker(
     try:
         # The job's working directory, read-only: the pages to check are there, at the paths the fetcher sends.
         return await sandbox.start(
-            [sys.executable, "-I", "-m", "fax_fetcher.pagecheck"],
+            [sys.executable, "-I", "-m", "fax_render.pagecheck"],
             cwd=checker_dir,
             limits=limits,
             readable=readable,

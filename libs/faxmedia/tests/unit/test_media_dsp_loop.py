@@ -5,7 +5,7 @@ import threading
 import time
 from collections import deque
 
-from fax_transmitter.media.dsp_loop import TICK_SECONDS, DspLoop
+from fax_media.dsp_loop import TICK_SECONDS, DspLoop
 
 
 class CountingChannel:

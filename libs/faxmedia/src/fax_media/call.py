@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fax_media.channel import CallReport, CallSetup, FaxChannel
+from fax_media.dsp_loop import DspLoop
+from fax_media.peer import MediaPeer
+from fax_media.rtp import G711_PAYLOAD_TYPES
+from fax_media.t30 import FaxOptions, TransmissionOutcome
 from fax_runtime.metrics import default_metrics
-from fax_transmitter.loopback import FaxOptions, TransmissionOutcome
-from fax_transmitter.media.channel import CallReport, CallSetup, FaxChannel
-from fax_transmitter.media.dsp_loop import DspLoop
-from fax_transmitter.media.peer import MediaPeer
-from fax_transmitter.media.rtp import G711_PAYLOAD_TYPES
 
 _LOG = logging.getLogger(__name__)
 _call_numbers = itertools.count(1)

@@ -8,6 +8,7 @@ test_kazoo_faxes_e2e.py drives an uploaded fax to ``completed`` on the whole pla
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import subprocess
@@ -439,6 +440,51 @@ def test_outgoing_pages_follow_next_start_key_without_gaps_or_repeats(kazoo_api:
     assert bad.status_code == 400 and "start_key" in bad.json()["data"]
 
 
+@pytest.mark.parametrize(
+    ("folder", "table", "states"),
+    [("outbox", "fax_jobs", ("completed", "failed")), ("inbox", "inbound_faxes", ("received", "failed"))],
+)
+def test_pages_of_a_folder_with_several_states_follow_next_start_key_in_order(
+    kazoo_api: KazooApi, folder: str, table: str, states: tuple[str, str]
+) -> None:
+    """A listing reads each state of the folder on its own and merges them (page_jobs): every fax comes exactly once,
+    newest first, and faxes made at the same instant (one VoipNow send to many numbers) in id order, on whichever
+    page they fall. A start_key naming no fax of the account gives an empty page."""
+    columns = "request, to_number" if table == "fax_jobs" else "to_number"
+    values = "'{}', '+15550001111'" if table == "fax_jobs" else "'+15550001111'"
+    insert = f"INSERT INTO {table} (id, account_id, status, created_at, {columns}) VALUES ($1, $2, $3, $4, {values})"
+    instant = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    for n in range(11):  # three faxes an instant, the states interleaved
+        kazoo_api.sql(
+            insert, uuid.uuid4(), kazoo_api.a.account_id, states[n % 2], instant - dt.timedelta(seconds=n // 3)
+        )
+    theirs = uuid.uuid4()
+    kazoo_api.sql(insert, theirs, kazoo_api.b.account_id, states[0], instant)
+    expected = [
+        row["id"].hex
+        for row in kazoo_api.sql(
+            f"SELECT id FROM {table} WHERE account_id = $1 AND status = ANY($2) ORDER BY created_at DESC, id DESC",
+            kazoo_api.a.account_id,
+            list(states),
+        )
+    ]
+    seen: list[str] = []
+    start = ""
+    while True:
+        query = {"page_size": 2, **({"start_key": start} if start else {})}
+        answer = kazoo_api.call("GET", faxes(kazoo_api, f"/{folder}"), kazoo_api.a.auth_token, params=query).json()
+        seen += [row["id"] for row in answer["data"]]
+        if "next_start_key" not in answer:
+            break
+        start = answer["next_start_key"]
+    assert seen == expected and len(expected) >= 11
+    for unknown in (uuid.uuid4(), theirs):
+        answer = kazoo_api.call(
+            "GET", faxes(kazoo_api, f"/{folder}"), kazoo_api.a.auth_token, params={"start_key": unknown.hex}
+        )
+        assert answer.status_code == 200 and answer.json()["data"] == []
+
+
 # --- inbox, incoming, smtplog ------------------------------------------------------------------------------------
 
 
@@ -593,3 +639,4 @@ def test_changing_a_rendered_queued_fax_removes_the_old_render(kazoo_api: KazooA
         {"tiff_key": None, "pages": None}
     ]
     assert not [key for key in old if object_exists(s3, infra, key)]
+

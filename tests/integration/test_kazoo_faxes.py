@@ -43,6 +43,7 @@ TX_RESULT = {
 }
 PDF = b"%PDF-1.4\n% a stand-in: the API stores uploads as they are, the fetcher renders them\n%%EOF\n"
 TIFF = b"II*\x00" + b"\x00" * 64
+QUEUED_AND_FINISHED = ("attaching_files", "pending", "processing", "completed", "failed")
 
 
 @pytest.fixture(scope="module")
@@ -640,3 +641,43 @@ def test_changing_a_rendered_queued_fax_removes_the_old_render(kazoo_api: KazooA
     ]
     assert not [key for key in old if object_exists(s3, infra, key)]
 
+
+# --- /metrics ----------------------------------------------------------------------------------------------------
+
+
+def test_the_jobs_gauge_follows_every_change_of_state(kazoo_api: KazooApi, s3: Minio, infra) -> None:
+    """/metrics' fax_jobs gauge is each state's number of jobs through everything that happens to a job: finished
+    jobs are counted as they finish (fax_job_totals, kept by triggers), not by counting all history at each scrape."""
+
+    def assert_gauge_matches() -> None:
+        counts = {
+            row["status"]: row["jobs"]
+            for row in kazoo_api.sql("SELECT status, count(*) AS jobs FROM fax_jobs GROUP BY status")
+        }
+        text = httpx.get(f"{kazoo_api.url}/metrics", timeout=10).text
+        gauge = {
+            line.split('"')[1]: float(line.rpartition(" ")[2])
+            for line in text.splitlines()
+            if line.startswith("fax_jobs{")
+        }
+        assert gauge == {state: counts.get(state, 0) for state in QUEUED_AND_FINISHED}
+
+    assert_gauge_matches()
+    sent, failed, retried, removed = (create(kazoo_api)["id"] for _ in range(4))
+    finish(kazoo_api, s3, infra, sent)
+    finish(kazoo_api, s3, infra, failed, "failed")
+    kazoo_api.sql("UPDATE fax_jobs SET status = 'processing' WHERE id = $1", uuid.UUID(retried))
+    assert_gauge_matches()
+    kazoo_api.sql("UPDATE fax_jobs SET status = 'pending' WHERE id = $1", uuid.UUID(retried))  # an attempt to retry
+    finish(kazoo_api, s3, infra, removed, "failed")
+    assert kazoo_api.call("DELETE", faxes(kazoo_api, f"/outbox/{removed}"), kazoo_api.a.auth_token).status_code == 200
+    assert_gauge_matches()
+    # Paths no service takes today, counted all the same: a job inserted finished, and one leaving a finished state.
+    kazoo_api.sql(
+        "INSERT INTO fax_jobs (id, account_id, status, request, to_number) VALUES ($1, $2, 'completed', '{}', '1')",
+        uuid.uuid4(),
+        kazoo_api.b.account_id,
+    )
+    kazoo_api.sql("UPDATE fax_jobs SET status = 'completed' WHERE id = $1", uuid.UUID(failed))
+    kazoo_api.sql("DELETE FROM fax_jobs WHERE id = $1", uuid.UUID(sent))
+    assert_gauge_matches()

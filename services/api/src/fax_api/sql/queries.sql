@@ -155,8 +155,15 @@ FROM smtplog
 WHERE account_id = $1::text AND id = $2::uuid;
 
 -- name: jobs_by_state
--- The fax_jobs gauge, read at scrape time: Postgres is the only source of truth for a job's state.
-SELECT status, count(*) AS jobs FROM fax_jobs GROUP BY status;
+-- The fax_jobs gauge, read at scrape time: Postgres is the only source of truth for a job's state. Unfinished jobs
+-- are counted (fax_jobs_unfinished holds only them); finished ones were counted as they finished (fax_job_totals).
+SELECT status, count(*) AS jobs FROM fax_jobs
+WHERE status IN ('attaching_files', 'pending', 'processing')
+GROUP BY status
+UNION ALL
+SELECT 'completed', completed FROM fax_job_totals
+UNION ALL
+SELECT 'failed', failed FROM fax_job_totals;
 
 -- name: outbox_unsent
 SELECT count(*) FROM outbox WHERE sent_at IS NULL;

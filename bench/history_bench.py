@@ -23,7 +23,8 @@ faxes are drawn at random from the whole folder.
     uv run python bench/history_bench.py --reuse --explain      # kept databases, their pending migrations applied
 
 ``--explain`` prints ``EXPLAIN (ANALYZE, BUFFERS)`` of the listings' queries and of the services' background
-queries (the transmitter's sweep and claim, the reaper, the outbox relay's claim, /metrics' count) on both.
+queries (the transmitter's sweep and claim, the reaper, the outbox relay's claim, /metrics' count) on both, each as
+a custom plan (for these values) and as the generic plan a prepared statement may settle on.
 """
 
 from __future__ import annotations

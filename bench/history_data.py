@@ -1,16 +1,17 @@
 """A year of fax history in a migrated database, for bench/history_bench.py (or by hand, to explore query plans).
 
 Two parts, loaded set-wise by the statements of ``history_data.sql`` (``generate_series``, one statement a table,
-about a minute for a million jobs on the 2-core machine):
+about 80 s for a million jobs on the 2-core machine):
 
 - **recent**: the benchmark account's last day, the same in every database: 600 jobs (the newest 100 still queued:
   waiting for uploads, the fetcher, a retry, or being sent), 200 received faxes (5 still arriving), 50 smtplog rows,
   a Fax.to user and 3 Fax.to numbers.
 - **history**: the year before, for ``accounts`` accounts: the benchmark account holds ``share`` of it, the others
-  follow Zipf's law (from a few hundred thousand jobs down to a few dozen). Jobs are finished (12 % failed), one in
+  follow Zipf's law (from about 100,000 jobs down to a few dozen). Jobs are finished (12 % failed), one in
   ten sent through Fax.to with its balance charge, each with its published ``fax.job.submitted`` outbox row; received
   faxes (5 % failed) and refused mail (a tenth naming no faxbox) alike; plus 500 jobs other accounts queued in the
-  last hour. Rows are inserted in time order, as they would have been, then the tables are vacuumed and analysed.
+  last hour. Rows are inserted in time order, as they would have been; then the finished jobs are folded into their
+  totals as a first /metrics scrape would, and the tables vacuumed and analysed.
 
 ``jobs`` and ``inbound`` count everything, recent rows included.
 

@@ -8,6 +8,7 @@ test_kazoo_faxes_e2e.py drives an uploaded fax to ``completed`` on the whole pla
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import re
@@ -46,6 +47,7 @@ TX_RESULT = {
 }
 PDF = b"%PDF-1.4\n% a stand-in: the API stores uploads as they are, the fetcher renders them\n%%EOF\n"
 TIFF = b"II*\x00" + b"\x00" * 64
+QUEUED_AND_FINISHED = ("attaching_files", "pending", "processing", "completed", "failed")
 
 
 @pytest.fixture(scope="module")
@@ -521,6 +523,51 @@ def test_outgoing_pages_follow_next_start_key_without_gaps_or_repeats(kazoo_api:
     assert bad.status_code == 400 and "start_key" in bad.json()["data"]
 
 
+@pytest.mark.parametrize(
+    ("folder", "table", "states"),
+    [("outbox", "fax_jobs", ("completed", "failed")), ("inbox", "inbound_faxes", ("received", "failed"))],
+)
+def test_pages_of_a_folder_with_several_states_follow_next_start_key_in_order(
+    kazoo_api: KazooApi, folder: str, table: str, states: tuple[str, str]
+) -> None:
+    """A listing reads each state of the folder on its own and merges them (page_jobs): every fax comes exactly once,
+    newest first, and faxes made at the same instant (one VoipNow send to many numbers) in id order, on whichever
+    page they fall. A start_key naming no fax of the account gives an empty page."""
+    columns = "request, to_number" if table == "fax_jobs" else "to_number"
+    values = "'{}', '+15550001111'" if table == "fax_jobs" else "'+15550001111'"
+    insert = f"INSERT INTO {table} (id, account_id, status, created_at, {columns}) VALUES ($1, $2, $3, $4, {values})"
+    instant = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    for n in range(11):  # three faxes an instant, the states interleaved
+        kazoo_api.sql(
+            insert, uuid.uuid4(), kazoo_api.a.account_id, states[n % 2], instant - dt.timedelta(seconds=n // 3)
+        )
+    theirs = uuid.uuid4()
+    kazoo_api.sql(insert, theirs, kazoo_api.b.account_id, states[0], instant)
+    expected = [
+        row["id"].hex
+        for row in kazoo_api.sql(
+            f"SELECT id FROM {table} WHERE account_id = $1 AND status = ANY($2) ORDER BY created_at DESC, id DESC",
+            kazoo_api.a.account_id,
+            list(states),
+        )
+    ]
+    seen: list[str] = []
+    start = ""
+    while True:
+        query = {"page_size": 2, **({"start_key": start} if start else {})}
+        answer = kazoo_api.call("GET", faxes(kazoo_api, f"/{folder}"), kazoo_api.a.auth_token, params=query).json()
+        seen += [row["id"] for row in answer["data"]]
+        if "next_start_key" not in answer:
+            break
+        start = answer["next_start_key"]
+    assert seen == expected and len(expected) >= 11
+    for unknown in (uuid.uuid4(), theirs):
+        answer = kazoo_api.call(
+            "GET", faxes(kazoo_api, f"/{folder}"), kazoo_api.a.auth_token, params={"start_key": unknown.hex}
+        )
+        assert answer.status_code == 200 and answer.json()["data"] == []
+
+
 # --- inbox, incoming, smtplog ------------------------------------------------------------------------------------
 
 
@@ -676,3 +723,44 @@ def test_changing_a_rendered_queued_fax_removes_the_old_render(kazoo_api: KazooA
         {"tiff_key": None, "pages": None}
     ]
     assert not [key for key in old if object_exists(s3, infra, key)]
+
+
+# --- /metrics ----------------------------------------------------------------------------------------------------
+
+
+def test_the_jobs_gauge_follows_every_change_of_state(kazoo_api: KazooApi, s3: Minio, infra) -> None:
+    """/metrics' fax_jobs gauge is each state's number of jobs through everything that happens to a job: finished
+    jobs are counted as they finish (fax_job_totals, kept by triggers), not by counting all history at each scrape."""
+
+    def assert_gauge_matches() -> None:
+        counts = {
+            row["status"]: row["jobs"]
+            for row in kazoo_api.sql("SELECT status, count(*) AS jobs FROM fax_jobs GROUP BY status")
+        }
+        text = httpx.get(f"{kazoo_api.url}/metrics", timeout=10).text
+        gauge = {
+            line.split('"')[1]: float(line.rpartition(" ")[2])
+            for line in text.splitlines()
+            if line.startswith("fax_jobs{")
+        }
+        assert gauge == {state: counts.get(state, 0) for state in QUEUED_AND_FINISHED}
+
+    assert_gauge_matches()
+    sent, failed, retried, removed = (create(kazoo_api)["id"] for _ in range(4))
+    finish(kazoo_api, s3, infra, sent)
+    finish(kazoo_api, s3, infra, failed, "failed")
+    kazoo_api.sql("UPDATE fax_jobs SET status = 'processing' WHERE id = $1", uuid.UUID(retried))
+    assert_gauge_matches()
+    kazoo_api.sql("UPDATE fax_jobs SET status = 'pending' WHERE id = $1", uuid.UUID(retried))  # an attempt to retry
+    finish(kazoo_api, s3, infra, removed, "failed")
+    assert kazoo_api.call("DELETE", faxes(kazoo_api, f"/outbox/{removed}"), kazoo_api.a.auth_token).status_code == 200
+    assert_gauge_matches()
+    # Paths no service takes today, counted all the same: a job inserted finished, and one leaving a finished state.
+    kazoo_api.sql(
+        "INSERT INTO fax_jobs (id, account_id, status, request, to_number) VALUES ($1, $2, 'completed', '{}', '1')",
+        uuid.uuid4(),
+        kazoo_api.b.account_id,
+    )
+    kazoo_api.sql("UPDATE fax_jobs SET status = 'completed' WHERE id = $1", uuid.UUID(failed))
+    kazoo_api.sql("DELETE FROM fax_jobs WHERE id = $1", uuid.UUID(sent))
+    assert_gauge_matches()

@@ -181,6 +181,46 @@ async def test_concurrent_runners_apply_each_migration_once(infra) -> None:
         await admin.close()
 
 
+async def test_finished_job_totals_start_from_the_jobs_a_database_already_holds(infra) -> None:
+    """The migration that counts finished jobs as they finish (for /metrics) first counts those already there;
+    /metrics' query then folds every later change in."""
+    from fax_api.store import Q
+    from fax_runtime.migrations import apply, bundled_migrations
+
+    migrations = bundled_migrations()
+    totals = next(m for m in migrations if m.name == "finished_job_totals")
+    name = f"mig_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(infra.database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = infra.database_url.rsplit("/", 1)[0] + f"/{name}"
+        await apply(url, [m for m in migrations if m.version < totals.version])
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("INSERT INTO accounts (id, name) VALUES ('acct', 'Account')")
+            await conn.execute(
+                "INSERT INTO fax_jobs (id, account_id, status, request, to_number) "
+                "SELECT gen_random_uuid(), 'acct', s, '{}', '1' "
+                "FROM unnest(ARRAY['completed', 'completed', 'completed', 'failed', 'failed', 'pending']) s"
+            )
+            await apply(url)
+
+            async def gauge() -> dict[str, int]:
+                return {row["status"]: row["jobs"] for row in await conn.fetch(Q["jobs_by_state"])}
+
+            assert await gauge() == {"completed": 3, "failed": 2, "pending": 1}
+            await conn.execute("UPDATE fax_jobs SET status = 'completed' WHERE status = 'pending'")
+            await conn.execute("DELETE FROM fax_jobs WHERE status = 'failed'")
+            assert await gauge() == {"completed": 4, "failed": 0}
+            assert await conn.fetchval("SELECT count(*) FROM fax_job_total_changes") == 0  # folded
+            assert await gauge() == {"completed": 4, "failed": 0}
+        finally:
+            await conn.close()
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+
+
 async def test_consumer_continues_the_trace_of_the_request_that_caused_the_event(pool, infra) -> None:
     """One trace from the HTTP request through every hop: the context rides in the message headers."""
     service = f"test-{uuid.uuid4().hex[:8]}"

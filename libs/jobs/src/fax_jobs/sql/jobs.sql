@@ -33,14 +33,26 @@ WHERE account_id = $1::text AND id = $2::uuid AND status = ANY($3::text[]);
 -- name: job_status
 SELECT status FROM fax_jobs WHERE account_id = $1::text AND id = $2::uuid;
 
--- An unknown start_key matches no row (the row comparison with NULL is never true): an empty page.
+-- Newest first from the start_key's row on (none: from the top; an unknown one matches no row, as the row comparison
+-- with NULL is never true: an empty page). Each state is read from fax_jobs_account_status in page order and the
+-- states merged, so a page costs about a page per state however long the account's history, with one plan for every
+-- folder and start_key: a prepared statement's generic plan too, which a `$3 IS NULL OR ...` test would turn into a
+-- scan down to the start_key.
 -- name: page_jobs
-SELECT id, status, from_number, to_number, created_at
-FROM fax_jobs
-WHERE account_id = $1::text AND status = ANY($2::text[])
-  AND ($3::uuid IS NULL
-       OR (created_at, id) <= (SELECT created_at, id FROM fax_jobs WHERE account_id = $1::text AND id = $3::uuid))
-ORDER BY created_at DESC, id DESC
+WITH start AS (
+    SELECT created_at, id FROM fax_jobs WHERE account_id = $1::text AND id = $3::uuid
+    UNION ALL
+    SELECT 'infinity', 'ffffffff-ffff-ffff-ffff-ffffffffffff' WHERE $3::uuid IS NULL
+)
+SELECT j.id, j.status, j.from_number, j.to_number, j.created_at
+FROM (SELECT DISTINCT unnest($2::text[]) AS status) folder
+CROSS JOIN LATERAL (
+    SELECT id, status, from_number, to_number, created_at FROM fax_jobs
+    WHERE account_id = $1::text AND status = folder.status AND (created_at, id) <= (SELECT created_at, id FROM start)
+    ORDER BY created_at DESC, id DESC
+    LIMIT $4::int
+) j
+ORDER BY j.created_at DESC, j.id DESC
 LIMIT $4::int;
 
 -- A change (PUT/POST/PATCH) is read, built and written under this lock, so two changes at once never build on the

@@ -2,13 +2,22 @@
 -- Every query is scoped to the caller's account. Lists page by keyset: newest first, start_key is the id of the first
 -- row of the page.
 
+-- Paged as page_jobs is (inbound_faxes_account_status).
 -- name: page_inbound
-SELECT id, status, from_number, to_number, pages, created_at
-FROM inbound_faxes
-WHERE account_id = $1::text AND status = ANY($2::text[])
-  AND ($3::uuid IS NULL
-       OR (created_at, id) <= (SELECT created_at, id FROM inbound_faxes WHERE account_id = $1::text AND id = $3::uuid))
-ORDER BY created_at DESC, id DESC
+WITH start AS (
+    SELECT created_at, id FROM inbound_faxes WHERE account_id = $1::text AND id = $3::uuid
+    UNION ALL
+    SELECT 'infinity', 'ffffffff-ffff-ffff-ffff-ffffffffffff' WHERE $3::uuid IS NULL
+)
+SELECT f.id, f.status, f.from_number, f.to_number, f.pages, f.created_at
+FROM (SELECT DISTINCT unnest($2::text[]) AS status) folder
+CROSS JOIN LATERAL (
+    SELECT id, status, from_number, to_number, pages, created_at FROM inbound_faxes
+    WHERE account_id = $1::text AND status = folder.status AND (created_at, id) <= (SELECT created_at, id FROM start)
+    ORDER BY created_at DESC, id DESC
+    LIMIT $4::int
+) f
+ORDER BY f.created_at DESC, f.id DESC
 LIMIT $4::int;
 
 -- name: get_inbound
@@ -54,8 +63,24 @@ FROM smtplog
 WHERE account_id = $1::text AND id = $2::uuid;
 
 -- name: jobs_by_state
--- The fax_jobs gauge, read at scrape time: Postgres is the only source of truth for a job's state.
-SELECT status, count(*) AS jobs FROM fax_jobs GROUP BY status;
+-- The fax_jobs gauge, read at scrape time: Postgres is the only source of truth for a job's state. Unfinished jobs
+-- are counted (fax_jobs_unfinished holds only them); finished ones are running totals, into which the changes
+-- recorded since the last scrape are folded here (migration 0011).
+WITH recorded AS (
+    DELETE FROM fax_job_total_changes RETURNING status, change
+), totals AS (
+    UPDATE fax_job_totals
+    SET completed = completed + coalesce((SELECT sum(change) FROM recorded WHERE status = 'completed'), 0),
+        failed = failed + coalesce((SELECT sum(change) FROM recorded WHERE status = 'failed'), 0)
+    RETURNING completed, failed
+)
+SELECT status, count(*) AS jobs FROM fax_jobs
+WHERE status IN ('attaching_files', 'pending', 'processing')
+GROUP BY status
+UNION ALL
+SELECT 'completed', completed FROM totals
+UNION ALL
+SELECT 'failed', failed FROM totals;
 
 -- name: outbox_unsent
 SELECT count(*) FROM outbox WHERE sent_at IS NULL;

@@ -64,10 +64,10 @@ class KazooApi:
 
 
 async def _seed(database_url: str) -> tuple[Tenant, Tenant]:
-    from fax_api.account_store import AccountStore
+    from fax_api.accounts.store import AccountStore
     from fax_api.demo import ensure_demo_tenant
-    from fax_api.faxbox_store import FaxboxStore
-    from fax_api.faxboxes import validate_faxbox
+    from fax_api.faxboxes.rules import validate_faxbox
+    from fax_api.faxboxes.store import FaxboxStore
     from fax_runtime.db import create_pool
     from fax_runtime.migrations import apply
 

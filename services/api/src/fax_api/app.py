@@ -15,19 +15,19 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from fax_api.account_routes import ApiKeyController, TokenController, UsersController
-from fax_api.account_store import AccountStore
+from fax_api.accounts.controllers import ApiKeyController, TokenController, UsersController
+from fax_api.accounts.store import AccountStore
 from fax_api.config import ApiSettings
-from fax_api.controllers import FaxesController
-from fax_api.dialects.errors import dialect_error
-from fax_api.dialects.faxto.routes import FaxtoController, FaxtoNumbersController
-from fax_api.dialects.faxto.store import FaxtoStore
-from fax_api.dialects.voipnow.routes import VoipNowFaxesController
-from fax_api.faxbox_routes import FaxboxesController
-from fax_api.faxbox_store import FaxboxStore
-from fax_api.faxes_inbound import InboxController, IncomingController, SmtpLogController
-from fax_api.kazoo import KazooError, error_response
-from fax_api.store import ApiStore
+from fax_api.faxboxes.controllers import FaxboxesController
+from fax_api.faxboxes.store import FaxboxStore
+from fax_api.faxes.controllers.inbound import InboxController, IncomingController, SmtpLogController
+from fax_api.faxes.controllers.outbound import FaxesController
+from fax_api.faxes.store import ApiStore
+from fax_api.faxto.controllers.faxes import FaxtoController, FaxtoNumbersController
+from fax_api.faxto.store import FaxtoStore
+from fax_api.voipnow.controllers import VoipNowFaxesController
+from fax_api.web.errors import dialect_error
+from fax_api.web.kazoo import KazooError, error_response
 from fax_jobs import JobState, JobStore
 from fax_runtime.blobs import BlobStore
 from fax_runtime.db import create_pool

@@ -7,9 +7,9 @@ from dataclasses import dataclass, fields
 
 import asyncpg
 
-from fax_api.account_store import AccountStore, DemoTenantStore
-from fax_api.faxbox_store import FaxboxStore
-from fax_api.faxboxes import validate_faxbox
+from fax_api.accounts.store import AccountStore, DemoTenantStore
+from fax_api.faxboxes.rules import validate_faxbox
+from fax_api.faxboxes.store import FaxboxStore
 from fax_runtime.db import create_pool
 
 DEMO_ACCOUNT_NAME = "Demo account"

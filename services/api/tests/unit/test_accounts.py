@@ -2,7 +2,7 @@ import hashlib
 
 import pytest
 
-from fax_api.accounts import (
+from fax_api.accounts.rules import (
     UserValidationError,
     credentials_hashes,
     hash_password,

@@ -4,7 +4,7 @@ import uuid
 import msgspec
 import pytest
 
-from fax_api.faxes import (
+from fax_api.faxes.rules import (
     FaxValidationError,
     attachment_format,
     inbound_view,

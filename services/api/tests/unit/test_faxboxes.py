@@ -1,6 +1,6 @@
 import pytest
 
-from fax_api.faxboxes import (
+from fax_api.faxboxes.rules import (
     FaxboxValidationError,
     faxbox_document,
     faxbox_view,

@@ -7,9 +7,9 @@ import struct
 import uuid
 from decimal import Decimal
 
-from fax_api.dialects.billing import count_pages
-from fax_api.dialects.faxto import views
-from fax_api.dialects.faxto.rates import fax_cost, price_per_page
+from fax_api.faxto import views
+from fax_api.faxto.billing import count_pages
+from fax_api.faxto.rates import fax_cost, price_per_page
 from fax_runtime import signing
 
 

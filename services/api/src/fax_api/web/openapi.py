@@ -12,9 +12,10 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request
-from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.openapi.spec.enums import OpenAPIType
 
-from fax_api.kazoo import KazooError
+from fax_api.web.kazoo import KazooError
 
 
 async def read_kazoo_envelope(request: Request, *, data_required: bool = True) -> dict[str, Any]:
@@ -194,3 +195,27 @@ class OutgoingFax(msgspec.Struct, omit_defaults=True):
     notifications: FaxNotifications | None = None
     callback: Callback | None = None
     faxbox_id: str | None = None
+
+
+STRING = Schema(type=OpenAPIType.STRING)
+FILE = Schema(type=OpenAPIType.STRING, format="binary")  # type: ignore[arg-type]
+
+
+def form_body(fields: dict[str, Schema], *, required: tuple[str, ...] = (), description: str = "") -> type[Operation]:
+    """An ``operation_class`` whose body is these fields, as a URL-encoded form or as multipart/form-data."""
+    schema = Schema(type=OpenAPIType.OBJECT, properties=fields, required=list(required) or None)
+    body = RequestBody(
+        content={
+            "application/x-www-form-urlencoded": OpenAPIMediaType(schema=schema),
+            "multipart/form-data": OpenAPIMediaType(schema=schema),
+        },
+        required=True,
+        description=description or None,
+    )
+
+    @dataclass
+    class FormBodyOperation(Operation):
+        def __post_init__(self) -> None:
+            self.request_body = body
+
+    return FormBodyOperation

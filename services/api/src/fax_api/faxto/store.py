@@ -12,15 +12,15 @@ from typing import Any
 
 import asyncpg
 
-from fax_api.account_store import AccountStore
-from fax_api.accounts import hash_password, verify_password
-from fax_api.dialects import billing
+from fax_api.accounts.rules import hash_password, verify_password
+from fax_api.accounts.store import AccountStore
+from fax_api.faxto import billing
 from fax_contracts import DocumentStored
 from fax_runtime.blobs import BlobNotFound, BlobStore, document_preview_key
 from fax_runtime.outbox import enqueue
 from fax_runtime.sql import load_queries
 
-Q = load_queries("fax_api.dialects")
+Q = load_queries("fax_api.faxto", "queries.sql")
 
 
 def signup_credit() -> Decimal:

@@ -5,7 +5,7 @@ shows it) is an auth token of the account (the same tokens as Kazoo's X-Auth-Tok
 account's and show in its Kazoo outbox. The answer's ``id`` is the first fax's number (the job's integer id, as a
 string like the example's ``"1"``), ``uid`` its Kazoo id. Recipients are dial strings (phone or extension numbers,
 as the text allows), sent to the line as written. Errors answer UAPI's ``{"error": {"code": ..., "message": ...}}``
-(fax_api.dialects.errors, also for unknown paths and methods).
+(fax_api.web.errors, also for unknown paths and methods).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from litestar.datastructures import FormMultiDict, State, UploadFile
 from litestar.exceptions import ClientException
 from litestar.params import FromPath
 
-from fax_api.dialects.errors import uapi_failure
-from fax_api.dialects.openapi import FILE, STRING, form_body
-from fax_api.faxes import FaxValidationError, validate_fax_request
+from fax_api.faxes.rules import FaxValidationError, validate_fax_request
+from fax_api.web.errors import uapi_failure
+from fax_api.web.openapi import FILE, STRING, form_body
 from fax_jobs import FaxJob, JobStore, shared_upload_keys
 
 ALLOWED_EXTENSIONS = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "tif": "image/tiff", "tiff": "image/tiff",

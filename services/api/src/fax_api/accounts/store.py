@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from fax_api.accounts import (
+from fax_api.accounts.rules import (
     AUTH_TOKEN_TTL_SECONDS,
     credentials_hashes,
     hash_password,
@@ -20,7 +20,7 @@ from fax_api.accounts import (
 )
 from fax_runtime.sql import load_queries
 
-Q = load_queries("fax_api", "sql/accounts.sql")
+Q = load_queries("fax_api.accounts", "queries.sql")
 
 
 class UsernameTaken(Exception):

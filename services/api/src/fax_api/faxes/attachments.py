@@ -10,9 +10,9 @@ from typing import Any
 from litestar import Request, Response
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
 
-from fax_api.faxes import attachment_format
-from fax_api.kazoo import KazooError, bad_identifier, paged, request_id, requested_start_key
-from fax_api.kazoo_request import envelope_schema
+from fax_api.faxes.rules import attachment_format
+from fax_api.web.kazoo import KazooError, bad_identifier, paged, request_id, requested_start_key
+from fax_api.web.openapi import envelope_schema
 
 MAX_PAGE_SIZE = 500
 MEDIA_TYPES = {"tiff": "image/tiff", "pdf": "application/pdf"}

@@ -10,7 +10,7 @@ from importlib import resources
 
 @functools.cache
 def _rates() -> dict[str, Decimal]:
-    text = resources.files("fax_api.dialects.faxto").joinpath("data/rates.csv").read_text(encoding="utf-8")
+    text = resources.files("fax_api.faxto").joinpath("data/rates.csv").read_text(encoding="utf-8")
     return {row["prefix"]: Decimal(row["price_per_page"]) for row in csv.DictReader(text.splitlines())}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from fax_api.kazoo import GREGORIAN_UNIX_OFFSET
+from fax_api.web.kazoo import GREGORIAN_UNIX_OFFSET
 from fax_jobs import FINISHED_STATES, FaxJob, JobSummary
 from fax_runtime.guarded_http import url_problem
 

@@ -2,7 +2,7 @@
 
 Parameters come from the query string, a url-encoded or multipart form, or a JSON body, as Fax.to accepts them;
 the calls the text makes "with a POST or GET call" (send, provision) take either. Errors answer
-``{"status": "failed", "message": ...}`` with an HTTP status that says what went wrong (fax_api.dialects.errors,
+``{"status": "failed", "message": ...}`` with an HTTP status that says what went wrong (fax_api.web.errors,
 also for unknown paths and methods). Jobs and received faxes go by the integer ids the text shows (their int_id);
 fax numbers are read as E.164 (fax_runtime.numbers).
 """
@@ -22,15 +22,15 @@ from litestar.datastructures import State, UploadFile
 from litestar.exceptions import ClientException
 from litestar.params import FromPath
 
-from fax_api.accounts import PASSWORD_MIN_LENGTH
-from fax_api.callback_urls import refused_callback_urls
-from fax_api.dialects.billing import InsufficientBalance, submit_billed_job
-from fax_api.dialects.errors import faxto_failure
-from fax_api.dialects.faxto import inventory, views
-from fax_api.dialects.faxto.rates import fax_cost
-from fax_api.dialects.faxto.store import EmailTaken, FaxtoStore
-from fax_api.dialects.openapi import FILE, STRING, form_body
-from fax_api.faxes import FaxValidationError, validate_fax_request
+from fax_api.accounts.rules import PASSWORD_MIN_LENGTH
+from fax_api.faxes.rules import FaxValidationError, validate_fax_request
+from fax_api.faxto import inventory, views
+from fax_api.faxto.billing import InsufficientBalance, submit_billed_job
+from fax_api.faxto.rates import fax_cost
+from fax_api.faxto.store import EmailTaken, FaxtoStore
+from fax_api.web.callback_urls import refused_callback_urls
+from fax_api.web.errors import faxto_failure
+from fax_api.web.openapi import FILE, STRING, form_body
 from fax_runtime import signing
 from fax_runtime.blobs import document_preview_key
 from fax_runtime.download import DocumentRequest, FetchError, fetch_document

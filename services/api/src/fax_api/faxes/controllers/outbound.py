@@ -14,18 +14,9 @@ from litestar import Controller, Request, Response, delete, get, patch, post, pu
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, Parameter
 
-from fax_api.auth import authorized_account
-from fax_api.callback_urls import check_kazoo_callback_urls
-from fax_api.faxbox_routes import MAX_PAGE_SIZE
-from fax_api.faxboxes import merge_patch
-from fax_api.faxes import (
-    FaxValidationError,
-    job_summary,
-    job_view,
-    revised_request,
-    validate_fax_request,
-)
-from fax_api.faxes_common import (
+from fax_api.faxboxes.controllers import MAX_PAGE_SIZE
+from fax_api.faxboxes.rules import merge_patch
+from fax_api.faxes.attachments import (
     attachment_response,
     no_attachment,
     page,
@@ -34,8 +25,19 @@ from fax_api.faxes_common import (
     upload_body,
     wanted_format,
 )
-from fax_api.kazoo import KazooError, bad_identifier, envelope, revision_of
-from fax_api.kazoo_request import (
+from fax_api.faxes.rules import (
+    FaxValidationError,
+    job_summary,
+    job_view,
+    revised_request,
+    validate_fax_request,
+)
+from fax_api.faxes.store import ApiStore
+from fax_api.web.auth import authorized_account
+from fax_api.web.callback_urls import check_kazoo_callback_urls
+from fax_api.web.kazoo import KazooError, bad_identifier, envelope, revision_of
+from fax_api.web.multipart import MultipartError, is_multipart, parse_fax_upload
+from fax_api.web.openapi import (
     Callback,
     FaxNotifications,
     OutgoingFax,
@@ -43,8 +45,6 @@ from fax_api.kazoo_request import (
     read_kazoo_data,
     read_kazoo_envelope,
 )
-from fax_api.multipart import MultipartError, is_multipart, parse_fax_upload
-from fax_api.store import ApiStore
 from fax_jobs import FINISHED_STATES, QUEUED_STATES, DocumentsGone, FaxJob, JobNotChangeable, JobStore
 from fax_runtime.blobs import fax_pdf_key
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-from fax_api.kazoo import KazooError
+from fax_api.web.kazoo import KazooError
 from fax_runtime.guarded_http import callback_url_problem
 from fax_runtime.network_guard import NetworkGuard
 

@@ -10,8 +10,8 @@ from litestar import Request
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
-from fax_api.account_store import AccountStore
-from fax_api.kazoo import KazooError
+from fax_api.accounts.store import AccountStore
+from fax_api.web.kazoo import KazooError
 
 
 async def authorized_account(

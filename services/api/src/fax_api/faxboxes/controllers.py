@@ -9,10 +9,7 @@ from litestar import Controller, Request, Response, delete, get, patch, post, pu
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, Parameter
 
-from fax_api.auth import authorized_account
-from fax_api.callback_urls import check_kazoo_callback_urls
-from fax_api.faxbox_store import AddressTaken, FaxboxFields, FaxboxStore
-from fax_api.faxboxes import (
+from fax_api.faxboxes.rules import (
     FaxboxValidationError,
     faxbox_document,
     faxbox_summary,
@@ -20,8 +17,11 @@ from fax_api.faxboxes import (
     merge_patch,
     validate_faxbox,
 )
-from fax_api.kazoo import KazooError, bad_identifier, envelope, paged, requested_start_key, revision_of
-from fax_api.kazoo_request import Faxbox, FaxboxPatch, kazoo_body, read_kazoo_data
+from fax_api.faxboxes.store import AddressTaken, FaxboxFields, FaxboxStore
+from fax_api.web.auth import authorized_account
+from fax_api.web.callback_urls import check_kazoo_callback_urls
+from fax_api.web.kazoo import KazooError, bad_identifier, envelope, paged, requested_start_key, revision_of
+from fax_api.web.openapi import Faxbox, FaxboxPatch, kazoo_body, read_kazoo_data
 
 MAX_PAGE_SIZE = 500
 

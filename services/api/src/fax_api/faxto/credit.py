@@ -1,4 +1,4 @@
-"""``python -m fax_api.dialects.faxto.credit EMAIL AMOUNT``: an operator tops up a Fax.to user's balance.
+"""``python -m fax_api.faxto.credit EMAIL AMOUNT``: an operator tops up a Fax.to user's balance.
 
 The Fax.to API has no call that adds money, so the operator credits the account here; every credit is recorded
 in ``balance_credits``. A negative amount takes money back, never below zero. Reads FAX_DATABASE_URL.
@@ -16,7 +16,7 @@ import asyncpg
 
 from fax_runtime.sql import load_queries
 
-Q = load_queries("fax_api.dialects")
+Q = load_queries("fax_api.faxto", "queries.sql")
 
 
 class CreditRefused(Exception):
@@ -49,7 +49,7 @@ def _amount(text: str) -> Decimal:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fax_api.dialects.faxto.credit", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m fax_api.faxto.credit", description=__doc__.split("\n")[0])
     parser.add_argument("email", help="the Fax.to user (any user of the account: sub-users share the balance)")
     parser.add_argument("amount", type=_amount, help="money to add; negative to take back")
     parser.add_argument("--note", default="", help="why, kept with the credit (an invoice number, say)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fax_api.faxes import MAX_RETRIES
+from fax_api.faxes.rules import MAX_RETRIES
 from fax_runtime.guarded_http import url_problem
 from fax_runtime.permission_list import MAX_ENTRIES, entry_problem, list_problem
 

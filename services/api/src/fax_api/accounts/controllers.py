@@ -8,12 +8,12 @@ from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, Parameter
 
-from fax_api.account_store import AccountStore, UsernameTaken
-from fax_api.accounts import UserValidationError, auth_view, user_summary, user_view, validate_user
-from fax_api.auth import authorized_account
-from fax_api.faxbox_routes import MAX_PAGE_SIZE
-from fax_api.kazoo import KazooError, bad_identifier, envelope, paged, requested_start_key, revision_of
-from fax_api.kazoo_request import ApiAuth, User, UserAuth, kazoo_body, read_kazoo_data
+from fax_api.accounts.rules import UserValidationError, auth_view, user_summary, user_view, validate_user
+from fax_api.accounts.store import AccountStore, UsernameTaken
+from fax_api.faxboxes.controllers import MAX_PAGE_SIZE
+from fax_api.web.auth import authorized_account
+from fax_api.web.kazoo import KazooError, bad_identifier, envelope, paged, requested_start_key, revision_of
+from fax_api.web.openapi import ApiAuth, User, UserAuth, kazoo_body, read_kazoo_data
 from fax_runtime.numbers import NotE164, e164
 
 

@@ -8,10 +8,8 @@ from litestar import Controller, Request, Response, delete, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, Parameter
 
-from fax_api.auth import authorized_account
-from fax_api.faxbox_routes import MAX_PAGE_SIZE
-from fax_api.faxes import INBOX_STATES, INCOMING_STATES, inbound_summary, inbound_view, smtplog_summary, smtplog_view
-from fax_api.faxes_common import (
+from fax_api.faxboxes.controllers import MAX_PAGE_SIZE
+from fax_api.faxes.attachments import (
     attachment_response,
     no_attachment,
     page,
@@ -19,8 +17,17 @@ from fax_api.faxes_common import (
     parse_start_key,
     wanted_format,
 )
-from fax_api.kazoo import bad_identifier, envelope, revision_of
-from fax_api.store import ApiStore
+from fax_api.faxes.rules import (
+    INBOX_STATES,
+    INCOMING_STATES,
+    inbound_summary,
+    inbound_view,
+    smtplog_summary,
+    smtplog_view,
+)
+from fax_api.faxes.store import ApiStore
+from fax_api.web.auth import authorized_account
+from fax_api.web.kazoo import bad_identifier, envelope, revision_of
 
 FOLDERS = {"inbox": INBOX_STATES, "incoming": INCOMING_STATES}
 

@@ -20,7 +20,7 @@ import asyncpg
 from fax_jobs import FaxJob, JobStore, upload_keys
 from fax_runtime.sql import load_queries
 
-Q = load_queries("fax_api.dialects")
+Q = load_queries("fax_api.faxto", "queries.sql")
 _PDF_PAGE = re.compile(rb"/Type\s*/Page(?![s\w])")
 
 

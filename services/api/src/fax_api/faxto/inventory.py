@@ -14,7 +14,7 @@ TRUNK_ID = 1
 
 @functools.cache
 def _inventory() -> list[dict[str, Any]]:
-    text = resources.files("fax_api.dialects.faxto").joinpath("data/numbers.json").read_text(encoding="utf-8")
+    text = resources.files("fax_api.faxto").joinpath("data/numbers.json").read_text(encoding="utf-8")
     return json.loads(text)["countries"]
 
 

@@ -11,7 +11,7 @@ import asyncpg
 
 from fax_runtime.sql import load_queries
 
-Q = load_queries("fax_api", "sql/faxboxes.sql")
+Q = load_queries("fax_api.faxboxes", "queries.sql")
 
 # (name, custom_smtp_email_address, settings), as fax_api.faxboxes.validate_faxbox returns them.
 FaxboxFields = tuple[str, str | None, dict[str, Any]]

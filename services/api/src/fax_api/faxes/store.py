@@ -12,7 +12,7 @@ import asyncpg
 from fax_runtime.blobs import BlobNotFound, BlobStore, delete_quietly
 from fax_runtime.sql import load_queries
 
-Q = load_queries("fax_api")
+Q = load_queries("fax_api.faxes", "queries.sql")
 
 
 class ApiStore:

@@ -1,0 +1,1 @@
+"""The Fax.to controllers."""

@@ -90,13 +90,13 @@ async def _seed(database_url: str) -> tuple[Tenant, Tenant]:
         other = await accounts.create_account("Other account")
         password = "b-password-" + uuid.uuid4().hex[:6]
         user = await accounts.create_user(
-            other["id"],
+            other.id,
             {"username": "bob", "password": password, "email": "bob@b.example", "first_name": "", "last_name": ""},
         )
-        token = await accounts.issue_token(other["id"], "user_auth", user["id"])
+        token = await accounts.issue_token(other.id, "user_auth", user.id)
         name, custom, settings = validate_faxbox({"name": "B's box"})
-        box = await faxboxes.create(other["id"], name, custom, settings)
-        b = Tenant(other["id"], other["name"], token, other["api_key"], "bob", password, user["id"], box["id"])
+        box = await faxboxes.create(other.id, name, custom, settings)
+        b = Tenant(other.id, other.name, token, other.api_key, "bob", password, user.id, box.id)
         return a, b
     finally:
         await pool.close()

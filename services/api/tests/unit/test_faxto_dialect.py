@@ -7,9 +7,12 @@ import struct
 import uuid
 from decimal import Decimal
 
+import msgspec
+
 from fax_api.faxto import views
 from fax_api.faxto.billing import count_pages
 from fax_api.faxto.rates import fax_cost, price_per_page
+from fax_api.faxto.rows import HistoryJob, JobStatus
 from fax_runtime import signing
 
 
@@ -64,9 +67,10 @@ def test_status_message_and_history_entry() -> None:
         "created_at": dt.datetime(2017, 3, 9, 15, 35, 28, tzinfo=dt.UTC),
         "request": {"faxto": {"document_id": 7, "document": "FAX.pdf"}},
     }
-    assert views.status_message(job) == "Failed: busy"
-    assert views.status_message({**job, "status": "completed"}) == "Sent! Fax Has Been Answered."
-    assert views.history_entry(job) == {
+    completed = {**job, "status": "completed"}
+    assert views.status_message(msgspec.convert(job, JobStatus)) == "Failed: busy"
+    assert views.status_message(msgspec.convert(completed, JobStatus)) == "Sent! Fax Has Been Answered."
+    assert views.history_entry(msgspec.convert(job, HistoryJob)) == {
         "id": 92334,
         "created": {"date": "2017-03-09 15:35:28.000000", "timezone_type": 3, "timezone": "UTC"},
         "document_id": 7,

@@ -6,14 +6,17 @@ from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath
 
-from fax_api.accounts.rules import UserValidationError, auth_view, user_summary, user_view, validate_user
+from fax_api.accounts.rows import AccountUser
+from fax_api.accounts.rules import UserValidationError, auth_view, user_view, validate_user
+from fax_api.accounts.schemas import ApiAuth, User, UserAuth
 from fax_api.accounts.store import AccountStore, UsernameTaken
-from fax_api.faxboxes.controllers import MAX_PAGE_SIZE
 from fax_api.web.auth import authorized_account
-from fax_api.web.kazoo import KazooError, bad_identifier, envelope, paged, requested_start_key, revision_of
-from fax_api.web.openapi import ApiAuth, User, UserAuth, kazoo_body, read_kazoo_data
+from fax_api.web.injection import Injected
+from fax_api.web.kazoo import KazooError, bad_identifier, envelope, read_kazoo_data, revision_of
+from fax_api.web.openapi import kazoo_body
+from fax_api.web.paging import KeysetPage, keyset_listing, keyset_page
 from fax_runtime.numbers import NotE164, e164
 
 
@@ -38,14 +41,14 @@ def _username_taken(username: str) -> KazooError:
     )
 
 
-def _user_answer(request: Request, user: dict[str, Any], status_code: int = 200) -> Response:
+def _user_answer(request: Request, user: AccountUser, status_code: int = 200) -> Response:
     data = user_view(user)
-    return envelope(request, data, revision=revision_of(user["revision"], data), status_code=status_code)
+    return envelope(request, data, revision=revision_of(user.revision, data), status_code=status_code)
 
 
 class UsersController(Controller):
     path = "/v2/accounts/{account_id:str}/users"
-    dependencies = {"caller": Provide(authorized_account)}
+    dependencies = {"caller": Provide(authorized_account), "page": Provide(keyset_page, sync_to_thread=False)}
     tags = ["users"]
 
     @get("/", summary="List the account's users")
@@ -53,16 +56,15 @@ class UsersController(Controller):
         self,
         request: Request,
         caller: NamedDependency[str],
-        accounts: NamedDependency[AccountStore],
-        page_size: int = Parameter(default=50, ge=1, le=MAX_PAGE_SIZE),
-        start_key: str = Parameter(default="", description="id of the first user of the page (next_start_key)"),
+        accounts: Injected[AccountStore],
+        page: NamedDependency[KeysetPage],
     ) -> Response:
-        rows = await accounts.user_page(caller, requested_start_key(start_key), page_size + 1)
-        return paged(request, rows, page_size, start_key, user_summary)
+        rows = await accounts.user_page(caller, page.start, page.limit)
+        return keyset_listing(request, page, rows, user_view)
 
     @put("/", status_code=201, summary="Create a user", operation_class=kazoo_body(User))
     async def create_user(
-        self, request: Request, caller: NamedDependency[str], accounts: NamedDependency[AccountStore]
+        self, request: Request, caller: NamedDependency[str], accounts: Injected[AccountStore]
     ) -> Response:
         user = _valid_user(await read_kazoo_data(request), password_required=True)
         try:
@@ -77,7 +79,7 @@ class UsersController(Controller):
         request: Request,
         caller: NamedDependency[str],
         user_id: FromPath[str],
-        accounts: NamedDependency[AccountStore],
+        accounts: Injected[AccountStore],
     ) -> Response:
         user = await accounts.get_user(caller, user_id)
         if user is None:
@@ -90,14 +92,14 @@ class UsersController(Controller):
         request: Request,
         caller: NamedDependency[str],
         user_id: FromPath[str],
-        accounts: NamedDependency[AccountStore],
+        accounts: Injected[AccountStore],
     ) -> Response:
         user = _valid_user(await read_kazoo_data(request), password_required=False)
         current = await accounts.get_user(caller, user_id)
         if current is None:
             raise bad_identifier(user_id)
         # Kazoo's credentials hash covers the username: a new username needs the password to rehash it.
-        if user["password"] is None and user["username"] != current["username"]:
+        if user["password"] is None and user["username"] != current.username:
             raise KazooError(400, "invalid data", _required("password"))
         try:
             updated = await accounts.update_user(caller, user_id, user)
@@ -113,7 +115,7 @@ class UsersController(Controller):
         request: Request,
         caller: NamedDependency[str],
         user_id: FromPath[str],
-        accounts: NamedDependency[AccountStore],
+        accounts: Injected[AccountStore],
     ) -> Response:
         user = await accounts.delete_user(caller, user_id)
         if user is None:
@@ -128,7 +130,7 @@ class ApiKeyController(Controller):
 
     @get("/", summary="The account's API key (for api_auth)")
     async def get_api_key(
-        self, request: Request, caller: NamedDependency[str], accounts: NamedDependency[AccountStore]
+        self, request: Request, caller: NamedDependency[str], accounts: Injected[AccountStore]
     ) -> Response:
         api_key = await accounts.api_key(caller)
         if api_key is None:
@@ -137,7 +139,7 @@ class ApiKeyController(Controller):
 
     @put("/", status_code=201, summary="Replace the API key; the old key and its tokens stop working")
     async def rotate_api_key(
-        self, request: Request, caller: NamedDependency[str], accounts: NamedDependency[AccountStore]
+        self, request: Request, caller: NamedDependency[str], accounts: Injected[AccountStore]
     ) -> Response:
         api_key = await accounts.rotate_api_key(caller)
         if api_key is None:
@@ -158,7 +160,7 @@ class TokenController(Controller):
     tags = ["auth"]
 
     @put("/user_auth", status_code=201, summary="A token from user credentials", operation_class=kazoo_body(UserAuth))
-    async def user_auth(self, request: Request, accounts: NamedDependency[AccountStore]) -> Response:
+    async def user_auth(self, request: Request, accounts: Injected[AccountStore]) -> Response:
         doc = await read_kazoo_data(request)
         errors: dict[str, Any] = {}
         credentials, method = doc.get("credentials"), doc.get("method", "md5")
@@ -173,26 +175,24 @@ class TokenController(Controller):
             errors.update(_required("account_name"))
         if errors:
             raise KazooError(400, "invalid data", errors)
-        found = await accounts.token_for_credentials(
+        issued = await accounts.token_for_credentials(
             credentials,  # type: ignore[arg-type]
             method,
             account_name if isinstance(account_name, str) else "",
             _provisioned_form(phone_number),
         )
-        if found is None:
+        if issued is None:
             raise _invalid_credentials()
-        account_id, user_id, token = found
-        return envelope(request, auth_view(account_id, user_id), status_code=201, auth_token=token)
+        return envelope(request, auth_view(issued.account_id, issued.user_id), status_code=201, auth_token=issued.token)
 
     @put(
         "/api_auth", status_code=201, summary="A token from the account's API key", operation_class=kazoo_body(ApiAuth)
     )
-    async def api_auth(self, request: Request, accounts: NamedDependency[AccountStore]) -> Response:
+    async def api_auth(self, request: Request, accounts: Injected[AccountStore]) -> Response:
         api_key = (await read_kazoo_data(request)).get("api_key")
         if not isinstance(api_key, str) or not api_key:
             raise KazooError(400, "invalid data", _required("api_key"))
-        found = await accounts.token_for_api_key(api_key)
-        if found is None:
+        issued = await accounts.token_for_api_key(api_key)
+        if issued is None:
             raise _invalid_credentials()
-        account_id, token = found
-        return envelope(request, auth_view(account_id, None), status_code=201, auth_token=token)
+        return envelope(request, auth_view(issued.account_id, None), status_code=201, auth_token=issued.token)

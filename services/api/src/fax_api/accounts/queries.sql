@@ -1,4 +1,4 @@
--- Accounts, users, API keys and auth tokens (Kazoo's user_auth / api_auth). Loaded by fax_api.account_store.
+-- Accounts, users, API keys and auth tokens (Kazoo's user_auth / api_auth). Loaded by fax_api.accounts.store.
 
 -- name: account_for_token
 SELECT account_id FROM auth_tokens
@@ -33,9 +33,6 @@ JOIN accounts a ON a.id = u.account_id
 WHERE CASE WHEN $2::text = 'sha' THEN u.sha1_credentials ELSE u.md5_credentials END = lower($1::text)
   AND (lower(a.name) = lower($3::text)
        OR a.id IN (SELECT account_id FROM phone_numbers WHERE e164 = $4::text));
-
--- name: user_for_password
-SELECT id, account_id, password_scrypt FROM users WHERE account_id = $1::text AND username = lower($2::text);
 
 -- name: insert_user
 INSERT INTO users (id, account_id, username, email, first_name, last_name,

@@ -11,6 +11,8 @@ import hmac
 import secrets
 from typing import Any
 
+from fax_api.accounts.rows import AccountUser
+
 AUTH_TOKEN_TTL_SECONDS = 3600  # Kazoo's default token lifetime
 USERNAME_MAX_LENGTH = 256
 PASSWORD_MIN_LENGTH = 8
@@ -106,19 +108,15 @@ def validate_user(doc: Any, *, password_required: bool) -> dict[str, Any]:
     return user
 
 
-def user_view(user: dict[str, Any]) -> dict[str, Any]:
-    """A user as the API shows it: never any form of the password."""
+def user_view(user: AccountUser) -> dict[str, Any]:
+    """A user as the API shows it (a listing's rows too): never any form of the password."""
     return {
-        "id": user["id"],
-        "username": user["username"],
-        "email": user["email"],
-        "first_name": user["first_name"],
-        "last_name": user["last_name"],
+        "id": user.id,
+        "username": user.username,
+        "email": user.email,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
     }
-
-
-def user_summary(user: dict[str, Any]) -> dict[str, Any]:
-    return user_view(user)
 
 
 def auth_view(account_id: str, owner_id: str | None) -> dict[str, Any]:

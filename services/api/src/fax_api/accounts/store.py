@@ -1,15 +1,16 @@
-"""Accounts, users, API keys and auth tokens in Postgres (SQL in ``sql/accounts.sql``)."""
+"""Accounts, users, API keys and auth tokens in Postgres (SQL in ``accounts/queries.sql``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import asyncpg
 
+from fax_api.accounts.rows import Account, AccountUser, IssuedToken
 from fax_api.accounts.rules import (
     AUTH_TOKEN_TTL_SECONDS,
     credentials_hashes,
@@ -18,7 +19,7 @@ from fax_api.accounts.rules import (
     new_auth_token,
     token_digest,
 )
-from fax_runtime.sql import load_queries
+from fax_runtime.sql import load_queries, row_as
 
 Q = load_queries("fax_api.accounts", "queries.sql")
 
@@ -34,9 +35,9 @@ class AccountStore:
     async def account_for_token(self, token: str) -> str | None:
         return await self._pool.fetchval(Q["account_for_token"], token_digest(token))
 
-    async def create_account(self, name: str, conn: asyncpg.Connection | None = None) -> dict[str, Any]:
+    async def create_account(self, name: str, conn: asyncpg.Connection | None = None) -> Account:
         row = await (conn or self._pool).fetchrow(Q["insert_account"], uuid.uuid4().hex, name, new_api_key())
-        return dict(row)
+        return row_as(Account, row)
 
     async def api_key(self, account_id: str) -> str | None:
         return await self._pool.fetchval(Q["account_api_key"], account_id)
@@ -62,27 +63,27 @@ class AccountStore:
             await db.execute(Q["insert_auth_token"], token_digest(token), account_id, user_id, method, ttl_seconds)
         return token
 
-    async def token_for_api_key(self, api_key: str) -> tuple[str, str] | None:
+    async def token_for_api_key(self, api_key: str) -> IssuedToken | None:
         account_id = await self._pool.fetchval(Q["account_for_api_key"], api_key)
         if account_id is None:
             return None
-        return account_id, await self.issue_token(account_id, "api_auth")
+        return IssuedToken(account_id=account_id, user_id=None, token=await self.issue_token(account_id, "api_auth"))
 
     async def token_for_credentials(
         self, credentials: str, method: str, account_name: str, phone_number: str
-    ) -> tuple[str, str, str] | None:
-        """``(account_id, user_id, token)`` when the hash names exactly one user of the named account."""
+    ) -> IssuedToken | None:
+        """A token for the user the hash names, when it names exactly one user of the named account."""
         rows = await self._pool.fetch(Q["users_for_credentials"], credentials, method, account_name, phone_number)
         if len(rows) != 1:
             return None
         account_id, user_id = rows[0]["account_id"], rows[0]["id"]
-        return account_id, user_id, await self.issue_token(account_id, "user_auth", user_id)
+        token = await self.issue_token(account_id, "user_auth", user_id)
+        return IssuedToken(account_id=account_id, user_id=user_id, token=token)
 
-    async def password_hash(self, account_id: str, username: str) -> dict[str, Any] | None:
-        row = await self._pool.fetchrow(Q["user_for_password"], account_id, username)
-        return dict(row) if row else None
-
-    async def create_user(self, account_id: str, user: dict[str, Any], conn: asyncpg.Connection | None = None) -> dict:
+    async def create_user(
+        self, account_id: str, user: Mapping[str, Any], conn: asyncpg.Connection | None = None
+    ) -> AccountUser:
+        """A new user from a validated user document (``accounts.rules.validate_user``), its password hashed."""
         md5, sha1 = credentials_hashes(user["username"], user["password"])
         try:
             row = await (conn or self._pool).fetchrow(
@@ -99,16 +100,16 @@ class AccountStore:
             )
         except asyncpg.UniqueViolationError:
             raise UsernameTaken(user["username"]) from None
-        return dict(row)
+        return row_as(AccountUser, row)
 
-    async def get_user(self, account_id: str, user_id: str) -> dict[str, Any] | None:
+    async def get_user(self, account_id: str, user_id: str) -> AccountUser | None:
         row = await self._pool.fetchrow(Q["get_user"], account_id, user_id)
-        return dict(row) if row else None
+        return row_as(AccountUser, row) if row else None
 
-    async def user_page(self, account_id: str, start_key: str, limit: int) -> list[dict[str, Any]]:
-        return [dict(r) for r in await self._pool.fetch(Q["list_users"], account_id, start_key, limit)]
+    async def user_page(self, account_id: str, start_key: str, limit: int) -> list[AccountUser]:
+        return [row_as(AccountUser, r) for r in await self._pool.fetch(Q["list_users"], account_id, start_key, limit)]
 
-    async def update_user(self, account_id: str, user_id: str, user: dict[str, Any]) -> dict[str, Any] | None:
+    async def update_user(self, account_id: str, user_id: str, user: Mapping[str, Any]) -> AccountUser | None:
         """Replace a user's fields; a new password rehashes all three hashes, none keeps them.
 
         Kazoo's credentials hash covers the username, so renaming a user requires the password.
@@ -133,11 +134,11 @@ class AccountStore:
             )
         except asyncpg.UniqueViolationError:
             raise UsernameTaken(user["username"]) from None
-        return dict(row) if row else None
+        return row_as(AccountUser, row) if row else None
 
-    async def delete_user(self, account_id: str, user_id: str) -> dict[str, Any] | None:
+    async def delete_user(self, account_id: str, user_id: str) -> AccountUser | None:
         row = await self._pool.fetchrow(Q["delete_user"], account_id, user_id)
-        return dict(row) if row else None
+        return row_as(AccountUser, row) if row else None
 
 
 class DemoTenantStore:
@@ -153,7 +154,9 @@ class DemoTenantStore:
     async def load(self) -> dict[str, str]:
         return {row["key"]: row["value"] for row in await self._pool.fetch(Q["demo_seed"])}
 
-    async def ensure(self, build: Callable[[asyncpg.Connection, dict[str, str]], Awaitable[dict[str, str]]]) -> dict:
+    async def ensure(
+        self, build: Callable[[asyncpg.Connection, dict[str, str]], Awaitable[dict[str, str]]]
+    ) -> dict[str, str]:
         """Under a lock on the seed, ``build(conn, seed)`` returns the values to add (all of them the first time)."""
         async with self._pool.acquire() as conn, conn.transaction():
             # Serialise concurrent first starts; the loser sees the winner's seed.

@@ -7,23 +7,25 @@ from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath
 
+from fax_api.faxboxes.rows import FaxboxRecord
 from fax_api.faxboxes.rules import (
     FaxboxValidationError,
     faxbox_document,
     faxbox_summary,
     faxbox_view,
-    merge_patch,
     validate_faxbox,
 )
+from fax_api.faxboxes.schemas import Faxbox, FaxboxPatch
 from fax_api.faxboxes.store import AddressTaken, FaxboxFields, FaxboxStore
 from fax_api.web.auth import authorized_account
 from fax_api.web.callback_urls import check_kazoo_callback_urls
-from fax_api.web.kazoo import KazooError, bad_identifier, envelope, paged, requested_start_key, revision_of
-from fax_api.web.openapi import Faxbox, FaxboxPatch, kazoo_body, read_kazoo_data
-
-MAX_PAGE_SIZE = 500
+from fax_api.web.injection import Injected
+from fax_api.web.kazoo import KazooError, bad_identifier, envelope, merge_patch, read_kazoo_data, revision_of
+from fax_api.web.openapi import kazoo_body
+from fax_api.web.paging import KeysetPage, keyset_listing, keyset_page
+from fax_runtime.network_guard import NetworkGuard
 
 
 def _validated(doc: Any) -> FaxboxFields:
@@ -46,14 +48,14 @@ def _address_taken(address: str | None) -> KazooError:
     )
 
 
-def _answer(request: Request, faxbox: dict[str, Any], status_code: int = 200) -> Response:
+def _answer(request: Request, faxbox: FaxboxRecord, status_code: int = 200) -> Response:
     data = faxbox_view(faxbox)
-    return envelope(request, data, revision=revision_of(faxbox["revision"], data), status_code=status_code)
+    return envelope(request, data, revision=revision_of(faxbox.revision, data), status_code=status_code)
 
 
 class FaxboxesController(Controller):
     path = "/v2/accounts/{account_id:str}/faxboxes"
-    dependencies = {"caller": Provide(authorized_account)}
+    dependencies = {"caller": Provide(authorized_account), "page": Provide(keyset_page, sync_to_thread=False)}
     tags = ["faxboxes"]
 
     @get("/", summary="List the account's faxboxes")
@@ -61,19 +63,22 @@ class FaxboxesController(Controller):
         self,
         request: Request,
         caller: NamedDependency[str],
-        faxboxes: NamedDependency[FaxboxStore],
-        page_size: int = Parameter(default=50, ge=1, le=MAX_PAGE_SIZE),
-        start_key: str = Parameter(default="", description="id of the first faxbox of the page (next_start_key)"),
+        faxboxes: Injected[FaxboxStore],
+        page: NamedDependency[KeysetPage],
     ) -> Response:
-        rows = await faxboxes.page(caller, requested_start_key(start_key), page_size + 1)
-        return paged(request, rows, page_size, start_key, faxbox_summary)
+        rows = await faxboxes.page(caller, page.start, page.limit)
+        return keyset_listing(request, page, rows, faxbox_summary)
 
     @put("/", status_code=201, summary="Create a faxbox", operation_class=kazoo_body(Faxbox))
     async def create_faxbox(
-        self, request: Request, caller: NamedDependency[str], faxboxes: NamedDependency[FaxboxStore]
+        self,
+        request: Request,
+        caller: NamedDependency[str],
+        faxboxes: Injected[FaxboxStore],
+        guard: Injected[NetworkGuard],
     ) -> Response:
         name, custom, settings = _validated(await read_kazoo_data(request))
-        await check_kazoo_callback_urls(request.app.state.guard, settings)
+        await check_kazoo_callback_urls(guard, settings)
         try:
             faxbox = await faxboxes.create(caller, name, custom, settings)
         except AddressTaken as exc:
@@ -86,7 +91,7 @@ class FaxboxesController(Controller):
         request: Request,
         caller: NamedDependency[str],
         faxbox_id: FromPath[str],
-        faxboxes: NamedDependency[FaxboxStore],
+        faxboxes: Injected[FaxboxStore],
     ) -> Response:
         faxbox = await faxboxes.get(caller, faxbox_id)
         if faxbox is None:
@@ -99,10 +104,11 @@ class FaxboxesController(Controller):
         request: Request,
         caller: NamedDependency[str],
         faxbox_id: FromPath[str],
-        faxboxes: NamedDependency[FaxboxStore],
+        faxboxes: Injected[FaxboxStore],
+        guard: Injected[NetworkGuard],
     ) -> Response:
         fields = _validated(await read_kazoo_data(request))
-        await check_kazoo_callback_urls(request.app.state.guard, fields[2])
+        await check_kazoo_callback_urls(guard, fields[2])
         return await self._update(request, caller, faxbox_id, faxboxes, lambda _current: fields)
 
     @patch("/{faxbox_id:str}", summary="Change some fields of a faxbox", operation_class=kazoo_body(FaxboxPatch))
@@ -111,10 +117,11 @@ class FaxboxesController(Controller):
         request: Request,
         caller: NamedDependency[str],
         faxbox_id: FromPath[str],
-        faxboxes: NamedDependency[FaxboxStore],
+        faxboxes: Injected[FaxboxStore],
+        guard: Injected[NetworkGuard],
     ) -> Response:
         changes = await read_kazoo_data(request)
-        await check_kazoo_callback_urls(request.app.state.guard, changes)
+        await check_kazoo_callback_urls(guard, changes)
         return await self._update(
             request,
             caller,
@@ -129,7 +136,7 @@ class FaxboxesController(Controller):
         request: Request,
         caller: NamedDependency[str],
         faxbox_id: FromPath[str],
-        faxboxes: NamedDependency[FaxboxStore],
+        faxboxes: Injected[FaxboxStore],
     ) -> Response:
         faxbox = await faxboxes.delete(caller, faxbox_id)
         if faxbox is None:
@@ -142,7 +149,7 @@ class FaxboxesController(Controller):
         caller: str,
         faxbox_id: str,
         faxboxes: FaxboxStore,
-        build: Callable[[dict[str, Any]], FaxboxFields],
+        build: Callable[[FaxboxRecord], FaxboxFields],
     ) -> Response:
         try:
             faxbox = await faxboxes.update(caller, faxbox_id, build)

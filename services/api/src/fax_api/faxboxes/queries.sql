@@ -1,4 +1,4 @@
--- Kazoo faxboxes. Loaded by fax_api.faxbox_store.
+-- Kazoo faxboxes. Loaded by fax_api.faxboxes.store.
 
 -- name: insert_faxbox
 INSERT INTO faxboxes (id, account_id, name, smtp_email, custom_smtp_email_address, settings)

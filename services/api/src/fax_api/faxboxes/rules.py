@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from fax_api.faxboxes.rows import FaxboxRecord
 from fax_api.faxes.rules import MAX_RETRIES
 from fax_runtime.guarded_http import url_problem
 from fax_runtime.permission_list import MAX_ENTRIES, entry_problem, list_problem
@@ -196,37 +197,22 @@ def validate_faxbox(doc: Any) -> tuple[str, str | None, dict[str, Any]]:
     return name, custom, settings  # type: ignore[return-value]
 
 
-def merge_patch(current: dict[str, Any], patch: Any) -> dict[str, Any]:
-    """``current`` with ``patch`` merged in, objects recursively; a ``null`` removes the key (RFC 7396)."""
-    if not isinstance(patch, dict):
-        return patch
-    merged = dict(current)
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key, None)
-        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge_patch(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def faxbox_document(faxbox: dict[str, Any]) -> dict[str, Any]:
+def faxbox_document(faxbox: FaxboxRecord) -> dict[str, Any]:
     """The Kazoo document of a stored faxbox, without what the system adds (id, generated address)."""
-    doc: dict[str, Any] = {**SETTINGS_DEFAULTS, **faxbox["settings"], "name": faxbox["name"]}
-    if faxbox["custom_smtp_email_address"]:
-        doc["custom_smtp_email_address"] = faxbox["custom_smtp_email_address"]
+    doc: dict[str, Any] = {**SETTINGS_DEFAULTS, **faxbox.settings, "name": faxbox.name}
+    if faxbox.custom_smtp_email_address:
+        doc["custom_smtp_email_address"] = faxbox.custom_smtp_email_address
     return doc
 
 
-def faxbox_view(faxbox: dict[str, Any]) -> dict[str, Any]:
+def faxbox_view(faxbox: FaxboxRecord) -> dict[str, Any]:
     """What GET returns: the document plus ``id`` and the generated ``smtp_email_address``."""
-    return {**faxbox_document(faxbox), "id": faxbox["id"], "smtp_email_address": faxbox["smtp_email"]}
+    return {**faxbox_document(faxbox), "id": faxbox.id, "smtp_email_address": faxbox.smtp_email}
 
 
-def faxbox_summary(faxbox: dict[str, Any]) -> dict[str, Any]:
+def faxbox_summary(faxbox: FaxboxRecord) -> dict[str, Any]:
     """One row of the faxbox listing."""
-    summary = {"id": faxbox["id"], "name": faxbox["name"], "smtp_email_address": faxbox["smtp_email"]}
-    if faxbox["custom_smtp_email_address"]:
-        summary["custom_smtp_email_address"] = faxbox["custom_smtp_email_address"]
+    summary = {"id": faxbox.id, "name": faxbox.name, "smtp_email_address": faxbox.smtp_email}
+    if faxbox.custom_smtp_email_address:
+        summary["custom_smtp_email_address"] = faxbox.custom_smtp_email_address
     return summary

@@ -9,11 +9,12 @@ from typing import Any
 
 import asyncpg
 
-from fax_runtime.sql import load_queries
+from fax_api.faxboxes.rows import FaxboxRecord
+from fax_runtime.sql import load_queries, row_as
 
 Q = load_queries("fax_api.faxboxes", "queries.sql")
 
-# (name, custom_smtp_email_address, settings), as fax_api.faxboxes.validate_faxbox returns them.
+# (name, custom_smtp_email_address, settings), as fax_api.faxboxes.rules.validate_faxbox returns them.
 FaxboxFields = tuple[str, str | None, dict[str, Any]]
 
 
@@ -37,7 +38,7 @@ class FaxboxStore:
         custom_address: str | None,
         settings: dict[str, Any],
         conn: asyncpg.Connection | None = None,
-    ) -> dict[str, Any]:
+    ) -> FaxboxRecord:
         """A new faxbox with its generated address ``<id>.<smtp domain>``; inside ``conn``'s transaction if given."""
         faxbox_id = uuid.uuid4().hex
         async with self._pool.acquire() if conn is None else contextlib.nullcontext(conn) as db, db.transaction():
@@ -54,18 +55,19 @@ class FaxboxStore:
                     settings,
                 ),
             )
-        return dict(row)
+        return row_as(FaxboxRecord, row)
 
-    async def get(self, account_id: str, faxbox_id: str) -> dict[str, Any] | None:
+    async def get(self, account_id: str, faxbox_id: str) -> FaxboxRecord | None:
         row = await self._pool.fetchrow(Q["get_faxbox"], account_id, faxbox_id)
-        return dict(row) if row else None
+        return row_as(FaxboxRecord, row) if row else None
 
-    async def page(self, account_id: str, start_key: str, limit: int) -> list[dict[str, Any]]:
-        return [dict(r) for r in await self._pool.fetch(Q["list_faxboxes"], account_id, start_key, limit)]
+    async def page(self, account_id: str, start_key: str, limit: int) -> list[FaxboxRecord]:
+        rows = await self._pool.fetch(Q["list_faxboxes"], account_id, start_key, limit)
+        return [row_as(FaxboxRecord, row) for row in rows]
 
     async def update(
-        self, account_id: str, faxbox_id: str, build: Callable[[dict[str, Any]], FaxboxFields]
-    ) -> dict[str, Any] | None:
+        self, account_id: str, faxbox_id: str, build: Callable[[FaxboxRecord], FaxboxFields]
+    ) -> FaxboxRecord | None:
         """Replace a faxbox with ``build(current)`` under a row lock, so concurrent PATCHes do not lose fields.
 
         ``build`` may raise (a validation error): nothing is changed then.
@@ -74,15 +76,15 @@ class FaxboxStore:
             current = await conn.fetchrow(Q["get_faxbox_for_update"], account_id, faxbox_id)
             if current is None:
                 return None
-            name, custom_address, settings = build(dict(current))
+            name, custom_address, settings = build(row_as(FaxboxRecord, current))
             await self._claim(conn, faxbox_id, custom_address)
             row = await self._unique(
                 custom_address,
                 conn.fetchrow(Q["replace_faxbox"], account_id, faxbox_id, name, custom_address, settings),
             )
-        return dict(row)
+        return row_as(FaxboxRecord, row)
 
-    async def delete(self, account_id: str, faxbox_id: str) -> dict[str, Any] | None:
+    async def delete(self, account_id: str, faxbox_id: str) -> FaxboxRecord | None:
         """Remove a faxbox; its numbers stay with the account, unassigned.
 
         Jobs keep the faxbox id in their request as history; from then on they get no faxbox notifications.
@@ -91,7 +93,7 @@ class FaxboxStore:
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(Q["unassign_faxbox_numbers"], account_id, faxbox_id)
             row = await conn.fetchrow(Q["delete_faxbox"], account_id, faxbox_id)
-        return dict(row) if row else None
+        return row_as(FaxboxRecord, row) if row else None
 
     @staticmethod
     async def _claim(conn: asyncpg.Connection, faxbox_id: str, custom_address: str | None) -> None:

@@ -61,26 +61,3 @@ SELECT id, account_id, faxbox_id, faxbox_name, from_address, to_address, number,
        job_id, created_at
 FROM smtplog
 WHERE account_id = $1::text AND id = $2::uuid;
-
--- name: jobs_by_state
--- The fax_jobs gauge, read at scrape time: Postgres is the only source of truth for a job's state. Unfinished jobs
--- are counted (fax_jobs_unfinished holds only them); finished ones are running totals, into which the changes
--- recorded since the last scrape are folded here (migration 0011).
-WITH recorded AS (
-    DELETE FROM fax_job_total_changes RETURNING status, change
-), totals AS (
-    UPDATE fax_job_totals
-    SET completed = completed + coalesce((SELECT sum(change) FROM recorded WHERE status = 'completed'), 0),
-        failed = failed + coalesce((SELECT sum(change) FROM recorded WHERE status = 'failed'), 0)
-    RETURNING completed, failed
-)
-SELECT status, count(*) AS jobs FROM fax_jobs
-WHERE status IN ('attaching_files', 'pending', 'processing')
-GROUP BY status
-UNION ALL
-SELECT 'completed', completed FROM totals
-UNION ALL
-SELECT 'failed', failed FROM totals;
-
--- name: outbox_unsent
-SELECT count(*) FROM outbox WHERE sent_at IS NULL;

@@ -6,10 +6,10 @@ Pure functions, no I/O. Validation collects every failing field, the way Kazoo r
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from fax_api.web.kazoo import GREGORIAN_UNIX_OFFSET
+from fax_api.faxes.rows import InboundFax, InboundSummary, SmtpLogEntry
+from fax_api.web.kazoo import gregorian_seconds
 from fax_jobs import FINISHED_STATES, FaxJob, JobSummary
 from fax_runtime.guarded_http import url_problem
 
@@ -148,10 +148,6 @@ def validate_fax_request(doc: Any, *, require_document_url: bool = True) -> dict
     return result
 
 
-def gregorian_seconds(moment: dt.datetime) -> int:
-    return int(moment.timestamp()) + GREGORIAN_UNIX_OFFSET
-
-
 def job_view(job: FaxJob) -> dict[str, Any]:
     """The Kazoo representation of a stored job."""
     data: dict[str, Any] = dict(job.request)
@@ -225,60 +221,60 @@ def attachment_format(accept: str) -> str | None:
     return min(ranked)[2] if ranked else None
 
 
-def inbound_summary(fax: dict[str, Any]) -> dict[str, Any]:
+def inbound_summary(fax: InboundSummary) -> dict[str, Any]:
     """One row of an inbox/incoming listing."""
     return {
-        "id": fax["id"].hex,
-        "status": fax["status"],
-        "created": gregorian_seconds(fax["created_at"]),
-        "from": fax["from_number"],
-        "to": fax["to_number"],
-        "pages": fax["pages"],
+        "id": fax.id.hex,
+        "status": fax.status,
+        "created": gregorian_seconds(fax.created_at),
+        "from": fax.from_number,
+        "to": fax.to_number,
+        "pages": fax.pages,
     }
 
 
-def inbound_view(fax: dict[str, Any]) -> dict[str, Any]:
+def inbound_view(fax: InboundFax) -> dict[str, Any]:
     """A received (or being received) fax in Kazoo's terms: rx_result in the shape of an outbound tx_result."""
     data: dict[str, Any] = {
-        "id": fax["id"].hex,
-        "status": fax["status"],
-        "faxbox_id": fax["faxbox_id"] or "undefined",
-        "call_id": fax["call_id"],
-        "from_number": fax["from_number"],
-        "from_name": fax["from_name"],
-        "to_number": fax["to_number"],
-        "remote_station_id": fax["remote_station_id"],
-        "pages": fax["pages"],
-        "created": gregorian_seconds(fax["created_at"]),
-        "completed": gregorian_seconds(fax["completed_at"]) if fax["completed_at"] else "undefined",
-        "rx_result": {**TX_RESULT_DEFAULTS, "pages_received": 0, **fax["rx_result"]},
+        "id": fax.id.hex,
+        "status": fax.status,
+        "faxbox_id": fax.faxbox_id or "undefined",
+        "call_id": fax.call_id,
+        "from_number": fax.from_number,
+        "from_name": fax.from_name,
+        "to_number": fax.to_number,
+        "remote_station_id": fax.remote_station_id,
+        "pages": fax.pages,
+        "created": gregorian_seconds(fax.created_at),
+        "completed": gregorian_seconds(fax.completed_at) if fax.completed_at else "undefined",
+        "rx_result": {**TX_RESULT_DEFAULTS, "pages_received": 0, **fax.rx_result},
     }
     data["rx_result"].pop("pages_sent", None)
-    if fax["error_message"]:
-        data["rx_result"]["error_message"] = fax["error_message"]
-    if fax["status"] == "received" and fax["tiff_key"] is None and fax["pdf_key"] is None:
+    if fax.error_message:
+        data["rx_result"]["error_message"] = fax.error_message
+    if fax.status == "received" and fax.tiff_key is None and fax.pdf_key is None:
         data["attachment_deleted"] = True
     return data
 
 
-def smtplog_summary(entry: dict[str, Any]) -> dict[str, Any]:
+def smtplog_summary(entry: SmtpLogEntry) -> dict[str, Any]:
     return {
-        "id": entry["id"].hex,
-        "created": gregorian_seconds(entry["created_at"]),
-        "from": entry["from_address"],
-        "to": entry["to_address"],
-        "faxbox_id": entry["faxbox_id"] or "undefined",
-        "errors": entry["errors"],
+        "id": entry.id.hex,
+        "created": gregorian_seconds(entry.created_at),
+        "from": entry.from_address,
+        "to": entry.to_address,
+        "faxbox_id": entry.faxbox_id or "undefined",
+        "errors": entry.errors,
     }
 
 
-def smtplog_view(entry: dict[str, Any]) -> dict[str, Any]:
+def smtplog_view(entry: SmtpLogEntry) -> dict[str, Any]:
     data = smtplog_summary(entry)
     data.update(
-        faxbox_name=entry["faxbox_name"],
-        number=entry["number"],
-        content_type=entry["content_type"],
-        filename=entry["filename"],
-        job_id=entry["job_id"].hex if entry["job_id"] else "undefined",
+        faxbox_name=entry.faxbox_name,
+        number=entry.number,
+        content_type=entry.content_type,
+        filename=entry.filename,
+        job_id=entry.job_id.hex if entry.job_id else "undefined",
     )
     return data

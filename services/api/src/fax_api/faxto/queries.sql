@@ -29,9 +29,6 @@ RETURNING balance;
 -- name: insert_charge
 INSERT INTO balance_charges (job_id, account_id, amount) VALUES ($1::uuid, $2::text, $3::numeric);
 
--- name: charge_for_job
-SELECT amount, state FROM balance_charges WHERE job_id = $1::uuid AND account_id = $2::text;
-
 -- name: insert_document
 -- Its previews are drawn by the fetcher (fax.document.stored.v1, queued in the same transaction).
 INSERT INTO faxto_documents (account_id, user_id, filename_uploaded, file_extension, content_type, object_key,
@@ -96,7 +93,7 @@ RETURNING e164;
 -- name: insert_faxto_number
 INSERT INTO faxto_numbers (account_id, e164, did_group_id, expiration_date)
 VALUES ($1::text, $2::text, $3::int, (now() + interval '1 month')::date)
-RETURNING id, account_id, e164, did_group_id, expiration_date, created_at;
+RETURNING id, e164, did_group_id, expiration_date, created_at;
 
 -- name: count_numbers
 SELECT count(*) FROM faxto_numbers WHERE account_id = $1::text;

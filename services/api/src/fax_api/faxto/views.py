@@ -1,4 +1,4 @@
-"""Fax.to's response shapes for jobs and documents (pure functions)."""
+"""Fax.to's response shapes for jobs, documents and numbers (pure functions)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+from fax_api.faxto import inventory
+from fax_api.faxto.rows import FaxtoDocument, FaxtoNumber, HistoryJob, JobStatus, ReceivedFax
 from fax_runtime import signing
 
 # fax_jobs.status -> Fax.to's status message (GET /fax/{id}/status) and history status.
@@ -21,11 +23,11 @@ def money(amount: Decimal) -> float:
     return float(round(amount, 4))
 
 
-def status_message(job: dict[str, Any]) -> str:
-    if job["status"] == "failed":
-        reason = (job.get("tx_result") or {}).get("error_message") or "Unknown Error"
+def status_message(job: JobStatus) -> str:
+    if job.status == "failed":
+        reason = job.tx_result.get("error_message") or "Unknown Error"
         return f"Failed: {reason}"
-    return _MESSAGES[job["status"]]
+    return _MESSAGES[job.status]
 
 
 def history_status(status: str) -> str:
@@ -41,15 +43,15 @@ def php_date(moment: dt.datetime) -> dict[str, Any]:
     }
 
 
-def history_entry(job: dict[str, Any]) -> dict[str, Any]:
-    faxto = (job.get("request") or {}).get("faxto") or {}
+def history_entry(job: HistoryJob) -> dict[str, Any]:
+    faxto = job.request.get("faxto") or {}
     return {
-        "id": job["int_id"],
-        "created": php_date(job["created_at"]),
+        "id": job.int_id,
+        "created": php_date(job.created_at),
         "document_id": faxto.get("document_id"),
         "document": faxto.get("document", ""),
-        "recipient": job["to_number"].lstrip("+"),
-        "status": history_status(job["status"]),
+        "recipient": job.to_number.lstrip("+"),
+        "status": history_status(job.status),
     }
 
 
@@ -57,40 +59,40 @@ def _stamp(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def document_view(document: dict[str, Any]) -> dict[str, Any]:
+def document_view(document: FaxtoDocument) -> dict[str, Any]:
     """The upload response's ``document`` object, its names in the text's forms: ``<stored>.<ext>`` for the file,
     ``<orig_filename>.tiff`` for the fax and ``<orig_filename>.preview.png`` for its first page's preview."""
-    stored = document["object_key"].rsplit("/", 1)[-1]
-    original = f"{stored}.{document['file_extension']}" if document["file_extension"] else stored
+    stored = document.object_key.rsplit("/", 1)[-1]
+    original = f"{stored}.{document.file_extension}" if document.file_extension else stored
     return {
         "filename": f"{original}.tiff",
-        "filename_uploaded": document["filename_uploaded"],
+        "filename_uploaded": document.filename_uploaded,
         "orig_filename": original,
-        "file_extension": document["file_extension"],
-        "total_pages": document["total_pages"],
-        "filesize": document["filesize"],
+        "file_extension": document.file_extension,
+        "total_pages": document.total_pages,
+        "filesize": document.filesize,
         # The fetcher draws the previews as soon as the file is stored (fax.document.stored.v1, queued with the
         # upload's row), so the preview is named from the start, and in storage once drawn; none for a file the
         # fetcher could not render.
-        "preview_in_storage": 1 if document["preview_status"] == "ready" else 0,
-        "preview_file": None if document["preview_status"] == "failed" else f"{original}.preview.png",
+        "preview_in_storage": 1 if document.preview_status == "ready" else 0,
+        "preview_file": None if document.preview_status == "failed" else f"{original}.preview.png",
         "preview_image": None,
         "s3": None,
-        "user_id": document["user_id"],
-        "updated_at": _stamp(document["updated_at"]),
-        "created_at": _stamp(document["created_at"]),
-        "id": document["id"],
+        "user_id": document.user_id,
+        "updated_at": _stamp(document.updated_at),
+        "created_at": _stamp(document.created_at),
+        "id": document.id,
     }
 
 
-def file_entry(document: dict[str, Any]) -> dict[str, Any]:
+def file_entry(document: FaxtoDocument) -> dict[str, Any]:
     """One element of GET /files."""
     return {
-        "id": document["id"],
-        "filename": document["filename_uploaded"],
-        "pages": document["total_pages"],
-        "size": document["filesize"],
-        "uploaded": document["created_at"].astimezone(dt.UTC).strftime("%Y-%m-%d"),
+        "id": document.id,
+        "filename": document.filename_uploaded,
+        "pages": document.total_pages,
+        "size": document.filesize,
+        "uploaded": document.created_at.astimezone(dt.UTC).strftime("%Y-%m-%d"),
     }
 
 
@@ -106,19 +108,58 @@ def human_size(size: int | None) -> str | None:
     return f"{size} B" if unit == "B" else f"{amount:.2f} {unit}"
 
 
-def incoming_entry(fax: dict[str, Any], base_url: str, key: bytes) -> dict[str, Any]:
+def incoming_entry(fax: ReceivedFax, base_url: str, key: bytes) -> dict[str, Any]:
     """One received fax as Fax.to lists it; its links are signed and expire (signing.LINK_TTL_SECONDS)."""
-
-    stored = fax["pdf_key"] or fax["tiff_key"] or ""
+    stored = fax.pdf_key or fax.tiff_key or ""
     return {
-        "id": fax["int_id"],
-        "did_id": fax["did_id"],
+        "id": fax.int_id,
+        "did_id": fax.did_id,
         "filename": stored.rsplit("/", 1)[-1],
-        "filesize": human_size(fax["filesize"]),
-        "number": fax["to_number"],
-        "sender": fax["from_number"].lstrip("+"),
-        "total_pages": fax["pages"],
-        "created_at": php_date(fax["created_at"]),
-        "preview_file": signing.inbound_fax_link(key, base_url, fax["id"].hex, "preview"),
-        "file_url": signing.inbound_fax_link(key, base_url, fax["id"].hex, "file"),
+        "filesize": human_size(fax.filesize),
+        "number": fax.to_number,
+        "sender": fax.from_number.lstrip("+"),
+        "total_pages": fax.pages,
+        "created_at": php_date(fax.created_at),
+        "preview_file": signing.inbound_fax_link(key, base_url, fax.id.hex, "preview"),
+        "file_url": signing.inbound_fax_link(key, base_url, fax.id.hex, "file"),
     }
+
+
+def provisioned_number(number: FaxtoNumber) -> dict[str, Any]:
+    """A number just provisioned, as the provisioning calls answer it."""
+    group, country = _group_of(number)
+    return {
+        "id": number.id,
+        "didid": number.id,
+        "did_group_id": group["did_group_id"],
+        "country_code": country["a2_code"],
+        "city_name": group["city_name"],
+        "area_code": group["area_code"],
+        "number": number.e164,
+        "type": group["type"],
+        "trunk_id": inventory.TRUNK_ID,
+    }
+
+
+def number_entry(number: FaxtoNumber) -> dict[str, Any]:
+    """One element of GET /numbers."""
+    group, country = _group_of(number)
+    return {
+        "id": number.id,
+        "order_reference": None,
+        "country_code": country["a2_code"],
+        "country": country["country"],
+        "city_name": group["city_name"],
+        "area_code": group["area_code"],
+        "did_group_id": group["did_group_id"],
+        "did_number": number.e164,
+        "expiration_date": number.expiration_date.isoformat(),
+        "status": "Active",
+    }
+
+
+def _group_of(number: FaxtoNumber) -> tuple[dict[str, Any], dict[str, Any]]:
+    found = inventory.group(number.did_group_id)
+    if found is None:  # numbers are provisioned from the inventory only
+        raise LookupError(f"DID group {number.did_group_id} is not in the inventory")
+    return found

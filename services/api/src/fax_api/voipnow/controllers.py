@@ -5,64 +5,40 @@ shows it) is an auth token of the account (the same tokens as Kazoo's X-Auth-Tok
 account's and show in its Kazoo outbox. The answer's ``id`` is the first fax's number (the job's integer id, as a
 string like the example's ``"1"``), ``uid`` its Kazoo id. Recipients are dial strings (phone or extension numbers,
 as the text allows), sent to the line as written. Errors answer UAPI's ``{"error": {"code": ..., "message": ...}}``
-(fax_api.web.errors, also for unknown paths and methods).
+(``web.uapi``, and ``web.errors`` for unknown paths and methods). The limits on a request are settings
+(``ApiSettings.voipnow``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from litestar import Controller, Request, Response, post
-from litestar.datastructures import FormMultiDict, State, UploadFile
+from litestar.datastructures import FormMultiDict, UploadFile
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ClientException
 from litestar.params import FromPath
 
+from fax_api.config import ApiSettings
 from fax_api.faxes.rules import FaxValidationError, validate_fax_request
-from fax_api.web.errors import uapi_failure
+from fax_api.web.auth import uapi_account
+from fax_api.web.injection import Injected
 from fax_api.web.openapi import FILE, STRING, form_body
+from fax_api.web.uapi import UapiError, uapi_error_response
 from fax_jobs import FaxJob, JobStore, shared_upload_keys
 
 ALLOWED_EXTENSIONS = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "tif": "image/tiff", "tiff": "image/tiff",
                       "pdf": "application/pdf", "txt": "text/plain"}  # fmt: skip
-_SELF_IDS = ("@me", "@viewer", "@owner")
-_TOKEN_SCHEMES = ("bearer", "token")
-
-
-def max_files() -> int:
-    return int(os.environ.get("FAX_VOIPNOW_MAX_FILES", "10"))
-
-
-def max_recipients() -> int:
-    return int(os.environ.get("FAX_VOIPNOW_MAX_RECIPIENTS", "50"))
-
-
-class UapiError(Exception):
-    def __init__(self, status_code: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.code = code
-        self.message = message
-
-
-def _uapi_error(_: Request, exc: UapiError) -> Response:
-    return uapi_failure(exc.status_code, exc.code, exc.message)
-
-
-def _token(authorization: str) -> str:
-    """The token of ``Bearer <token>`` or ``token <token>`` (schemes are case-insensitive); "" for anything else."""
-    scheme, _, token = authorization.strip().partition(" ")
-    return token.strip() if scheme.lower() in _TOKEN_SCHEMES else ""
 
 
 def _unexpected(request: Request, exc: Exception) -> Response:
     request.logger.exception("voipnow fax failed", exc_info=exc)
     error = UapiError(400, "internal_server_error", "Failed to send the fax due to an internal error")
-    return _uapi_error(request, error)
+    return uapi_error_response(request, error)
 
 
-def _recipients(raw: Any) -> list[str]:
+def _recipients(raw: Any, limit: int) -> list[str]:
     try:
         request = json.loads(raw) if isinstance(raw, str | bytes) else None
     except ValueError:
@@ -71,13 +47,13 @@ def _recipients(raw: Any) -> list[str]:
     if (
         not isinstance(recipients, list)
         or not recipients
-        or len(recipients) > max_recipients()
+        or len(recipients) > limit
         or not all(isinstance(r, str) and r.strip() and r.replace("*", "").strip().isdigit() for r in recipients)
     ):
         raise UapiError(
             400,
             "fx_recipients_invalid",
-            f"recipients must be a list of 1 to {max_recipients()} phone or extension numbers",
+            f"recipients must be a list of 1 to {limit} phone or extension numbers",
         )
     return [r.strip() for r in recipients]
 
@@ -94,9 +70,9 @@ async def _form(request: Request) -> FormMultiDict:
         ) from None
 
 
-async def _documents(files: list[UploadFile]) -> list[tuple[bytes, str]]:
-    if len(files) > max_files():
-        raise UapiError(400, "fx_max_files_reached", f"At most {max_files()} files can be sent in one fax")
+async def _documents(files: list[UploadFile], limit: int) -> list[tuple[bytes, str]]:
+    if len(files) > limit:
+        raise UapiError(400, "fx_max_files_reached", f"At most {limit} files can be sent in one fax")
     documents = []
     for upload in files:
         name = (upload.filename or "").rsplit("/", 1)[-1]
@@ -129,19 +105,18 @@ _CREATE_FAXES_BODY = form_body(
 class VoipNowFaxesController(Controller):
     path = "/uapi/faxes"
     tags = ["VoipNow UAPI"]
-    exception_handlers = {UapiError: _uapi_error}
+    dependencies = {"caller": Provide(uapi_account)}
 
     @post("/{user_id:str}/{extension:str}", status_code=200, operation_class=_CREATE_FAXES_BODY)
     async def create_faxes(
-        self, request: Request, state: State, user_id: FromPath[str], extension: FromPath[str]
+        self,
+        request: Request,
+        caller: NamedDependency[str],
+        extension: FromPath[str],
+        jobs: Injected[JobStore],
+        settings: Injected[ApiSettings],
     ) -> Response:
         """Send the ``files`` parts to every number of the ``request`` part's ``recipients``."""
-        token = _token(request.headers.get("authorization", ""))
-        account_id = await state.accounts.account_for_token(token) if token else None
-        if account_id is None:
-            raise UapiError(401, "unauthorized", "A valid token is required: Authorization: Bearer <token>")
-        if user_id not in _SELF_IDS and user_id != account_id:
-            raise UapiError(403, "forbidden", "The token may only send faxes for its own user")
         if not extension or extension == "@self":
             raise UapiError(400, "fx_extension_invalid", "extension must be an extension number")
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -152,8 +127,8 @@ class VoipNowFaxesController(Controller):
             raw_request = form.get("request")
             if isinstance(raw_request, UploadFile):
                 raw_request = await raw_request.read()
-            recipients = _recipients(raw_request)
-            documents = await _documents(files)
+            recipients = _recipients(raw_request, settings.voipnow.max_recipients)
+            documents = await _documents(files, settings.voipnow.max_files)
             if not documents:
                 return Response(content=b"", status_code=204)
             requests = [
@@ -163,12 +138,12 @@ class VoipNowFaxesController(Controller):
                 )
                 for number in recipients
             ]
-            jobs = await _submit_shared(state.jobs, account_id, requests, documents)
+            submitted = await _submit_shared(jobs, caller, requests, documents)
         except UapiError:
             raise
         except FaxValidationError:
             raise UapiError(400, "fx_recipients_invalid", "recipients must be phone or extension numbers") from None
         except Exception as exc:
             return _unexpected(request, exc)
-        first = jobs[0]
+        first = submitted[0]
         return Response({"id": str(first.int_id), "uid": first.id.hex}, status_code=200)

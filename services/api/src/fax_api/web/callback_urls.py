@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
+from fax_api.web.faxto import FaxtoError
 from fax_api.web.kazoo import KazooError
 from fax_runtime.guarded_http import callback_url_problem
 from fax_runtime.network_guard import NetworkGuard
@@ -50,3 +51,16 @@ async def check_kazoo_callback_urls(guard: NetworkGuard, document: object) -> No
             "invalid data",
             {field: {"format": {"message": problem, "target": "url"}} for field, problem in refused.items()},
         )
+
+
+async def check_faxto_callback_url(guard: NetworkGuard, params: Mapping[str, object]) -> str:
+    """A Fax.to call's ``callback_url`` ("" to have none), or Fax.to's 400 when no callback to it could be delivered."""
+    url = params.get("callback_url")
+    if url == "":
+        return ""
+    if not isinstance(url, str):
+        raise FaxtoError(400, "callback_url must be an http:// or https:// URL")
+    refused = await refused_callback_urls(guard, {"callback_url": url})
+    if refused:
+        raise FaxtoError(400, f"callback_url is refused: {refused['callback_url']}")
+    return url

@@ -1,15 +1,24 @@
 """Each dialect's error shape, on every path of that dialect, whatever raised the error.
 
-The dialects' own errors are raised in their handlers; routing (an unknown path, a method the path does not take),
-body parsing and unexpected failures are raised before or around them and reach the application's handlers, which
-ask ``dialect_error`` for the answer of the path's dialect (None: a Kazoo path, answered in Kazoo's envelope).
+Each dialect has its error and its envelope: Kazoo's (``web.kazoo``: ``KazooError``, ``KazooErrorEnvelope``), Fax.to's
+(``web.faxto``: ``FaxtoError``, ``FaxtoFailure``) and UAPI's (``web.uapi``: ``UapiError``, ``UapiErrorEnvelope``).
+The dialects raise their own errors in their handlers and dependencies; routing (an unknown path, a method the path
+does not take), body parsing and unexpected failures are raised before or around them and reach
+``EXCEPTION_HANDLERS``, which answer in the envelope of the path's dialect (``dialect_error``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from litestar import Response
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from fax_api.web.faxto import FaxtoError, faxto_error_response, faxto_failure
+from fax_api.web.kazoo import KazooError, error_response
+from fax_api.web.uapi import UapiError, uapi_error_response, uapi_failure
 
 FAXTO_PREFIX = "/api"  # Fax.to: /api/v2 and the v1 send path
 UAPI_PREFIX = "/uapi"  # VoipNow UAPI
@@ -18,16 +27,8 @@ UAPI_PREFIX = "/uapi"  # VoipNow UAPI
 _UAPI_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 413: "request_too_large", 415: "unsupported_media_type"}  # fmt: skip
 _MESSAGES = {404: "No such call: {method} {path}", 405: "{method} is not allowed on {path}"}
-
-
-def faxto_failure(status_code: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
-    """Fax.to's error answer: ``{"status": "failed", "message": ...}``."""
-    return Response({"status": "failed", "message": message}, status_code=status_code, headers=headers)
-
-
-def uapi_failure(status_code: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> Response:
-    """UAPI's error answer: ``{"error": {"code": ..., "message": ...}}``."""
-    return Response({"error": {"code": code, "message": message}}, status_code=status_code, headers=headers)
+# Kazoo's message for failures raised outside its handlers.
+_KAZOO_MESSAGES = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type"}
 
 
 def _under(path: str, prefix: str) -> bool:
@@ -55,3 +56,28 @@ def dialect_error(
         code = "internal_server_error" if status_code >= 500 else _UAPI_CODES.get(status_code, "invalid_request")
         return uapi_failure(status_code, code, message, headers)
     return None
+
+
+def _http_error(request: Request, exc: HTTPException) -> Response:
+    answer = dialect_error(request.method, request.url.path, exc.status_code, str(exc.detail), exc.headers)
+    if answer is not None:
+        return answer
+    message = _KAZOO_MESSAGES.get(exc.status_code, "error")
+    return error_response(request, KazooError(exc.status_code, message, {"message": str(exc.detail)}))
+
+
+def _unexpected_error(request: Request, exc: Exception) -> Response:
+    request.logger.exception("unhandled error", exc_info=exc)
+    answer = dialect_error(request.method, request.url.path, HTTP_500_INTERNAL_SERVER_ERROR, "")
+    if answer is not None:
+        return answer
+    return error_response(request, KazooError(HTTP_500_INTERNAL_SERVER_ERROR, "internal_server_error"))
+
+
+EXCEPTION_HANDLERS: dict[type[Exception], Callable[[Request, Any], Response]] = {
+    KazooError: error_response,
+    FaxtoError: faxto_error_response,
+    UapiError: uapi_error_response,
+    HTTPException: _http_error,
+    Exception: _unexpected_error,
+}

@@ -6,17 +6,10 @@ from __future__ import annotations
 
 from litestar import Controller, Request, Response, delete, get
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath
 
-from fax_api.faxboxes.controllers import MAX_PAGE_SIZE
-from fax_api.faxes.attachments import (
-    attachment_response,
-    no_attachment,
-    page,
-    parse_id,
-    parse_start_key,
-    wanted_format,
-)
+from fax_api.faxes.attachments import attachment_response, no_attachment, wanted_format
+from fax_api.faxes.rows import InboundFax
 from fax_api.faxes.rules import (
     INBOX_STATES,
     INCOMING_STATES,
@@ -25,22 +18,25 @@ from fax_api.faxes.rules import (
     smtplog_summary,
     smtplog_view,
 )
-from fax_api.faxes.store import ApiStore
+from fax_api.faxes.store import FaxStore
 from fax_api.web.auth import authorized_account
-from fax_api.web.kazoo import bad_identifier, envelope, revision_of
+from fax_api.web.injection import Injected
+from fax_api.web.kazoo import bad_identifier, envelope, parse_id, revision_of
+from fax_api.web.paging import KeysetPage, keyset_listing, keyset_page
 
 FOLDERS = {"inbox": INBOX_STATES, "incoming": INCOMING_STATES}
+_DEPENDENCIES = {"caller": Provide(authorized_account), "page": Provide(keyset_page, sync_to_thread=False)}
 
 
-def _answer(request: Request, fax: dict) -> Response:
+def _answer(request: Request, fax: InboundFax) -> Response:
     data = inbound_view(fax)
-    return envelope(request, data, revision=revision_of(fax["revision"], data))
+    return envelope(request, data, revision=revision_of(fax.revision, data))
 
 
 class _InboundFolder(Controller):
     """One folder of inbound faxes; subclasses name it (``folder``) and give their path."""
 
-    dependencies = {"caller": Provide(authorized_account)}
+    dependencies = _DEPENDENCIES
     tags = ["faxes"]
     folder = "inbox"
 
@@ -49,27 +45,26 @@ class _InboundFolder(Controller):
         self,
         request: Request,
         caller: NamedDependency[str],
-        store: NamedDependency[ApiStore],
-        page_size: int = Parameter(default=50, ge=1, le=MAX_PAGE_SIZE),
-        start_key: str = Parameter(default="", description="next_start_key of the previous page"),
+        faxes: Injected[FaxStore],
+        page: NamedDependency[KeysetPage],
     ) -> Response:
-        rows = await store.page_inbound(caller, FOLDERS[self.folder], parse_start_key(start_key), page_size + 1)
-        return page(request, rows, page_size, start_key, inbound_summary)
+        rows = await faxes.page_inbound(caller, FOLDERS[self.folder], page.start_id(), page.limit)
+        return keyset_listing(request, page, rows, inbound_summary)
 
     @get("/{fax_id:str}", summary="A fax of the folder")
     async def get_fax(
-        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], faxes: Injected[FaxStore]
     ) -> Response:
-        fax = await store.get_inbound(caller, parse_id(fax_id), FOLDERS[self.folder])
+        fax = await faxes.get_inbound(caller, parse_id(fax_id), FOLDERS[self.folder])
         if fax is None:
             raise bad_identifier(fax_id)
         return _answer(request, fax)
 
     @delete("/{fax_id:str}", status_code=200, summary="Remove a fax and its documents")
     async def delete_fax(
-        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], faxes: Injected[FaxStore]
     ) -> Response:
-        fax = await store.delete_inbound(caller, parse_id(fax_id), FOLDERS[self.folder])
+        fax = await faxes.delete_inbound(caller, parse_id(fax_id), FOLDERS[self.folder])
         if fax is None:
             raise bad_identifier(fax_id)
         return _answer(request, fax)
@@ -80,15 +75,15 @@ class _InboundFolder(Controller):
         media_type="image/tiff",
     )
     async def get_attachment(
-        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], faxes: Injected[FaxStore]
     ) -> Response:
         fmt = wanted_format(request)
         fax_uuid = parse_id(fax_id)
-        fax = await store.get_inbound(caller, fax_uuid, FOLDERS[self.folder])
+        fax = await faxes.get_inbound(caller, fax_uuid, FOLDERS[self.folder])
         if fax is None:
             raise bad_identifier(fax_id)
-        key = fax["tiff_key"] if fmt == "tiff" else fax["pdf_key"]
-        body = await store.read_object(key) if key else None
+        key = fax.tiff_key if fmt == "tiff" else fax.pdf_key
+        body = await faxes.read_document(key) if key else None
         if body is None:
             raise no_attachment(fax_id)
         return attachment_response(request, fax_uuid, fmt, body)
@@ -99,9 +94,9 @@ class _InboundFolder(Controller):
         summary="Remove a fax's documents; the record stays and says attachment_deleted",
     )
     async def delete_attachment(
-        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], store: NamedDependency[ApiStore]
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], faxes: Injected[FaxStore]
     ) -> Response:
-        fax = await store.remove_inbound_attachment(caller, parse_id(fax_id), FOLDERS[self.folder])
+        fax = await faxes.remove_inbound_attachment(caller, parse_id(fax_id), FOLDERS[self.folder])
         if fax is None:
             raise bad_identifier(fax_id)
         return _answer(request, fax)
@@ -119,7 +114,7 @@ class IncomingController(_InboundFolder):
 
 class SmtpLogController(Controller):
     path = "/v2/accounts/{account_id:str}/faxes/smtplog"
-    dependencies = {"caller": Provide(authorized_account)}
+    dependencies = _DEPENDENCIES
     tags = ["faxes"]
 
     @get("/", summary="Mail to the account's faxboxes: the fax each queued, or why it could not, newest first")
@@ -127,12 +122,11 @@ class SmtpLogController(Controller):
         self,
         request: Request,
         caller: NamedDependency[str],
-        store: NamedDependency[ApiStore],
-        page_size: int = Parameter(default=50, ge=1, le=MAX_PAGE_SIZE),
-        start_key: str = Parameter(default="", description="next_start_key of the previous page"),
+        faxes: Injected[FaxStore],
+        page: NamedDependency[KeysetPage],
     ) -> Response:
-        rows = await store.page_smtplog(caller, parse_start_key(start_key), page_size + 1)
-        return page(request, rows, page_size, start_key, smtplog_summary)
+        rows = await faxes.page_smtplog(caller, page.start_id(), page.limit)
+        return keyset_listing(request, page, rows, smtplog_summary)
 
     @get("/{attempt_id:str}", summary="One smtplog entry")
     async def get_smtplog(
@@ -140,9 +134,9 @@ class SmtpLogController(Controller):
         request: Request,
         caller: NamedDependency[str],
         attempt_id: FromPath[str],
-        store: NamedDependency[ApiStore],
+        faxes: Injected[FaxStore],
     ) -> Response:
-        entry = await store.get_smtplog(caller, parse_id(attempt_id))
+        entry = await faxes.get_smtplog(caller, parse_id(attempt_id))
         if entry is None:
             raise bad_identifier(attempt_id)
         data = smtplog_view(entry)

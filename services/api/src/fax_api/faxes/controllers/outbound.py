@@ -7,24 +7,15 @@ it, and a client can tell that apart from a 400 about its body. Finished jobs li
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Any
 
-import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath
 
-from fax_api.faxboxes.controllers import MAX_PAGE_SIZE
-from fax_api.faxboxes.rules import merge_patch
-from fax_api.faxes.attachments import (
-    attachment_response,
-    no_attachment,
-    page,
-    parse_id,
-    parse_start_key,
-    upload_body,
-    wanted_format,
-)
+from fax_api.config import ApiSettings
+from fax_api.faxes.attachments import attachment_response, no_attachment, wanted_format
 from fax_api.faxes.rules import (
     FaxValidationError,
     job_summary,
@@ -32,51 +23,34 @@ from fax_api.faxes.rules import (
     revised_request,
     validate_fax_request,
 )
-from fax_api.faxes.store import ApiStore
+from fax_api.faxes.schemas import OutboxAction, OutgoingFax, OutgoingFaxPatch
+from fax_api.faxes.store import FaxStore
 from fax_api.web.auth import authorized_account
 from fax_api.web.callback_urls import check_kazoo_callback_urls
-from fax_api.web.kazoo import KazooError, bad_identifier, envelope, revision_of
-from fax_api.web.multipart import MultipartError, is_multipart, parse_fax_upload
-from fax_api.web.openapi import (
-    Callback,
-    FaxNotifications,
-    OutgoingFax,
-    kazoo_body,
+from fax_api.web.injection import Injected
+from fax_api.web.kazoo import (
+    KazooError,
+    bad_identifier,
+    envelope,
+    merge_patch,
+    parse_id,
     read_kazoo_data,
     read_kazoo_envelope,
+    revision_of,
 )
+from fax_api.web.multipart import MultipartError, is_multipart, parse_fax_upload
+from fax_api.web.openapi import kazoo_body, upload_body
+from fax_api.web.paging import KeysetPage, keyset_listing, keyset_page
 from fax_jobs import FINISHED_STATES, QUEUED_STATES, DocumentsGone, FaxJob, JobNotChangeable, JobStore
 from fax_runtime.blobs import fax_pdf_key
-
-
-class OutgoingFaxPatch(msgspec.Struct, omit_defaults=True):
-    """Any subset of a queued fax's fields, merged into it; ``null`` removes a field. Attempts start over."""
-
-    to_number: str | None = None
-    document: dict[str, Any] | None = None
-    from_number: str | None = None
-    from_name: str | None = None
-    to_name: str | None = None
-    fax_identity: str | None = None
-    fax_header: str | None = None
-    fax_timezone: str | None = None
-    retries: Annotated[int, msgspec.Meta(ge=1, le=4)] | None = None
-    notifications: FaxNotifications | None = None
-    callback: Callback | None = None
-
-
-class OutboxAction(msgspec.Struct):
-    """``{"data": {"action": "resubmit"}}`` (Kazoo's example puts ``action`` beside ``data``: accepted too)."""
-
-    action: Annotated[str, msgspec.Meta(pattern="^resubmit$")]
-
+from fax_runtime.network_guard import NetworkGuard
 
 OUTBOX_ACTIONS = ["resubmit"]
 
 
-def _validated(document: Any) -> dict[str, Any]:
+def _validated(document: Any, *, require_document_url: bool = True) -> dict[str, Any]:
     try:
-        return validate_fax_request(document, require_document_url=True)
+        return validate_fax_request(document, require_document_url=require_document_url)
     except FaxValidationError as exc:
         raise KazooError(400, "invalid data", exc.errors) from None
 
@@ -96,7 +70,7 @@ def _not_changeable(fax_id: str, status: str) -> KazooError:
 
 class FaxesController(Controller):
     path = "/v2/accounts/{account_id:str}/faxes"
-    dependencies = {"caller": Provide(authorized_account)}
+    dependencies = {"caller": Provide(authorized_account), "page": Provide(keyset_page, sync_to_thread=False)}
     tags = ["faxes"]
 
     @put(
@@ -106,16 +80,20 @@ class FaxesController(Controller):
         operation_class=upload_body(OutgoingFax),
     )
     async def create_fax(
-        self, request: Request, caller: NamedDependency[str], jobs: NamedDependency[JobStore]
+        self,
+        request: Request,
+        caller: NamedDependency[str],
+        jobs: Injected[JobStore],
+        settings: Injected[ApiSettings],
+        guard: Injected[NetworkGuard],
     ) -> Response:
-        settings = request.app.state.settings
         content_type = request.headers.get("content-type", "")
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > settings.max_upload_bytes:
             raise _too_large(settings.max_upload_bytes)
         if not is_multipart(content_type):
             fax_request = _validated(await read_kazoo_data(request))
-            await check_kazoo_callback_urls(request.app.state.guard, fax_request)
+            await check_kazoo_callback_urls(guard, fax_request)
             job = await jobs.submit_job(caller, fax_request)
             return _answer(request, job, status_code=201)
         body = await request.body()
@@ -126,11 +104,8 @@ class FaxesController(Controller):
         except MultipartError as exc:
             reason = "unsupported_media_type" if exc.status == 415 else "invalid request body"
             raise KazooError(exc.status, reason, {"message": str(exc)}) from None
-        try:
-            fax_request = validate_fax_request(upload.data, require_document_url=False)
-        except FaxValidationError as exc:
-            raise KazooError(400, "invalid data", exc.errors) from None
-        await check_kazoo_callback_urls(request.app.state.guard, fax_request)
+        fax_request = _validated(upload.data, require_document_url=False)
+        await check_kazoo_callback_urls(guard, fax_request)
         # The uploaded documents are the fax; a URL beside them would be a second, conflicting source.
         fax_request["document"].pop("url", None)
         job = await jobs.submit_job(caller, fax_request, [(d.body, d.content_type) for d in upload.documents])
@@ -141,16 +116,15 @@ class FaxesController(Controller):
         self,
         request: Request,
         caller: NamedDependency[str],
-        jobs: NamedDependency[JobStore],
-        page_size: int = Parameter(default=50, ge=1, le=MAX_PAGE_SIZE),
-        start_key: str = Parameter(default="", description="next_start_key of the previous page"),
+        jobs: Injected[JobStore],
+        page: NamedDependency[KeysetPage],
     ) -> Response:
-        rows = await jobs.page_jobs(caller, QUEUED_STATES, parse_start_key(start_key), page_size + 1)
-        return page(request, rows, page_size, start_key, job_summary)
+        rows = await jobs.page_jobs(caller, QUEUED_STATES, page.start_id(), page.limit)
+        return keyset_listing(request, page, rows, job_summary)
 
     @get("/outgoing/{fax_id:str}", summary="A queued outgoing fax")
     async def get_outgoing(
-        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: NamedDependency[JobStore]
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: Injected[JobStore]
     ) -> Response:
         return await self._job(request, caller, fax_id, jobs, QUEUED_STATES)
 
@@ -161,10 +135,15 @@ class FaxesController(Controller):
         operation_class=kazoo_body(OutgoingFax),
     )
     async def replace_outgoing(
-        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: NamedDependency[JobStore]
+        self,
+        request: Request,
+        caller: NamedDependency[str],
+        fax_id: FromPath[str],
+        jobs: Injected[JobStore],
+        guard: Injected[NetworkGuard],
     ) -> Response:
         document = await read_kazoo_data(request)
-        await check_kazoo_callback_urls(request.app.state.guard, document)
+        await check_kazoo_callback_urls(guard, document)
         return await self._revise(request, caller, fax_id, jobs, lambda _current: document)
 
     @patch(
@@ -173,15 +152,20 @@ class FaxesController(Controller):
         operation_class=kazoo_body(OutgoingFaxPatch),
     )
     async def patch_outgoing(
-        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: NamedDependency[JobStore]
+        self,
+        request: Request,
+        caller: NamedDependency[str],
+        fax_id: FromPath[str],
+        jobs: Injected[JobStore],
+        guard: Injected[NetworkGuard],
     ) -> Response:
         changes = await read_kazoo_data(request)
-        await check_kazoo_callback_urls(request.app.state.guard, changes)
+        await check_kazoo_callback_urls(guard, changes)
         return await self._revise(request, caller, fax_id, jobs, lambda current: merge_patch(current, changes))
 
     @delete("/outgoing/{fax_id:str}", status_code=200, summary="Remove a queued fax (409 once it is processing)")
     async def delete_outgoing(
-        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: NamedDependency[JobStore]
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: Injected[JobStore]
     ) -> Response:
         try:
             job = await jobs.delete_queued_job(caller, parse_id(fax_id))
@@ -196,16 +180,15 @@ class FaxesController(Controller):
         self,
         request: Request,
         caller: NamedDependency[str],
-        jobs: NamedDependency[JobStore],
-        page_size: int = Parameter(default=50, ge=1, le=MAX_PAGE_SIZE),
-        start_key: str = Parameter(default="", description="next_start_key of the previous page"),
+        jobs: Injected[JobStore],
+        page: NamedDependency[KeysetPage],
     ) -> Response:
-        rows = await jobs.page_jobs(caller, FINISHED_STATES, parse_start_key(start_key), page_size + 1)
-        return page(request, rows, page_size, start_key, job_summary)
+        rows = await jobs.page_jobs(caller, FINISHED_STATES, page.start_id(), page.limit)
+        return keyset_listing(request, page, rows, job_summary)
 
     @get("/outbox/{fax_id:str}", summary="A sent or failed fax")
     async def get_outbox(
-        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: NamedDependency[JobStore]
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: Injected[JobStore]
     ) -> Response:
         return await self._job(request, caller, fax_id, jobs, FINISHED_STATES)
 
@@ -216,7 +199,7 @@ class FaxesController(Controller):
         operation_class=kazoo_body(OutboxAction),
     )
     async def resubmit_outbox(
-        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: NamedDependency[JobStore]
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: Injected[JobStore]
     ) -> Response:
         body = await read_kazoo_envelope(request, data_required=False)
         action = body["data"].get("action", body.get("action"))
@@ -242,7 +225,7 @@ class FaxesController(Controller):
 
     @delete("/outbox/{fax_id:str}", status_code=200, summary="Remove a sent or failed fax and its documents")
     async def delete_outbox(
-        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: NamedDependency[JobStore]
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: Injected[JobStore]
     ) -> Response:
         try:
             job = await jobs.delete_finished_job(caller, parse_id(fax_id))
@@ -262,8 +245,8 @@ class FaxesController(Controller):
         request: Request,
         caller: NamedDependency[str],
         fax_id: FromPath[str],
-        jobs: NamedDependency[JobStore],
-        store: NamedDependency[ApiStore],
+        jobs: Injected[JobStore],
+        faxes: Injected[FaxStore],
     ) -> Response:
         fmt = wanted_format(request)
         job_id = parse_id(fax_id)
@@ -273,7 +256,7 @@ class FaxesController(Controller):
         if job.tiff_key is None:
             raise no_attachment(fax_id)
         key = job.tiff_key if fmt == "tiff" else fax_pdf_key(job.tiff_key)
-        body = await store.read_object(key)
+        body = await faxes.read_document(key)
         if body is None:
             raise no_attachment(fax_id)
         return attachment_response(request, job_id, fmt, body)
@@ -284,7 +267,7 @@ class FaxesController(Controller):
         summary="Remove a sent fax's documents; the record stays and says attachment_deleted",
     )
     async def delete_outbox_attachment(
-        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: NamedDependency[JobStore]
+        self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: Injected[JobStore]
     ) -> Response:
         job = await jobs.remove_job_attachment(caller, parse_id(fax_id))
         if job is None:
@@ -310,7 +293,7 @@ class FaxesController(Controller):
         caller: str,
         fax_id: str,
         jobs: JobStore,
-        build: Any,
+        build: Callable[[dict[str, Any]], Any],
     ) -> Response:
         try:
             job = await jobs.change_queued_job(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import TypeVar
 
 import msgspec
 
 from fax_runtime.config import ConfigError, RuntimeSettings, env_int, env_str
+
+N = TypeVar("N", Decimal, float)
 
 
 class FaxtoSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -51,8 +54,8 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
             max_upload_bytes=env_int(env, "FAX_API_MAX_UPLOAD_BYTES", 20 * 1024 * 1024),
             allow_networks=env_str(env, "FAX_FETCH_ALLOW_NETWORKS", ""),
             faxto=FaxtoSettings(
-                signup_credit=_env_decimal(env, "FAX_FAXTO_SIGNUP_CREDIT", Decimal(0)),
-                preview_wait=_env_float(env, "FAX_FAXTO_PREVIEW_WAIT", 15.0),
+                signup_credit=_env_number(env, "FAX_FAXTO_SIGNUP_CREDIT", Decimal(0), Decimal),
+                preview_wait=_env_number(env, "FAX_FAXTO_PREVIEW_WAIT", 15.0, float),
             ),
             voipnow=VoipNowSettings(
                 max_files=env_int(env, "FAX_VOIPNOW_MAX_FILES", 10),
@@ -61,24 +64,9 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-def _env_decimal(env: Mapping[str, str], name: str, default: Decimal) -> Decimal:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
+def _env_number(env: Mapping[str, str], name: str, default: N, number: Callable[[str], N]) -> N:
+    raw = env_str(env, name, "")
     try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise ConfigError(f"{name} must be an amount, got {raw!r}") from None
-    if not value.is_finite():
-        raise ConfigError(f"{name} must be an amount, got {raw!r}")
-    return value
-
-
-def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
+        return number(raw) if raw else default
+    except (ValueError, ArithmeticError):  # decimal.InvalidOperation is an ArithmeticError
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None

@@ -169,8 +169,8 @@ def job_view(job: FaxJob) -> dict[str, Any]:
     return data
 
 
-def job_summary(job: JobSummary) -> dict[str, Any]:
-    """One row of an outgoing/outbox listing."""
+def job_summary(job: JobSummary | InboundSummary) -> dict[str, Any]:
+    """One row of an outgoing/outbox listing (and the start of an inbox/incoming one)."""
     return {
         "id": job.id.hex,
         "status": job.status,
@@ -223,14 +223,7 @@ def attachment_format(accept: str) -> str | None:
 
 def inbound_summary(fax: InboundSummary) -> dict[str, Any]:
     """One row of an inbox/incoming listing."""
-    return {
-        "id": fax.id.hex,
-        "status": fax.status,
-        "created": gregorian_seconds(fax.created_at),
-        "from": fax.from_number,
-        "to": fax.to_number,
-        "pages": fax.pages,
-    }
+    return {**job_summary(fax), "pages": fax.pages}
 
 
 def inbound_view(fax: InboundFax) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""What a Fax.to handler is given: the call's parameters, wherever the request carries them, and the user its
-``api_key`` names."""
+"""What a Fax.to handler is given: the call's parameters, wherever the request carries them (``params``), with the
+user its ``api_key`` names (``call``)."""
 
 from __future__ import annotations
 
@@ -52,10 +52,19 @@ async def faxto_params(request: Request) -> FaxtoParams:
     return FaxtoParams(values, files)
 
 
-async def faxto_user(params: NamedDependency[FaxtoParams], faxto: Injected[FaxtoStore]) -> FaxtoUser:
-    """The ``user`` dependency: the user of the call's ``api_key``; 401 without one."""
+@dataclass(frozen=True)
+class FaxtoCall:
+    """A call made with a valid ``api_key``: its user and its parameters."""
+
+    user: FaxtoUser
+    values: dict[str, Any]
+    files: dict[str, UploadFile]
+
+
+async def faxto_call(params: NamedDependency[FaxtoParams], faxto: Injected[FaxtoStore]) -> FaxtoCall:
+    """The ``call`` dependency: the call's parameters and the user of its ``api_key``; 401 without one."""
     api_key = params.values.get("api_key")
     user = await faxto.user_for_key(api_key) if isinstance(api_key, str) and api_key else None
     if user is None:
         raise FaxtoError(401, "Invalid or missing api_key")
-    return user
+    return FaxtoCall(user, params.values, params.files)

@@ -59,12 +59,15 @@ RETURNING id, object_key, total_pages, preview_status;
 
 -- Jobs of the account whatever API sent them, newest first; Fax.to's history shows Kazoo sends too.
 -- name: job_history
-SELECT id, int_id, status, to_number, request, created_at
+SELECT id, int_id, account_id, status, request, to_number, from_number, retries, attempts, tiff_key, pages,
+       tx_result, revision, created_at, delivered_at
 FROM fax_jobs WHERE account_id = $1::text ORDER BY created_at DESC, id DESC LIMIT $2::int;
 
 -- A job by the integer id Fax.to answered ($2), or by its Kazoo id ($3): the other one is NULL and matches nothing.
 -- name: faxto_job
-SELECT id, int_id, status, tx_result FROM fax_jobs
+SELECT id, int_id, account_id, status, request, to_number, from_number, retries, attempts, tiff_key, pages,
+       tx_result, revision, created_at, delivered_at
+FROM fax_jobs
 WHERE account_id = $1::text AND (int_id = $2::bigint OR id = $3::uuid);
 
 -- Received faxes of the account (all, or to one of its numbers), oldest page first as Fax.to pages them.

@@ -1,14 +1,15 @@
-"""What the Fax.to store hands back: typed rows, never a password hash."""
+"""What the Fax.to store and sender hand back: typed rows, never a password hash. (Jobs are ``fax_jobs.FaxJob``.)"""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Literal
+from decimal import Decimal
+from typing import Literal
 
 import msgspec
 
-from fax_jobs import JobState
+from fax_jobs import FaxJob
 
 PreviewStatus = Literal["none", "pending", "ready", "failed"]
 
@@ -40,26 +41,6 @@ class FaxtoDocument(msgspec.Struct, frozen=True, kw_only=True):
     preview_error: str
     created_at: dt.datetime
     updated_at: dt.datetime
-
-
-class JobStatus(msgspec.Struct, frozen=True, kw_only=True):
-    """What Fax.to's status call tells of a job."""
-
-    id: uuid.UUID
-    int_id: int
-    status: JobState
-    tx_result: dict[str, Any]
-
-
-class HistoryJob(msgspec.Struct, frozen=True, kw_only=True):
-    """A line of Fax.to's history: any job of the account, whichever API sent it."""
-
-    id: uuid.UUID
-    int_id: int
-    status: JobState
-    to_number: str
-    request: dict[str, Any]  # a Fax.to send's names its document under "faxto"
-    created_at: dt.datetime
 
 
 class ReceivedFax(msgspec.Struct, frozen=True, kw_only=True):
@@ -94,3 +75,11 @@ class FaxtoNumber(msgspec.Struct, frozen=True, kw_only=True):
     did_group_id: int
     expiration_date: dt.date
     created_at: dt.datetime
+
+
+class SentFax(msgspec.Struct, frozen=True, kw_only=True):
+    """A send's outcome: the job, its cost, and the balance left once that cost is reserved."""
+
+    job: FaxJob
+    cost: Decimal
+    balance_left: Decimal

@@ -18,12 +18,11 @@ from fax_api.faxto.rows import (
     FaxtoDocument,
     FaxtoNumber,
     FaxtoUser,
-    HistoryJob,
-    JobStatus,
     ReceivedFax,
     ReceivedFaxFile,
 )
 from fax_contracts import DocumentStored
+from fax_jobs import FaxJob
 from fax_runtime.blobs import BlobNotFound, BlobStore, document_preview_key, read_if_present
 from fax_runtime.outbox import enqueue
 from fax_runtime.sql import load_queries, row_as
@@ -155,14 +154,14 @@ class FaxtoStore:
 
     # Jobs and received faxes -------------------------------------------------------------------------------------
 
-    async def job(self, account_id: str, fax_job_id: int | uuid.UUID) -> JobStatus | None:
+    async def job(self, account_id: str, fax_job_id: int | uuid.UUID) -> FaxJob | None:
         """The account's job by the integer id a send answered, or by its Kazoo id."""
         by_int, by_uuid = (fax_job_id, None) if isinstance(fax_job_id, int) else (None, fax_job_id)
         row = await self._pool.fetchrow(Q["faxto_job"], account_id, by_int, by_uuid)
-        return row_as(JobStatus, row) if row else None
+        return row_as(FaxJob, row) if row else None
 
-    async def history(self, account_id: str, limit: int = 500) -> list[HistoryJob]:
-        return [row_as(HistoryJob, row) for row in await self._pool.fetch(Q["job_history"], account_id, limit)]
+    async def history(self, account_id: str, limit: int = 500) -> list[FaxJob]:
+        return [row_as(FaxJob, row) for row in await self._pool.fetch(Q["job_history"], account_id, limit)]
 
     async def received(
         self, account_id: str, recipient: str | None, per_page: int, offset: int

@@ -7,7 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 from fax_api.faxto import inventory
-from fax_api.faxto.rows import FaxtoDocument, FaxtoNumber, HistoryJob, JobStatus, ReceivedFax
+from fax_api.faxto.rows import FaxtoDocument, FaxtoNumber, ReceivedFax, SentFax
+from fax_jobs import FaxJob
 from fax_runtime import signing
 
 # fax_jobs.status -> Fax.to's status message (GET /fax/{id}/status) and history status.
@@ -23,7 +24,17 @@ def money(amount: Decimal) -> float:
     return float(round(amount, 4))
 
 
-def status_message(job: JobStatus) -> str:
+def sent(fax: SentFax) -> dict[str, Any]:
+    """A send's answer: the job's integer id, its cost and the balance left after reserving it."""
+    return {
+        "status": "executed",
+        "fax_job_id": fax.job.int_id,
+        "user_cash_balance": money(fax.balance_left),
+        "cost": money(fax.cost),
+    }
+
+
+def status_message(job: FaxJob) -> str:
     if job.status == "failed":
         reason = job.tx_result.get("error_message") or "Unknown Error"
         return f"Failed: {reason}"
@@ -43,7 +54,7 @@ def php_date(moment: dt.datetime) -> dict[str, Any]:
     }
 
 
-def history_entry(job: HistoryJob) -> dict[str, Any]:
+def history_entry(job: FaxJob) -> dict[str, Any]:
     faxto = job.request.get("faxto") or {}
     return {
         "id": job.int_id,

@@ -9,8 +9,9 @@ int_id); fax numbers are read as E.164 (fax_runtime.numbers).
 
 from litestar.di import Provide
 
-from fax_api.faxto.dependencies import faxto_params, faxto_user
+from fax_api.faxto.dependencies import faxto_call, faxto_params
 
-# Every Fax.to controller's: ``params`` (the call's parameters) and ``user`` (its api_key's user).
-DEPENDENCIES = {"params": Provide(faxto_params), "user": Provide(faxto_user)}
+# Every Fax.to controller's: ``params`` (a call's parameters) and ``call`` (the same with its api_key's user: 401
+# without one).
+DEPENDENCIES = {"params": Provide(faxto_params), "call": Provide(faxto_call)}
 TAGS = ["Fax.to REST v2"]

@@ -13,8 +13,8 @@ from litestar.params import FromPath
 from fax_api.config import ApiSettings
 from fax_api.faxto import rules, views
 from fax_api.faxto.controllers import DEPENDENCIES, TAGS
-from fax_api.faxto.dependencies import FaxtoParams
-from fax_api.faxto.rows import FaxtoDocument, FaxtoUser
+from fax_api.faxto.dependencies import FaxtoCall
+from fax_api.faxto.rows import FaxtoDocument
 from fax_api.faxto.store import FaxtoStore
 from fax_api.faxto.uploads import keep_remote_file, keep_upload
 from fax_api.web.faxto import FaxtoError
@@ -36,9 +36,9 @@ def _not_found() -> FaxtoError:
     return FaxtoError(404, "Document not found")
 
 
-async def _document(faxto: FaxtoStore, user: FaxtoUser, params: FaxtoParams) -> FaxtoDocument:
-    """The user's account's document the call's ``document_id`` names."""
-    document = await faxto.document(user.account_id, rules.document_id(params.values.get("document_id")))
+async def _document(faxto: FaxtoStore, call: FaxtoCall) -> FaxtoDocument:
+    """The caller's account's document the call's ``document_id`` names."""
+    document = await faxto.document(call.user.account_id, rules.document_id(call.values.get("document_id")))
     if document is None:
         raise _not_found()
     return document
@@ -51,48 +51,41 @@ class FaxtoFilesController(Controller):
 
     @post("/files", status_code=200, operation_class=_FILES_BODY)
     async def upload(
-        self,
-        params: NamedDependency[FaxtoParams],
-        user: NamedDependency[FaxtoUser],
-        faxto: Injected[FaxtoStore],
-        guard: Injected[NetworkGuard],
+        self, call: NamedDependency[FaxtoCall], faxto: Injected[FaxtoStore], guard: Injected[NetworkGuard]
     ) -> dict[str, Any]:
-        remote = params.values.get("AddRemoteFile")
-        if "file" in params.files:
-            document = await keep_upload(faxto, user, params.files["file"])
+        remote = call.values.get("AddRemoteFile")
+        if "file" in call.files:
+            document = await keep_upload(faxto, call.user, call.files["file"])
         elif isinstance(remote, str) and remote.strip():
-            document = await keep_remote_file(faxto, guard, user, remote.strip())
+            document = await keep_remote_file(faxto, guard, call.user, remote.strip())
         else:
             raise FaxtoError(400, "A multipart 'file' part or an AddRemoteFile URL is required")
         return {"status": "success", "document_id": document.id, "document": views.document_view(document)}
 
     @get("/files")
-    async def files(self, user: NamedDependency[FaxtoUser], faxto: Injected[FaxtoStore]) -> list[dict[str, Any]]:
-        return [views.file_entry(d) for d in await faxto.documents(user.account_id)]
+    async def files(self, call: NamedDependency[FaxtoCall], faxto: Injected[FaxtoStore]) -> list[dict[str, Any]]:
+        return [views.file_entry(d) for d in await faxto.documents(call.user.account_id)]
 
     @delete("/files/{document_id:int}", status_code=200)
     async def delete_file(
-        self, user: NamedDependency[FaxtoUser], faxto: Injected[FaxtoStore], document_id: FromPath[int]
+        self, call: NamedDependency[FaxtoCall], faxto: Injected[FaxtoStore], document_id: FromPath[int]
     ) -> dict[str, Any]:
-        if not await faxto.delete_document(user.account_id, document_id):
+        if not await faxto.delete_document(call.user.account_id, document_id):
             raise _not_found()
         return {"status": "success"}
 
     @get("/file-clean")
-    async def clean(
-        self, params: NamedDependency[FaxtoParams], user: NamedDependency[FaxtoUser], faxto: Injected[FaxtoStore]
-    ) -> dict[str, Any]:
+    async def clean(self, call: NamedDependency[FaxtoCall], faxto: Injected[FaxtoStore]) -> dict[str, Any]:
         """The document as it will be faxed: its stored record with page count and fax file names (the example
         response of the spec's Clean File API). The document was checked and counted when it was uploaded."""
-        document = await _document(faxto, user, params)
+        document = await _document(faxto, call)
         return {"status": "success", **views.document_view(document), "server_document_id": None, "team_user_id": None}
 
     @get("/file-generate-preview")
     async def preview(
         self,
         request: Request,
-        params: NamedDependency[FaxtoParams],
-        user: NamedDependency[FaxtoUser],
+        call: NamedDependency[FaxtoCall],
         faxto: Injected[FaxtoStore],
         settings: Injected[ApiSettings],
         link_signing_key: Injected[bytes],
@@ -102,20 +95,20 @@ class FaxtoFilesController(Controller):
         The fetcher draws the previews when the file is uploaded; this waits up to FAX_FAXTO_PREVIEW_WAIT seconds
         for them, then answers 503 (try again). A file that cannot be faxed answers 422 with the reason.
         """
-        document = await _document(faxto, user, params)
+        document = await _document(faxto, call)
         if document.preview_status == "none":
-            await faxto.request_preview(user.account_id, document.id)
+            await faxto.request_preview(call.user.account_id, document.id)
         deadline = time.monotonic() + settings.faxto.preview_wait
         while document.preview_status in ("none", "pending") and time.monotonic() < deadline:
             await asyncio.sleep(PREVIEW_POLL_SECONDS)
-            drawn = await faxto.document(user.account_id, document.id)
+            drawn = await faxto.document(call.user.account_id, document.id)
             if drawn is None:
                 raise _not_found()
             document = drawn
         rules.faxable(document)
         if document.preview_status != "ready":
             raise FaxtoError(503, "The preview is still being generated; try again in a few seconds")
-        page = positive(params.values, "page", 1, document.total_pages)
+        page = positive(call.values, "page", 1, document.total_pages)
         path = f"/api/v2/signed/document/{document.id}/preview-{page}.png"
         base = str(request.base_url).rstrip("/")
         return {"status": "success", "url": f"{base}{path}?{signing.signed_query(link_signing_key, path)}"}

@@ -9,8 +9,7 @@ from litestar.di import NamedDependency
 
 from fax_api.faxto import views
 from fax_api.faxto.controllers import DEPENDENCIES, TAGS
-from fax_api.faxto.dependencies import FaxtoParams
-from fax_api.faxto.rows import FaxtoUser
+from fax_api.faxto.dependencies import FaxtoCall, FaxtoParams
 from fax_api.faxto.rules import credentials
 from fax_api.faxto.store import EmailTaken, FaxtoStore
 from fax_api.web.callback_urls import check_faxto_callback_url
@@ -56,41 +55,32 @@ class FaxtoUsersController(Controller):
         return {"status": "success", "api_key": user.api_key}
 
     @post("/subuser", status_code=200, operation_class=_SUBUSER_BODY)
-    async def subuser(
-        self,
-        params: NamedDependency[FaxtoParams],
-        user: NamedDependency[FaxtoUser],
-        faxto: Injected[FaxtoStore],
-    ) -> dict[str, Any]:
+    async def subuser(self, call: NamedDependency[FaxtoCall], faxto: Injected[FaxtoStore]) -> dict[str, Any]:
         """A sub-user of the caller: the same account and balance, its own api_key."""
-        email, password = credentials(params.values)
+        email, password = credentials(call.values)
         try:
-            subuser = await faxto.register(email, password, parent=user)
+            subuser = await faxto.register(email, password, parent=call.user)
         except EmailTaken:
             raise _email_taken() from None
         return {"status": "success", "api_key": subuser.api_key}
 
     @get("/settings")
-    async def settings(self, user: NamedDependency[FaxtoUser], faxto: Injected[FaxtoStore]) -> dict[str, Any]:
+    async def settings(self, call: NamedDependency[FaxtoCall], faxto: Injected[FaxtoStore]) -> dict[str, Any]:
         """The account's API settings: the callback URL of delivery receipts and receive callbacks."""
-        return {"status": "success", "callback_url": await faxto.callback_url(user.account_id)}
+        return {"status": "success", "callback_url": await faxto.callback_url(call.user.account_id)}
 
     @post("/settings", status_code=200, operation_class=_SETTINGS_BODY)
     async def change_settings(
-        self,
-        params: NamedDependency[FaxtoParams],
-        user: NamedDependency[FaxtoUser],
-        faxto: Injected[FaxtoStore],
-        guard: Injected[NetworkGuard],
+        self, call: NamedDependency[FaxtoCall], faxto: Injected[FaxtoStore], guard: Injected[NetworkGuard]
     ) -> dict[str, Any]:
         """Set the callback URL (Fax.to's API settings page): every later send posts its delivery receipt there,
         and every fax received on the account's numbers its receive callback."""
-        if "callback_url" not in params.values:
+        if "callback_url" not in call.values:
             raise FaxtoError(400, "callback_url is required (empty to remove it)")
-        url = await check_faxto_callback_url(guard, params.values)
-        await faxto.set_callback_url(user.account_id, url)
+        url = await check_faxto_callback_url(guard, call.values)
+        await faxto.set_callback_url(call.user.account_id, url)
         return {"status": "success", "callback_url": url}
 
     @get("/balance")
-    async def balance(self, user: NamedDependency[FaxtoUser], faxto: Injected[FaxtoStore]) -> dict[str, Any]:
-        return {"status": "success", "balance": views.money(await faxto.balance(user.account_id))}
+    async def balance(self, call: NamedDependency[FaxtoCall], faxto: Injected[FaxtoStore]) -> dict[str, Any]:
+        return {"status": "success", "balance": views.money(await faxto.balance(call.user.account_id))}

@@ -1,2 +1,2 @@
-"""What every dialect shares: its envelopes and errors, paging, multipart parsing, the callback-URL check, token
-authentication and the OpenAPI request bodies."""
+"""What every dialect uses: its envelopes and errors, paging, token authentication, multipart parsing, the
+callback-URL check, OpenAPI request bodies and how handlers are given their collaborators."""

@@ -298,8 +298,9 @@ async def explain(targets: list[Target]) -> None:
 
     Statements that change rows run in a transaction that is rolled back.
     """
-    api = load_queries("fax_api")
-    faxto = load_queries("fax_api", "dialects/sql/queries.sql")
+    faxes = load_queries("fax_api.faxes", "queries.sql")
+    monitoring = load_queries("fax_api.monitoring", "queries.sql")
+    faxto = load_queries("fax_api.faxto", "queries.sql")
     jobs = load_queries("fax_jobs", "sql/jobs.sql")
     attempts = load_queries("fax_jobs", "sql/attempts.sql")
     relay_claim = (
@@ -323,18 +324,18 @@ async def explain(targets: list[Target]) -> None:
                     [account, list(FINISHED), _uuid(target.outbox_keys[0]), PAGE_SIZE + 1],
                 ),
                 ("page_jobs outgoing", jobs["page_jobs"], [account, list(QUEUED), None, PAGE_SIZE + 1]),
-                ("page_inbound inbox", api["page_inbound"], [account, list(INBOX), None, PAGE_SIZE + 1]),
+                ("page_inbound inbox", faxes["page_inbound"], [account, list(INBOX), None, PAGE_SIZE + 1]),
                 (
                     "page_inbound inbox deep",
-                    api["page_inbound"],
+                    faxes["page_inbound"],
                     [account, list(INBOX), _uuid(target.inbox_keys[0]), PAGE_SIZE + 1],
                 ),
                 ("get_job", jobs["get_job"], [account, _uuid(target.finished[0]), list(FINISHED)]),
                 ("job_history (Fax.to)", faxto["job_history"], [account, 500]),
                 ("count_received (Fax.to)", faxto["count_received"], [account, None]),
                 ("page_received (Fax.to)", faxto["page_received"], [account, None, 20, 0]),
-                ("jobs_by_state (/metrics)", api["jobs_by_state"], []),
-                ("outbox_unsent (/metrics)", api["outbox_unsent"], []),
+                ("jobs_by_state (/metrics)", monitoring["jobs_by_state"], []),
+                ("outbox_unsent (/metrics)", monitoring["outbox_unsent"], []),
                 ("relay claim", relay_claim, [100]),
                 ("due_jobs (transmitter sweep)", attempts["due_jobs"], [60, 5]),
                 ("reap_abandoned_attempts", attempts["reap_abandoned_attempts"], []),

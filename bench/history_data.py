@@ -28,7 +28,7 @@ from pathlib import Path
 
 import asyncpg
 
-from fax_api.store import Q as API_QUERIES
+from fax_api.monitoring.store import Q as MONITORING_QUERIES
 from fax_runtime.sql import parse_queries
 
 SQL = parse_queries(Path(__file__).with_name("history_data.sql").read_text(encoding="utf-8"))
@@ -104,7 +104,7 @@ async def load(
     await step("recent_smtplog", tenant.account_id, tenant.faxbox_id)
     started = time.perf_counter()
     # The finished jobs the load recorded (migration 0011's triggers), folded into the totals by a first scrape.
-    await conn.fetch(API_QUERIES["jobs_by_state"])
+    await conn.fetch(MONITORING_QUERIES["jobs_by_state"])
     await settle(conn)
     steps["metrics_fold_vacuum_analyze"] = round(time.perf_counter() - started, 1)
     return steps

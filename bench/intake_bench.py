@@ -76,7 +76,7 @@ import time
 import asyncpg
 import fax_runtime.db
 import fax_api.app
-from fax_api.account_store import AccountStore
+from fax_api.accounts.store import AccountStore
 
 async def _no_reset(conn):
     pass

@@ -64,10 +64,10 @@ class KazooApi:
 
 
 async def _seed(database_url: str) -> tuple[Tenant, Tenant]:
-    from fax_api.account_store import AccountStore
+    from fax_api.accounts.store import AccountStore
     from fax_api.demo import ensure_demo_tenant
-    from fax_api.faxbox_store import FaxboxStore
-    from fax_api.faxboxes import validate_faxbox
+    from fax_api.faxboxes.rules import validate_faxbox
+    from fax_api.faxboxes.store import FaxboxStore
     from fax_runtime.db import create_pool
     from fax_runtime.migrations import apply
 
@@ -90,13 +90,13 @@ async def _seed(database_url: str) -> tuple[Tenant, Tenant]:
         other = await accounts.create_account("Other account")
         password = "b-password-" + uuid.uuid4().hex[:6]
         user = await accounts.create_user(
-            other["id"],
+            other.id,
             {"username": "bob", "password": password, "email": "bob@b.example", "first_name": "", "last_name": ""},
         )
-        token = await accounts.issue_token(other["id"], "user_auth", user["id"])
+        token = await accounts.issue_token(other.id, "user_auth", user.id)
         name, custom, settings = validate_faxbox({"name": "B's box"})
-        box = await faxboxes.create(other["id"], name, custom, settings)
-        b = Tenant(other["id"], other["name"], token, other["api_key"], "bob", password, user["id"], box["id"])
+        box = await faxboxes.create(other.id, name, custom, settings)
+        b = Tenant(other.id, other.name, token, other.api_key, "bob", password, user.id, box.id)
         return a, b
     finally:
         await pool.close()

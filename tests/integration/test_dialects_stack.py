@@ -221,7 +221,7 @@ def wait_for(predicate, timeout: float = 180, what: str = "") -> Any:
 
 def credit(stack: RunningStack, email: str, amount: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "fax_api.dialects.faxto.credit", email, amount],
+        [sys.executable, "-m", "fax_api.faxto.credit", email, amount],
         env={**os.environ, "FAX_DATABASE_URL": stack.credentials["FAX_DATABASE_URL"]},
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip

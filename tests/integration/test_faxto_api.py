@@ -702,7 +702,7 @@ def test_operator_credits_a_balance_and_it_is_recorded(kazoo_api: KazooApi) -> N
 
     def credit(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "fax_api.dialects.faxto.credit", *args],
+            [sys.executable, "-m", "fax_api.faxto.credit", *args],
             env={**os.environ, "FAX_DATABASE_URL": kazoo_api.database_url},
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip

@@ -11,7 +11,7 @@ import uuid
 import asyncpg
 import httpx
 
-from fax_api.accounts import credentials_hashes, verify_password
+from fax_api.accounts.rules import credentials_hashes, verify_password
 from fax_api.demo import ensure_demo_tenant
 from tests.integration.kazoo_api import KazooApi, kazoo_api_fixture  # noqa: F401
 from tests.integration.stack import REPO, fresh_database, running_stack

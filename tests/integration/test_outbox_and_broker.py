@@ -184,7 +184,7 @@ async def test_concurrent_runners_apply_each_migration_once(infra) -> None:
 async def test_finished_job_totals_start_from_the_jobs_a_database_already_holds(infra) -> None:
     """The migration that counts finished jobs as they finish (for /metrics) first counts those already there;
     /metrics' query then folds every later change in."""
-    from fax_api.store import Q
+    from fax_api.monitoring.store import Q
     from fax_runtime.migrations import apply, bundled_migrations
 
     migrations = bundled_migrations()

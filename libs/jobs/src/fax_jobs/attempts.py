@@ -16,9 +16,9 @@ import msgspec
 from fax_contracts import TransmissionCompleted, TransmissionFailed, TransmissionProgress
 from fax_jobs.events import new_event
 from fax_jobs.lifecycle import PENDING
-from fax_jobs.rows import AbandonedAttempt, ClaimedAttempt, row_as
+from fax_jobs.rows import AbandonedAttempt, ClaimedAttempt
 from fax_runtime.outbox import enqueue
-from fax_runtime.sql import load_queries
+from fax_runtime.sql import load_queries, row_as
 
 Q = load_queries("fax_jobs", "sql/attempts.sql")
 

@@ -9,9 +9,9 @@ import asyncpg
 
 from fax_contracts import DocumentFailed, DocumentReady
 from fax_jobs.events import new_event
-from fax_jobs.rows import JobToPrepare, row_as
+from fax_jobs.rows import JobToPrepare
 from fax_runtime.outbox import enqueue
-from fax_runtime.sql import load_queries
+from fax_runtime.sql import load_queries, row_as
 
 Q = load_queries("fax_jobs", "sql/documents.sql")
 

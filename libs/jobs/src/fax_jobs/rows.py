@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
 import msgspec
 
 from fax_jobs.lifecycle import JobState
 
-RowT = TypeVar("RowT", bound=msgspec.Struct)
 CallT = TypeVar("CallT")
 
 
@@ -76,8 +74,3 @@ class AbandonedAttempt(msgspec.Struct, Generic[CallT], frozen=True, kw_only=True
     job_id: uuid.UUID
     retried: bool
     call: CallT | None
-
-
-def row_as(row_type: type[RowT], record: Mapping[str, Any]) -> RowT:
-    """``record`` (an asyncpg row) as ``row_type``, its columns checked against the fields."""
-    return msgspec.convert(dict(record), row_type)

@@ -18,10 +18,10 @@ from fax_contracts import JobSubmitted, encode_event, routing_key
 from fax_jobs.events import new_event
 from fax_jobs.lifecycle import TRANSITION, may
 from fax_jobs.objects import is_shared_upload, job_object_keys, upload_keys
-from fax_jobs.rows import FaxJob, JobSummary, row_as
+from fax_jobs.rows import FaxJob, JobSummary
 from fax_runtime.blobs import BlobNotFound, BlobStore, delete_quietly, fax_render_keys
 from fax_runtime.outbox import NOTIFY_CHANNEL, enqueue
-from fax_runtime.sql import load_queries
+from fax_runtime.sql import load_queries, row_as
 from fax_runtime.telemetry import current_trace_headers
 
 Q = load_queries("fax_jobs", "sql/jobs.sql")

@@ -133,6 +133,14 @@ class BlobStore:
         await asyncio.to_thread(self._client.remove_object, self._bucket, key)
 
 
+async def read_if_present(blobs: BlobStore, key: str) -> bytes | None:
+    """The object's bytes; None if there is no such object (a record may name an object removed since)."""
+    try:
+        return await blobs.get_bytes(key)
+    except BlobNotFound:
+        return None
+
+
 async def delete_quietly(blobs: BlobStore, keys: Iterable[str]) -> None:
     """Delete objects no record names any more; one that cannot be deleted is logged for the operator, not raised:
     the record is what matters."""

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from importlib import resources
+from typing import Any, TypeVar
+
+import msgspec
+
+RowT = TypeVar("RowT", bound=msgspec.Struct)
 
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 
@@ -21,3 +27,9 @@ def parse_queries(text: str) -> dict[str, str]:
 def load_queries(package: str, filename: str = "sql/queries.sql") -> dict[str, str]:
     """The named queries of ``package``'s SQL file."""
     return parse_queries(resources.files(package).joinpath(filename).read_text(encoding="utf-8"))
+
+
+def row_as(row_type: type[RowT], record: Mapping[str, Any]) -> RowT:
+    """``record`` (an asyncpg row) as ``row_type``, its columns checked against the fields: stores hand back typed
+    rows, never the driver's records."""
+    return msgspec.convert(dict(record), row_type)

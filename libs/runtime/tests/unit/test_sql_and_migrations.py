@@ -14,9 +14,19 @@ def test_a_name_defined_twice_is_an_error() -> None:
         parse_queries("-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;")
 
 
-@pytest.mark.parametrize("package", ["fax_api", "fax_fetcher", "fax_transmitter"])
-def test_every_service_query_file_parses(package: str) -> None:
-    assert load_queries(package)
+@pytest.mark.parametrize(
+    ("package", "filename"),
+    [
+        ("fax_api.accounts", "queries.sql"),
+        ("fax_api.faxboxes", "queries.sql"),
+        ("fax_api.faxes", "queries.sql"),
+        ("fax_api.faxto", "queries.sql"),
+        ("fax_fetcher", "sql/queries.sql"),
+        ("fax_transmitter", "sql/queries.sql"),
+    ],
+)
+def test_every_service_query_file_parses(package: str, filename: str) -> None:
+    assert load_queries(package, filename)
 
 
 def test_bundled_migrations_are_numbered_without_gaps() -> None:

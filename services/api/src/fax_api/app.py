@@ -1,161 +1,146 @@
-"""Composition root of the API: pools, stores and the outbox relay are built in the lifespan and closed there."""
+"""Composition root of the API: ``create_app(settings)`` wires the controllers to what they are given.
+
+Pools, stores, the S3 client, the HTTP client and the outbox relay are built in the lifespan (``connect_services``)
+and closed there; every handler takes what it needs as a parameter, provided by name from here (``dependencies``):
+the settings, the network guard, the link-signing key and each of ``ApiServices``. No handler reads the environment
+or the application's state.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import httpx
-from litestar import Litestar, Request, Response, get
+from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from fax_api.account_routes import ApiKeyController, TokenController, UsersController
-from fax_api.account_store import AccountStore
+from fax_api.accounts.controllers import ApiKeyController, TokenController, UsersController
+from fax_api.accounts.store import AccountStore
 from fax_api.config import ApiSettings
-from fax_api.controllers import FaxesController
-from fax_api.dialects.errors import dialect_error
-from fax_api.dialects.faxto.routes import FaxtoController, FaxtoNumbersController
-from fax_api.dialects.faxto.store import FaxtoStore
-from fax_api.dialects.voipnow.routes import VoipNowFaxesController
-from fax_api.faxbox_routes import FaxboxesController
-from fax_api.faxbox_store import FaxboxStore
-from fax_api.faxes_inbound import InboxController, IncomingController, SmtpLogController
-from fax_api.kazoo import KazooError, error_response
-from fax_api.store import ApiStore
-from fax_jobs import JobState, JobStore
+from fax_api.faxboxes.controllers import FaxboxesController
+from fax_api.faxboxes.store import FaxboxStore
+from fax_api.faxes.controllers.inbound import InboxController, IncomingController, SmtpLogController
+from fax_api.faxes.controllers.outbound import FaxesController
+from fax_api.faxes.store import FaxStore
+from fax_api.faxto.controllers.faxes import FaxtoFaxesController
+from fax_api.faxto.controllers.files import FaxtoFilesController
+from fax_api.faxto.controllers.numbers import FaxtoNumbersController
+from fax_api.faxto.controllers.users import FaxtoUsersController
+from fax_api.faxto.store import FaxtoStore
+from fax_api.monitoring.controllers import healthz, metrics
+from fax_api.monitoring.store import MonitoringStore
+from fax_api.voipnow.controllers import VoipNowFaxesController
+from fax_api.web.errors import EXCEPTION_HANDLERS
+from fax_jobs import JobStore
+from fax_runtime import signing
 from fax_runtime.blobs import BlobStore
 from fax_runtime.db import create_pool
-from fax_runtime.metrics import default_metrics
 from fax_runtime.network_guard import NetworkGuard
 from fax_runtime.outbox import OutboxRelay
 
-
-def _kazoo_error(request: Request, exc: KazooError) -> Response:
-    return error_response(request, exc)
-
-
-def _http_error(request: Request, exc: HTTPException) -> Response:
-    answer = dialect_error(request.method, request.url.path, exc.status_code, str(exc.detail), exc.headers)
-    if answer is not None:
-        return answer
-    message = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type"}.get(
-        exc.status_code, "error"
-    )
-    return error_response(request, KazooError(exc.status_code, message, {"message": str(exc.detail)}))
-
-
-def _unexpected_error(request: Request, exc: Exception) -> Response:
-    request.logger.exception("unhandled error", exc_info=exc)
-    answer = dialect_error(request.method, request.url.path, HTTP_500_INTERNAL_SERVER_ERROR, "")
-    if answer is not None:
-        return answer
-    return error_response(request, KazooError(HTTP_500_INTERNAL_SERVER_ERROR, "internal_server_error"))
+ROUTE_HANDLERS = [
+    FaxesController,
+    InboxController,
+    IncomingController,
+    SmtpLogController,
+    FaxboxesController,
+    UsersController,
+    ApiKeyController,
+    TokenController,
+    FaxtoUsersController,
+    FaxtoFaxesController,
+    FaxtoFilesController,
+    FaxtoNumbersController,
+    VoipNowFaxesController,
+    healthz,
+    metrics,
+]
 
 
-@get("/healthz", include_in_schema=False)
-async def healthz(state: State) -> Response:
-    """200 when Postgres, S3 and every peer service answer; 503 otherwise."""
-    checks = {"postgres": await _safe(state.store.ping), "s3": await state.blobs.ping()}
-    for url in state.settings.ready_peers:
-        checks[url] = await _peer_ready(state.http, url)
-    healthy = all(checks.values())
-    return Response(
-        content={"status": "ok" if healthy else "unavailable", "checks": checks}, status_code=200 if healthy else 503
-    )
+@dataclasses.dataclass(frozen=True)
+class ApiServices:
+    """What the handlers are given, by field name: built from the settings in the lifespan, closed there."""
+
+    accounts: AccountStore
+    faxboxes: FaxboxStore
+    faxes: FaxStore
+    jobs: JobStore
+    faxto: FaxtoStore
+    monitoring: MonitoringStore
+    blobs: BlobStore
+    http: httpx.AsyncClient  # for the peers' health
 
 
-@get("/metrics", include_in_schema=False)
-async def metrics(state: State) -> Response:
-    """Prometheus metrics: this process's, plus jobs by state and the unpublished outbox, read from Postgres."""
-    exported = default_metrics()
-    counts, unsent = await state.store.job_counts()
-    for job_state in JobState:
-        exported.jobs.labels(job_state).set(counts.get(job_state, 0))
-    exported.outbox_pending.set(unsent)
-    body, content_type = exported.render()
-    return Response(content=body, media_type=content_type)
+ConnectServices = Callable[[ApiSettings], AbstractAsyncContextManager[ApiServices]]
 
 
-async def _safe(check: Callable[[], Awaitable[bool]]) -> bool:
+@contextlib.asynccontextmanager
+async def connect_services(settings: ApiSettings) -> AsyncIterator[ApiServices]:
+    """Postgres, S3 and the stores on them, and the outbox relay that publishes what the stores queue."""
+    pool = await create_pool(settings.runtime.database_url)
+    blobs = BlobStore(settings.runtime.s3)
+    relay = asyncio.create_task(OutboxRelay(pool, settings.runtime.amqp_url).run(), name="outbox-relay")
+    accounts = AccountStore(pool)
+    http = httpx.AsyncClient(timeout=3)
     try:
-        return bool(await check())
-    except Exception:
-        return False
+        yield ApiServices(
+            accounts=accounts,
+            faxboxes=FaxboxStore(pool, settings.smtp_domain),
+            faxes=FaxStore(pool, blobs),
+            jobs=JobStore(pool, blobs),
+            faxto=FaxtoStore(pool, blobs, accounts, settings.faxto.signup_credit),
+            monitoring=MonitoringStore(pool),
+            blobs=blobs,
+            http=http,
+        )
+    finally:
+        relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
+        await http.aclose()
+        await pool.close()
 
 
-async def _peer_ready(client: httpx.AsyncClient, url: str) -> bool:
-    try:
-        return (await client.get(url)).status_code == 200
-    except httpx.HTTPError:
-        return False
+def _constant(value: Any) -> Provide:
+    return Provide(lambda: value, use_cache=True, sync_to_thread=False)
 
 
-def create_app(settings: ApiSettings) -> Litestar:
+def _service(name: str) -> Provide:
+    def provide(state: State) -> Any:
+        return getattr(state.services, name)
+
+    return Provide(provide, sync_to_thread=False)
+
+
+def create_app(settings: ApiSettings, connect: ConnectServices = connect_services) -> Litestar:
+    """The API for ``settings``; ``connect`` builds its services (unit tests give stand-ins)."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        pool = await create_pool(settings.runtime.database_url)
-        blobs = BlobStore(settings.runtime.s3)
-        relay = asyncio.create_task(OutboxRelay(pool, settings.runtime.amqp_url).run(), name="outbox-relay")
-        app.state.settings = settings
-        app.state.store = ApiStore(pool, blobs)
-        app.state.jobs = JobStore(pool, blobs)
-        app.state.accounts = AccountStore(pool)
-        app.state.faxboxes = FaxboxStore(pool, settings.smtp_domain)
-        app.state.blobs = blobs
-        app.state.faxto = FaxtoStore(pool, blobs)
-        app.state.http = httpx.AsyncClient(timeout=3)
-        app.state.guard = NetworkGuard.from_setting(settings.allow_networks)
-        try:
+        async with connect(settings) as services:
+            app.state.services = services
             yield
-        finally:
-            relay.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay
-            await app.state.http.aclose()
-            await pool.close()
 
-    def provide_store(state: State) -> ApiStore:
-        return state.store
-
-    def provide_jobs(state: State) -> JobStore:
-        return state.jobs
-
-    def provide_accounts(state: State) -> AccountStore:
-        return state.accounts
-
-    def provide_faxboxes(state: State) -> FaxboxStore:
-        return state.faxboxes
-
+    dependencies = {
+        "settings": _constant(settings),
+        "guard": _constant(NetworkGuard.from_setting(settings.allow_networks)),
+        # Signs Fax.to's expiring links (document previews, received faxes) with a key derived from the S3 secret.
+        "link_signing_key": _constant(signing.signing_key(settings.runtime.s3.secret_key)),
+        **{field.name: _service(field.name) for field in dataclasses.fields(ApiServices)},
+    }
     return Litestar(
-        route_handlers=[
-            FaxesController,
-            InboxController,
-            IncomingController,
-            SmtpLogController,
-            FaxboxesController,
-            UsersController,
-            ApiKeyController,
-            TokenController,
-            FaxtoController,
-            FaxtoNumbersController,
-            VoipNowFaxesController,
-            healthz,
-            metrics,
-        ],
+        route_handlers=ROUTE_HANDLERS,
         lifespan=[lifespan],
-        dependencies={
-            "store": Provide(provide_store, sync_to_thread=False),
-            "jobs": Provide(provide_jobs, sync_to_thread=False),
-            "accounts": Provide(provide_accounts, sync_to_thread=False),
-            "faxboxes": Provide(provide_faxboxes, sync_to_thread=False),
-        },
-        exception_handlers={KazooError: _kazoo_error, HTTPException: _http_error, Exception: _unexpected_error},
+        dependencies=dependencies,
+        exception_handlers=EXCEPTION_HANDLERS,
         plugins=[OpenTelemetryPlugin(OpenTelemetryConfig(exclude=["/healthz", "/metrics"]))],
         openapi_config=OpenAPIConfig(title="Fax platform API", version="0.1.0", path="/schema"),
         request_max_body_size=60 * 1024 * 1024,

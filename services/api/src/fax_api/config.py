@@ -1,13 +1,30 @@
-"""API settings (``FAX_*`` and ``FAX_API_*``)."""
+"""API settings (``FAX_*``, ``FAX_API_*``, and the dialects' ``FAX_FAXTO_*`` and ``FAX_VOIPNOW_*``), read once."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import TypeVar
 
 import msgspec
 
-from fax_runtime.config import RuntimeSettings, env_int, env_str
+from fax_runtime.config import ConfigError, RuntimeSettings, env_int, env_str
+
+N = TypeVar("N", Decimal, float)
+
+
+class FaxtoSettings(msgspec.Struct, frozen=True, kw_only=True):
+    # What a newly registered Fax.to user may spend before any top-up.
+    signup_credit: Decimal = Decimal(0)
+    # How long file-generate-preview waits for the fetcher to draw a new file's previews, in seconds.
+    preview_wait: float = 15.0
+
+
+class VoipNowSettings(msgspec.Struct, frozen=True, kw_only=True):
+    # Files and recipients one UAPI create-faxes request may carry.
+    max_files: int = 10
+    max_recipients: int = 50
 
 
 class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -21,6 +38,8 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_upload_bytes: int = 20 * 1024 * 1024
     # Networks the guard lets tenant URLs reach (Fax.to remote files, callback URLs checked on write).
     allow_networks: str = ""
+    faxto: FaxtoSettings = FaxtoSettings()
+    voipnow: VoipNowSettings = VoipNowSettings()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
@@ -34,4 +53,20 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
             smtp_domain=env_str(env, "FAX_SMTP_DOMAIN", "fax.localhost"),
             max_upload_bytes=env_int(env, "FAX_API_MAX_UPLOAD_BYTES", 20 * 1024 * 1024),
             allow_networks=env_str(env, "FAX_FETCH_ALLOW_NETWORKS", ""),
+            faxto=FaxtoSettings(
+                signup_credit=_env_number(env, "FAX_FAXTO_SIGNUP_CREDIT", Decimal(0), Decimal),
+                preview_wait=_env_number(env, "FAX_FAXTO_PREVIEW_WAIT", 15.0, float),
+            ),
+            voipnow=VoipNowSettings(
+                max_files=env_int(env, "FAX_VOIPNOW_MAX_FILES", 10),
+                max_recipients=env_int(env, "FAX_VOIPNOW_MAX_RECIPIENTS", 50),
+            ),
         )
+
+
+def _env_number(env: Mapping[str, str], name: str, default: N, number: Callable[[str], N]) -> N:
+    raw = env_str(env, name, "")
+    try:
+        return number(raw) if raw else default
+    except (ValueError, ArithmeticError):  # decimal.InvalidOperation is an ArithmeticError
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None

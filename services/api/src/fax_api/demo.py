@@ -7,9 +7,9 @@ from dataclasses import dataclass, fields
 
 import asyncpg
 
-from fax_api.account_store import AccountStore, DemoTenantStore
-from fax_api.faxbox_store import FaxboxStore
-from fax_api.faxboxes import validate_faxbox
+from fax_api.accounts.store import AccountStore, DemoTenantStore
+from fax_api.faxboxes.rules import validate_faxbox
+from fax_api.faxboxes.store import FaxboxStore
 from fax_runtime.db import create_pool
 
 DEMO_ACCOUNT_NAME = "Demo account"
@@ -56,18 +56,18 @@ async def ensure_demo_tenant(database_url: str, smtp_domain: str = "fax.localhos
             added: dict[str, str] = {}
             if "account_id" not in seed:
                 account = await accounts.create_account(DEMO_ACCOUNT_NAME, conn=conn)
-                token = await accounts.issue_token(account["id"], "seed", ttl_seconds=None, conn=conn)
+                token = await accounts.issue_token(account.id, "seed", ttl_seconds=None, conn=conn)
                 name, custom, settings = validate_faxbox(DEMO_FAXBOX)
-                faxbox = await faxboxes.create(account["id"], name, custom, settings, conn=conn)
-                await demo.add_number(conn, DEMO_INBOUND_NUMBER, account["id"], faxbox["id"])
+                faxbox = await faxboxes.create(account.id, name, custom, settings, conn=conn)
+                await demo.add_number(conn, DEMO_INBOUND_NUMBER, account.id, faxbox.id)
                 added = {
-                    "account_id": account["id"],
+                    "account_id": account.id,
                     "auth_token": token,
-                    "faxbox_id": faxbox["id"],
-                    "faxbox_email": faxbox["smtp_email"],
+                    "faxbox_id": faxbox.id,
+                    "faxbox_email": faxbox.smtp_email,
                     "inbound_number": DEMO_INBOUND_NUMBER,
-                    "account_name": account["name"],
-                    "api_key": account["api_key"],
+                    "account_name": account.name,
+                    "api_key": account.api_key,
                 }
             account_id = seed.get("account_id") or added["account_id"]
             # A tenant seeded before users and API keys existed gets them now.

@@ -1,8 +1,10 @@
 import hashlib
 
+import msgspec
 import pytest
 
-from fax_api.accounts import (
+from fax_api.accounts.rows import AccountUser
+from fax_api.accounts.rules import (
     UserValidationError,
     credentials_hashes,
     hash_password,
@@ -57,4 +59,4 @@ def test_user_view_has_no_password_in_any_form() -> None:
         "account_id": "x",
         "revision": 1,
     }
-    assert set(user_view(row)) == {"id", "username", "email", "first_name", "last_name"}
+    assert set(user_view(msgspec.convert(row, AccountUser))) == {"id", "username", "email", "first_name", "last_name"}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fax_api.callback_urls import check_kazoo_callback_urls, kazoo_callback_urls, refused_callback_urls
-from fax_api.kazoo import KazooError
+from fax_api.web.callback_urls import check_kazoo_callback_urls, kazoo_callback_urls, refused_callback_urls
+from fax_api.web.kazoo import KazooError
 from fax_runtime.network_guard import NetworkGuard
 
 

@@ -4,7 +4,8 @@ import uuid
 import msgspec
 import pytest
 
-from fax_api.faxes import (
+from fax_api.faxes.rows import InboundFax
+from fax_api.faxes.rules import (
     FaxValidationError,
     attachment_format,
     inbound_view,
@@ -108,6 +109,7 @@ def test_job_object_keys_follow_the_render_the_row_names() -> None:
 def test_inbound_view_uses_kazoo_shapes() -> None:
     fax = {
         "id": JOB_ID,
+        "account_id": "acc",
         "status": "received",
         "faxbox_id": None,
         "call_id": "c",
@@ -120,10 +122,11 @@ def test_inbound_view_uses_kazoo_shapes() -> None:
         "pdf_key": None,
         "rx_result": {"success": True},
         "error_message": "",
+        "revision": 1,
         "created_at": dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
         "completed_at": None,
     }
-    view = inbound_view(fax)
+    view = inbound_view(msgspec.convert(fax, InboundFax))
     assert view["id"] == JOB_ID.hex and view["faxbox_id"] == "undefined" and view["completed"] == "undefined"
     assert view["rx_result"]["success"] is True and view["rx_result"]["fax_speed"] == 0
     assert view["attachment_deleted"] is True

@@ -1,12 +1,14 @@
+import msgspec
 import pytest
 
-from fax_api.faxboxes import (
+from fax_api.faxboxes.rows import FaxboxRecord
+from fax_api.faxboxes.rules import (
     FaxboxValidationError,
     faxbox_document,
     faxbox_view,
-    merge_patch,
     validate_faxbox,
 )
+from fax_api.web.kazoo import merge_patch
 
 
 def test_defaults_of_the_spec_table_are_applied() -> None:
@@ -89,7 +91,8 @@ def test_merge_patch_is_recursive_and_null_removes() -> None:
 
 def test_view_round_trips_through_validation() -> None:
     name, custom, settings = validate_faxbox({"name": "Box", "custom_smtp_email_address": "a@b.example"})
-    row = {"id": "f1", "name": name, "custom_smtp_email_address": custom, "settings": settings, "smtp_email": "f1.d"}
+    stored = {"id": "f1", "name": name, "custom_smtp_email_address": custom, "settings": settings, "smtp_email": "f1.d"}
+    row = msgspec.convert({**stored, "account_id": "a1", "revision": 1}, FaxboxRecord)
     view = faxbox_view(row)
     assert view["id"] == "f1" and view["smtp_email_address"] == "f1.d" and view["custom_smtp_email_address"] == custom
     assert validate_faxbox(faxbox_document(row)) == (name, custom, settings)

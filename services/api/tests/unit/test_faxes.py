@@ -4,8 +4,8 @@ import uuid
 import msgspec
 import pytest
 
-from fax_api.faxes import FaxValidationError, job_summary, job_view, validate_fax_request
-from fax_api.kazoo import GREGORIAN_UNIX_OFFSET
+from fax_api.faxes.rules import FaxValidationError, job_summary, job_view, validate_fax_request
+from fax_api.web.kazoo import GREGORIAN_UNIX_OFFSET
 from fax_jobs import FaxJob
 
 KAZOO_EXAMPLE = {

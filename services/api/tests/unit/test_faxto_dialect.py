@@ -7,9 +7,12 @@ import struct
 import uuid
 from decimal import Decimal
 
-from fax_api.dialects.billing import count_pages
-from fax_api.dialects.faxto import views
-from fax_api.dialects.faxto.rates import fax_cost, price_per_page
+import msgspec
+
+from fax_api.faxto import views
+from fax_api.faxto.billing import count_pages
+from fax_api.faxto.rates import fax_cost, price_per_page
+from fax_jobs import FaxJob
 from fax_runtime import signing
 
 
@@ -64,9 +67,13 @@ def test_status_message_and_history_entry() -> None:
         "created_at": dt.datetime(2017, 3, 9, 15, 35, 28, tzinfo=dt.UTC),
         "request": {"faxto": {"document_id": 7, "document": "FAX.pdf"}},
     }
-    assert views.status_message(job) == "Failed: busy"
-    assert views.status_message({**job, "status": "completed"}) == "Sent! Fax Has Been Answered."
-    assert views.history_entry(job) == {
+    stored = {"account_id": "a", "from_number": "", "retries": 1, "attempts": 1, "tiff_key": None, "pages": None,
+              "revision": 1, "delivered_at": None}  # fmt: skip
+    failed = msgspec.convert({**stored, **job}, FaxJob)
+    completed = msgspec.convert({**stored, **job, "status": "completed"}, FaxJob)
+    assert views.status_message(failed) == "Failed: busy"
+    assert views.status_message(completed) == "Sent! Fax Has Been Answered."
+    assert views.history_entry(failed) == {
         "id": 92334,
         "created": {"date": "2017-03-09 15:35:28.000000", "timezone_type": 3, "timezone": "UTC"},
         "document_id": 7,

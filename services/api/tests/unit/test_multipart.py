@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from fax_api.multipart import MultipartError, parse_fax_upload
+from fax_api.web.multipart import MultipartError, parse_fax_upload
 
 PDF = b"%PDF-1.4\nbinary \x00\xff\r\n--not-a-boundary\r\n%%EOF"
 

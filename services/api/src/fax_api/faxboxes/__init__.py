@@ -1,0 +1,1 @@
+"""Kazoo faxboxes: the settings of a fax address, its SMTP intake and its notifications."""

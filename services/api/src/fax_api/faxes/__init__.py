@@ -1,0 +1,1 @@
+"""Kazoo faxes: outbound jobs (outgoing, outbox) and what was received (inbox, incoming) or mailed (smtplog)."""

@@ -1,0 +1,1 @@
+"""The Kazoo faxes controllers."""

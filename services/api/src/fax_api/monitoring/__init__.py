@@ -1,0 +1,1 @@
+"""Health and metrics: what operators, Prometheus and Kubernetes ask the API."""

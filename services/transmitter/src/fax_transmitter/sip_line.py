@@ -35,6 +35,7 @@ class SipLineSettings:
     media_ports: tuple[int, int]
     media_host: str = "127.0.0.1"
     t38: bool = True
+    register: bool = False
     ring_timeout: float = 60.0
     max_call_seconds: float = 1800.0
 
@@ -56,6 +57,8 @@ class SipLine:
     async def start(self) -> None:
         self.dsp.start()
         await self.user_agent.start()
+        if self.settings.register:
+            self.user_agent.register(f"sip:{self.settings.trunk}")
 
     async def close(self) -> None:
         for task in list(self._hangups):

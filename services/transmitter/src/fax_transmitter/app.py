@@ -26,7 +26,7 @@ def build_line(settings: TransmitterSettings, context: WorkerContext, sandbox: S
     if settings.line == "loopback":
         return LoopbackLine(settings.loopback_received_dir)
     sip = settings.sip
-    trunk_host, trunk_port = sip.trunk
+    trunk = sip.trunks[0].sip_uri
     line = SipLine(
         SipLineSettings(
             sip=SipSettings(
@@ -34,14 +34,14 @@ def build_line(settings: TransmitterSettings, context: WorkerContext, sandbox: S
                 bind_port=sip.bind[1],
                 contact_host=sip.contact_host,
                 user="fax",
-                auth_username=sip.username,
-                auth_password=sip.password,
+                auth_username=sip.trunks[0].username,
+                auth_password=sip.trunks[0].password,
             ),
-            trunk=f"{trunk_host}:{trunk_port}",
-            register=sip.register,
+            trunk=f"{trunk.host}:{trunk.port}",
+            register=sip.trunks[0].register,
             media_host=sip.media_host,
             media_ports=sip.media_ports,
-            t38=sip.t38,
+            t38=sip.trunks[0].t38 != "off",
             ring_timeout=float(sip.ring_timeout_s),
         )
     )

@@ -26,6 +26,7 @@ import pytest
 from fax_faxsim.simulator import FaxSimulator, SimulatorSettings
 from fax_sip import Call, CallFailed, IncomingCall, SessionDescription, SipSettings, SipUserAgent
 from fax_sip.digest import parse_challenge
+from fax_transmitter.config import TrunkConfig
 from fax_transmitter.lines import CallRequest
 from fax_transmitter.loopback import FaxOptions, TransmissionOutcome
 from fax_transmitter.sip_line import SipLine, SipLineSettings
@@ -439,7 +440,8 @@ async def test_real_fax_calls_over_t38_and_g711_parse_cleanly_in_wireshark(tmp_p
     line = SipLine(
         SipLineSettings(
             sip=SipSettings(bind_host=HOST, bind_port=_free_udp_port(UA_PORTS)),
-            trunk=f"{HOST}:{simulator.settings.sip_port}", media_ports=(middle + 1, high), ring_timeout=5.0,
+            trunks=(TrunkConfig.at(f"{HOST}:{simulator.settings.sip_port}", probe_interval_s=0),),
+            media_ports=(middle + 1, high), ring_timeout=5.0,
         )
     )  # fmt: skip
     sip_ports = (simulator.settings.sip_port, line.settings.sip.bind_port)

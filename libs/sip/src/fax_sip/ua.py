@@ -48,13 +48,15 @@ SUCCESSOR_CSEQ_LEAP = 100
 class CallFailed(Exception):
     """A call or re-INVITE ended with a final non-2xx answer (or 408 for no answer in time, 487 when cancelled).
 
-    ``unreachable`` says the next hop never answered at all: it timed out, or the transport could not reach it.
+    ``local`` says the status was decided here, not answered by the far end (no answer within the ring timeout, or
+    none at all); ``unreachable`` that the next hop never answered anything: it timed out, or could not be reached.
     """
 
-    def __init__(self, status: int, reason: str, *, unreachable: bool = False) -> None:
+    def __init__(self, status: int, reason: str, *, local: bool = False, unreachable: bool = False) -> None:
         super().__init__(f"{status} {reason}")
         self.status = status
         self.reason = reason
+        self.local = local or unreachable
         self.unreachable = unreachable
 
 
@@ -329,7 +331,7 @@ class SipUserAgent:
         try:
             uri = SipUri.parse(target)
         except SipParseError as error:
-            raise CallFailed(416, f"Unsupported URI Scheme ({error})") from None
+            raise CallFailed(416, f"Unsupported URI Scheme ({error})", local=True) from None
         hop = uri.hop
         local = NameAddr(f"sip:{from_number}@{self.contact_host}", from_name, new_tag())
         remote = NameAddr(target)
@@ -371,7 +373,7 @@ class SipUserAgent:
                     await self._new_outgoing_dialog(sent[-1], final, offer, hop).hangup()
                 if isinstance(stop, asyncio.CancelledError):
                     raise
-                raise CallFailed(408, "no answer", unreachable=not heard.is_set()) from None
+                raise CallFailed(408, "no answer", local=True, unreachable=not heard.is_set()) from None
             if not 200 <= response.status < 300:
                 raise CallFailed(response.status, response.reason, unreachable=response.local)
             call = self._new_outgoing_dialog(sent[-1], response, offer, hop)

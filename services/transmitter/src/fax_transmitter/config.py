@@ -7,7 +7,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -55,6 +55,12 @@ class TrunkConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     def __repr__(self) -> str:  # keep the password out of logs
         return f"TrunkConfig(name={self.name!r}, uri={self.uri!r}, username={self.username!r})"
+
+    @classmethod
+    def at(cls, text: str, **settings: Any) -> TrunkConfig:
+        """A trunk at ``text`` (as FAX_SIP_TRUNK writes one), with ``settings``: for tests and benchmarks."""
+        uri = trunk_uri(text, "trunk")
+        return cls(name=settings.pop("name", uri), uri=uri, **settings)
 
     @property
     def sip_uri(self) -> SipUri:
@@ -194,7 +200,7 @@ class SipLineConfig(msgspec.Struct, frozen=True, kw_only=True):
     bind: tuple[str, int] = ("127.0.0.1", 5060)
     contact_host: str | None = None
     trunks: tuple[TrunkConfig, ...] = (TrunkConfig(name="sip:127.0.0.1:5070", uri="sip:127.0.0.1:5070"),)
-    tls_bind: tuple[str, int] | None = None
+    tls_port: int | None = None  # a TLS listener on the bind address (when we have a certificate)
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_ca: str | None = None
@@ -222,9 +228,9 @@ class SipLineConfig(msgspec.Struct, frozen=True, kw_only=True):
         listed = env_str(env, "FAX_SIP_TRUNK", "" if trunks_file else "127.0.0.1:5070")
         trunks = parse_trunks(listed, Path(trunks_file) if trunks_file else None, defaults)
         tls_cert = env_str(env, "FAX_SIP_TLS_CERT", "") or None
-        tls_bind = None
-        if tls_cert:
-            tls_bind = host_port(env_str(env, "FAX_SIP_TLS_BIND", f"{bind[0]}:5061"), "FAX_SIP_TLS_BIND", 5061)
+        tls_port = env_int(env, "FAX_SIP_TLS_PORT", 5061) if tls_cert else None
+        if tls_port is not None and not 0 < tls_port < 65536:
+            raise ConfigError(f"FAX_SIP_TLS_PORT={tls_port} is not a port")
         for name in ("FAX_SIP_TLS_CERT", "FAX_SIP_TLS_KEY", "FAX_SIP_TLS_CA"):
             path = env_str(env, name, "")
             if path and not Path(path).is_file():
@@ -233,7 +239,7 @@ class SipLineConfig(msgspec.Struct, frozen=True, kw_only=True):
             bind=bind,
             contact_host=env_str(env, "FAX_SIP_CONTACT_HOST", "") or None,
             trunks=trunks,
-            tls_bind=tls_bind,
+            tls_port=tls_port,
             tls_cert=tls_cert,
             tls_key=env_str(env, "FAX_SIP_TLS_KEY", "") or None,
             tls_ca=env_str(env, "FAX_SIP_TLS_CA", "") or None,

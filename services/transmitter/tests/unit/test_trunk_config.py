@@ -125,7 +125,7 @@ def test_inbound_allow_and_tls_settings(tmp_path: Path) -> None:
         FAX_SIP_TLS_VERIFY="false",
     )
     assert sip.inbound_allow == ("192.0.2.0/24", "2001:db8::1/128")
-    assert (sip.tls_bind, sip.tls_cert, sip.tls_verify) == (("10.1.2.3", 5061), str(cert), False)
+    assert (sip.tls_port, sip.tls_cert, sip.tls_verify) == (5061, str(cert), False)
 
 
 def test_the_transmitter_stops_at_start_with_the_message_and_no_traceback() -> None:

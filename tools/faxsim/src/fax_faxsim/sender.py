@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fax_faxsim.simulator import STATION_IDENT, FaxSimulator
 from fax_fetcher.render import render_to_fax_tiff
-from fax_sip import CallFailed, SessionDescription
+from fax_sip import CallFailed, SessionDescription, SipUri
 from fax_transmitter.loopback import FaxOptions, TransmissionOutcome
 from fax_transmitter.media import FaxCall
 from fax_transmitter.sip_line import signalling_host, until_call_ends
@@ -36,7 +36,7 @@ async def send_fax(
     t38: bool = True,
     from_name: str = "faxsim",
 ) -> SendResult:
-    """Call ``to_number`` at ``target`` (``host:port`` of the platform's SIP endpoint) and send ``document``.
+    """Call ``to_number`` at ``target`` (the platform's SIP endpoint, as ``call_uri`` takes it) and send ``document``.
 
     Anything the fetcher can render (PDF, TIFF, images, text) is rendered to TIFF-F first, so the pages sent are
     exactly those a test can compare with what the platform stored.
@@ -57,7 +57,7 @@ async def send_fax(
             offer = SessionDescription.audio_only(settings.sip_host, media.rtp_port, [0, 8])
             try:
                 call = await simulator.user_agent.invite(
-                    f"sip:{to_number}@{target}", from_number=from_number, from_name=from_name, offer=offer
+                    call_uri(to_number, target), from_number=from_number, from_name=from_name, offer=offer
                 )
             except CallFailed as failure:
                 return SendResult(failure.status, failure.reason, None)
@@ -84,6 +84,15 @@ async def send_fax(
             return SendResult(200, "OK", outcome, ended_by)
         finally:
             await media.close()
+
+
+def call_uri(to_number: str, target: str) -> str:
+    """The Request-URI for calling ``to_number`` at ``target``: ``host:port`` (UDP) or a SIP URI naming its
+    transport (``sip:host:port;transport=tcp``, ``sips:host:port``)."""
+    if target.lower().startswith(("sip:", "sips:")):
+        uri = SipUri.parse(target)
+        return str(SipUri(to_number, uri.host, uri.port, uri.transport, uri.secure))
+    return f"sip:{to_number}@{target}"
 
 
 def run_send(document: Path, to_number: str, from_number: str, target: str, t38: bool, simulator: FaxSimulator) -> int:

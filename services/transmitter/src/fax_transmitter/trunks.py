@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 # How often trunk host names are resolved again for the inbound allow-list.
 RESOLVE_EVERY_S = 300.0
+DOWN_PROBE_INTERVAL_S = 5.0
 KNOWN_METHODS = frozenset({"INVITE", "OPTIONS", "REGISTER", "BYE", "MESSAGE", "SUBSCRIBE", "NOTIFY", "INFO", "PUBLISH"})
 
 
@@ -122,7 +123,9 @@ class TrunkSet:
             except Exception as error:
                 up, why = False, f"OPTIONS not sent: {error}"
             self._set_up(trunk, up, why)
-            await asyncio.sleep(trunk.config.probe_interval_s)
+            # A trunk that is down is asked again sooner: it may only have been starting (faxsim on make run).
+            interval = trunk.config.probe_interval_s
+            await asyncio.sleep(interval if up else min(interval, DOWN_PROBE_INTERVAL_S))
 
     async def addresses(self) -> set[str]:
         """Every address the trunks' hosts resolve to (a name that does not resolve now adds none)."""

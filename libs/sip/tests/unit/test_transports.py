@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import trustme
@@ -214,7 +213,7 @@ async def test_a_keepalive_ping_is_answered_with_a_pong() -> None:
         await ua.close()
 
 
-async def test_out_of_dialog_requests_from_addresses_not_admitted_get_403(tmp_path: Path) -> None:
+async def test_out_of_dialog_requests_from_addresses_not_admitted_get_403() -> None:
     answerer = Answerer()
     callee = SipUserAgent(SipSettings(bind_port=0, user="callee", t1=0.05), on_incoming=answerer)
     refused: list[tuple[str, str]] = []

@@ -6,7 +6,7 @@ SHELL := /bin/bash
 # pip puts uv in ~/.local/bin when it installs for the user only; pyenv users find it through their shims.
 export PATH := $(HOME)/.local/bin:$(PATH)
 
-APT_PACKAGES := rabbitmq-server libspandsp-dev ghostscript libtiff-tools bubblewrap poppler-utils fonts-dejavu-core sip-tester tshark swaks
+APT_PACKAGES := rabbitmq-server libspandsp-dev ghostscript libtiff-tools bubblewrap poppler-utils fonts-dejavu-core sip-tester tshark swaks stunnel4
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STATE_DIR ?= .devstack
 TEST_PATHS = $(wildcard libs/*/tests/unit services/*/tests/unit tools/*/tests/unit) tests/deploy tests/integration

@@ -24,6 +24,7 @@ from fax_calls_bench import bare_pacer, cpu_seconds, percentile, render
 from fax_media.loopback import send_over_loopback
 from fax_media.t30 import FaxOptions
 from fax_sip import SipSettings
+from fax_transmitter.config import TrunkConfig
 from fax_transmitter.lines import CallRequest
 from fax_transmitter.sip_line import SipLine, SipLineSettings
 
@@ -46,9 +47,8 @@ async def measured(calls: int, document: Path, folder: Path, stagger: float) -> 
     line = SipLine(
         SipLineSettings(
             sip=SipSettings(bind_host=HOST, bind_port=free_udp_port()),
-            trunk=f"{HOST}:{faxsim_port}",
+            trunks=(TrunkConfig.at(f"{HOST}:{faxsim_port}", t38="off", probe_interval_s=0),),
             media_ports=(38000, 38999),
-            t38=False,
             ring_timeout=30.0,
         )
     )

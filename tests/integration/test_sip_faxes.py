@@ -20,6 +20,7 @@ import pytest_asyncio
 from fax_faxsim.simulator import FaxSimulator, SimulatorSettings
 from fax_media.t30 import FaxOptions, TransmissionOutcome
 from fax_sip import SipSettings
+from fax_transmitter.config import TrunkConfig
 from fax_transmitter.lines import CallRequest
 from fax_transmitter.outcome import should_retry
 from fax_transmitter.sip_line import SipLine, SipLineSettings
@@ -70,7 +71,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple
     line = SipLine(
         SipLineSettings(
             sip=SipSettings(bind_host=HOST, bind_port=_free_udp_port(faxsim_port + 1)),
-            trunk=f"{HOST}:{faxsim_port}",
+            trunks=(TrunkConfig.at(f"{HOST}:{faxsim_port}", probe_interval_s=0),),
             media_ports=(38700, 38999),
             ring_timeout=4.0,
         )

@@ -2,9 +2,11 @@
 
 Every scenario runs one SIPp call (``-m 1``) against an in-process ``SipUserAgent`` on loopback, with tshark capturing
 the SIP ports; a scenario passes when SIPp exits 0 (every message it expected arrived, in order, with the checks in its
-actions) and Wireshark's dissectors find SIP in the capture and nothing malformed. The last test captures two real fax
-calls from the transmitter's sip line to faxsim, one over T.38 and one over G.711, and has Wireshark parse their T.38
-and RTP.
+actions) and Wireshark's dissectors find SIP in the capture and nothing malformed. Over TCP SIPp runs with ``-t t1``
+and Wireshark reassembles the stream; Debian's SIPp has no TLS, so stunnel carries its TCP over TLS (checking our
+certificate against a CA made in the test, or presenting one), and the capture of the TLS leg must show a handshake,
+records, and no SIP in clear. The last test captures two real fax calls from the transmitter's sip line to faxsim,
+one over T.38 and one over G.711, and has Wireshark parse their T.38 and RTP.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import trustme
 
 from fax_faxsim.simulator import FaxSimulator, SimulatorSettings
 from fax_media.t30 import FaxOptions, TransmissionOutcome
-from fax_sip import Call, CallFailed, IncomingCall, SessionDescription, SipSettings, SipUserAgent
+from fax_sip import Call, CallFailed, IncomingCall, SessionDescription, SipSettings, SipUserAgent, TlsSettings
 from fax_sip.digest import parse_challenge
+from fax_transmitter.config import TrunkConfig
 from fax_transmitter.lines import CallRequest
 from fax_transmitter.sip_line import SipLine, SipLineSettings
 from tests.integration.test_media_calls import make_tiff
@@ -38,6 +42,7 @@ UA_PORTS = range(36050, 36100)
 SIPP_MEDIA_PORTS = range(48000, 48400, 4)  # SIPp binds its RTP echo port (+2 for video) even when unused
 SIPP_CONTROL_PORTS = range(48400, 48500)
 PROBE_PORTS = range(48900, 49000)
+STUNNEL_PORTS = range(36100, 36150)
 FAX_MEDIA_PORTS = (48600, 48799)  # the transmitter's and faxsim's RTP and UDPTL ports in the fax capture
 USER, PASSWORD = "fax-user", "fax-secret"
 
@@ -55,6 +60,24 @@ def _free_udp_port(candidates: range) -> int:
                 continue
             return port
     raise RuntimeError(f"no free UDP port in {candidates}")
+
+
+def _free_tcp_port(candidates: range) -> int:
+    """A port free for both TCP and UDP (a user agent takes both)."""
+    for port in candidates:
+        if not _is_listening(port) and not _is_bound(port):
+            return port
+    raise RuntimeError(f"no free port in {candidates}")
+
+
+def _is_listening(port: int) -> bool:
+    # Bound, not connected to: a probe connection would be the one TCP connection SIPp's -t t1 serves.
+    with socket.socket() as probe:
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return True
+        return False
 
 
 def _is_bound(port: int) -> bool:
@@ -121,23 +144,28 @@ class Capture:
 
 
 class Sipp:
-    """One SIPp run in the foreground (``-m 1``); ``finish`` waits for it and returns its exit code."""
+    """One SIPp run in the foreground (``-m 1``); ``finish`` waits for it and returns its exit code. ``transport`` is
+    SIPp's ``-t``: ``u1`` (UDP) or ``t1`` (one TCP connection)."""
 
-    def __init__(self, workdir: Path, scenario: str) -> None:
+    def __init__(self, workdir: Path, scenario: str, transport: str = "u1") -> None:
         self.workdir = workdir
         self.scenario = SCENARIOS / scenario
-        self.port = _free_udp_port(SIPP_PORTS)
+        self.transport = transport
+        self.port = _free_udp_port(SIPP_PORTS) if transport == "u1" else _free_tcp_port(SIPP_PORTS)
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self, *extra: str) -> None:
         self.process = await asyncio.create_subprocess_exec(
             "sipp", "-sf", str(self.scenario), "-i", HOST, "-p", str(self.port), "-m", "1", "-timeout", "30s",
-            "-trace_err", "-error_file", str(self.workdir / "sipp-errors.log"), "-nostdin",
+            "-t", self.transport, "-trace_err", "-error_file", str(self.workdir / "sipp-errors.log"), "-nostdin",
             "-mp", str(_free_udp_port(SIPP_MEDIA_PORTS)), "-cp", str(_free_udp_port(SIPP_CONTROL_PORTS)), *extra,
             cwd=self.workdir, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
+        if self.transport == "t1" and self.scenario.name.startswith("uac"):
+            return  # a TCP client listens nowhere: it connects
+        listening = _is_bound if self.transport == "u1" else _is_listening
         async with asyncio.timeout(10):
-            while not _is_bound(self.port):
+            while not listening(self.port):
                 if self.process.returncode is not None:
                     break
                 await asyncio.sleep(0.02)
@@ -394,6 +422,165 @@ async def test_a_gateway_call_moved_to_t38_by_the_network_is_accepted(tmp_path: 
     assert answers == ["image 48596 udptl t38"]
 
 
+# --- 5c. over TCP, and over TLS (SIPp has no TLS in Debian: stunnel carries its TCP over TLS) ------------------
+
+
+@pytest.fixture(scope="module")
+def test_ca(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A CA made here, and a certificate it signed for 127.0.0.1 (our listener's, and stunnel's)."""
+    folder = tmp_path_factory.mktemp("ca")
+    authority = trustme.CA()
+    paths = {"ca": folder / "ca.pem", "cert": folder / "cert.pem"}
+    authority.cert_pem.write_to_path(str(paths["ca"]))
+    authority.issue_cert(HOST).private_key_and_cert_chain_pem.write_to_path(str(paths["cert"]))
+    return paths
+
+
+@contextlib.asynccontextmanager
+async def stunnel(workdir: Path, *, connect: int, client: bool, test_ca: dict[str, Path]) -> AsyncIterator[int]:
+    """A TLS leg for SIPp's TCP: as a client (TCP in, TLS out, the server's certificate checked against the test
+    CA and 127.0.0.1) or as a server (TLS in, with the test CA's certificate, TCP out). Yields its accept port."""
+    if shutil.which("stunnel") is None:
+        pytest.skip("needs stunnel (apt-get install stunnel4)")
+    accept = _free_tcp_port(STUNNEL_PORTS)
+    config = workdir / f"stunnel-{accept}.conf"
+    tls = [f"CAfile = {test_ca['ca']}", "verifyChain = yes", f"checkIP = {HOST}"] if client else []
+    config.write_text(
+        "\n".join(
+            [
+                "foreground = yes", "pid =", f"output = {workdir / 'stunnel.log'}", "[sip]",
+                f"client = {'yes' if client else 'no'}", f"accept = {HOST}:{accept}", f"connect = {HOST}:{connect}",
+                *([f"cert = {test_ca['cert']}"] if not client else []), *tls,
+            ]
+        ) + "\n"
+    )  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        "stunnel", str(config), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    try:
+        async with asyncio.timeout(10):
+            while not _is_listening(accept):
+                assert process.returncode is None, (workdir / "stunnel.log").read_text(errors="replace")
+                await asyncio.sleep(0.02)
+        yield accept
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        await process.wait()
+
+
+def _assert_tls_only(capture: Capture, port: int) -> None:
+    """The TLS leg: a handshake and records, nothing malformed, and no SIP anyone on the path could read."""
+    options = ("-d", f"tcp.port=={port},tls")
+    assert capture.read("_ws.malformed || _ws.expert.severity == error", *options) == []
+    assert capture.read("tls.handshake.type == 1", *options), "no ClientHello"
+    assert len(capture.read("tls.app_data", *options)) >= 6
+    assert capture.read("sip", *options, "-o", "sip.tcp.port:0") == []
+
+
+STREAM_CALL = [
+    ["INVITE", ""], ["", "401"], ["ACK", ""], ["INVITE", ""], ["", "200"], ["ACK", ""],
+    ["INVITE", ""], ["", "100"], ["", "200"], ["ACK", ""], ["BYE", ""], ["", "200"],
+]  # fmt: skip
+
+
+async def _stream_call(ua: SipUserAgent, target: str) -> Call:
+    """Call SIPp's uas_stream_auth_t38 at ``target``: through its challenge, its T.38 re-INVITE, then hang up."""
+    offers: list[SessionDescription] = []
+    moved = asyncio.Event()
+
+    async def accept_t38(offer: SessionDescription) -> SessionDescription | None:
+        offers.append(offer)
+        moved.set()  # the 200 goes out as this returns, before the waiting test runs on
+        return SessionDescription.t38_only(HOST, 48594) if offer.t38 is not None else None
+
+    call = await asyncio.wait_for(ua.invite(target, from_number="+15550001000", offer=AUDIO_OFFER), 10)
+    call.on_reinvite = accept_t38
+    acked = asyncio.Event()
+    note_ack = call.on_ack
+    call.on_ack = lambda cseq: (note_ack(cseq), acked.set())  # type: ignore[method-assign]
+    await asyncio.wait_for(moved.wait(), 10)
+    assert ua.transports.open_connections() == 1  # the peer's re-INVITE came over the connection we opened
+    # SIPp takes one message per scenario step: a BYE that overtook its ACK would be "unexpected".
+    await asyncio.wait_for(acked.wait(), 10)
+    await call.hangup()
+    assert len(offers) == 1 and offers[0].t38 is not None and offers[0].t38.max_datagram == 176
+    assert call.local_sdp.t38 is not None
+    return call
+
+
+async def test_over_tcp_a_challenged_call_the_peer_moves_to_t38_keeps_one_connection(tmp_path: Path) -> None:
+    sipp = Sipp(tmp_path, "uas_stream_auth_t38.xml", transport="t1")
+    contact = f"sip:sipp@{HOST}:{sipp.port};transport=tcp"
+    async with (
+        user_agent(auth_username=USER, auth_password=PASSWORD, t1=0.2) as ua,
+        Capture(tmp_path / "call.pcap", f"tcp port {sipp.port}") as capture,
+    ):
+        await sipp.start("-key", "contact", contact)
+        await _stream_call(ua, f"sip:+15551230000@{HOST}:{sipp.port};transport=tcp")
+        await assert_sipp_passed(sipp)
+    messages = capture.assert_clean_sip("-d", f"tcp.port=={sipp.port},sip")
+    assert [m.split("|")[:2] for m in messages] == STREAM_CALL
+    assert len(capture.read("tcp.flags.syn == 1 && tcp.flags.ack == 0")) == 1  # one connection, both ways
+    _check_digest(capture, "authorization", "MD5")
+
+
+async def test_over_tls_a_challenged_call_the_peer_moves_to_t38(tmp_path: Path, test_ca: dict[str, Path]) -> None:
+    sipp = Sipp(tmp_path, "uas_stream_auth_t38.xml", transport="t1")
+    tls = TlsSettings(ca_file=str(test_ca["ca"]))
+    async with (
+        stunnel(tmp_path, connect=sipp.port, client=False, test_ca=test_ca) as tls_port,
+        user_agent(auth_username=USER, auth_password=PASSWORD, t1=0.2, tls=tls) as ua,
+        Capture(tmp_path / "call.pcap", f"tcp port {tls_port}") as capture,
+    ):
+        await sipp.start("-key", "contact", f"sips:sipp@{HOST}:{tls_port}")
+        await _stream_call(ua, f"sips:+15551230000@{HOST}:{tls_port}")
+        await assert_sipp_passed(sipp)
+    _assert_tls_only(capture, tls_port)
+    assert len(capture.read("tcp.flags.syn == 1 && tcp.flags.ack == 0")) == 1  # one connection, both ways
+
+
+@pytest.mark.parametrize("transport", ["tcp", "tls"])
+async def test_a_gateway_calling_over_a_stream_moves_the_call_to_t38(
+    tmp_path: Path, test_ca: dict[str, Path], transport: str
+) -> None:
+    sipp = Sipp(tmp_path, "uac_t38_reinvite.xml", transport="t1")
+    calls: list[Call] = []
+
+    async def answer(incoming: IncomingCall) -> None:
+        call = await incoming.answer(SessionDescription.audio_only(HOST, 48594, [0]))
+        call.on_reinvite = lambda offer: _t38_answer(offer)
+        calls.append(call)
+
+    async def _t38_answer(offer: SessionDescription) -> SessionDescription | None:
+        return SessionDescription.t38_only(HOST, 48596) if offer.t38 is not None else None
+
+    tls = TlsSettings(cert_file=str(test_ca["cert"]))
+    async with user_agent(t1=0.2, tls_port=0, tls=tls) as ua:
+        ua.on_incoming = answer
+        listener = ua.port if transport == "tcp" else ua.tls_port
+        async with contextlib.AsyncExitStack() as stack:
+            target = listener
+            if transport == "tls":
+                target = await stack.enter_async_context(
+                    stunnel(tmp_path, connect=listener, client=True, test_ca=test_ca)
+                )
+            capture = await stack.enter_async_context(Capture(tmp_path / "call.pcap", f"tcp port {listener}"))
+            await sipp.start("-s", "+15551230000", f"{HOST}:{target}")
+            await assert_sipp_passed(sipp)
+            assert len(calls) == 1
+            assert await asyncio.wait_for(calls[0].wait_terminated(), 5) == "remote-bye"
+    assert calls[0].transport == transport and calls[0].local_sdp.t38 is not None
+    if transport == "tls":
+        _assert_tls_only(capture, listener)
+        return
+    messages = [row.split("|")[:2] for row in capture.assert_clean_sip("-d", f"tcp.port=={listener},sip")]
+    assert messages == [
+        ["INVITE", ""], ["", "100"], ["", "200"], ["ACK", ""], ["INVITE", ""], ["", "100"], ["", "200"], ["ACK", ""],
+        ["BYE", ""], ["", "200"],
+    ]  # fmt: skip
+
+
 # --- 6b. real fax calls (T.38 and G.711), as Wireshark reads them -------------------------------------------------
 
 
@@ -439,7 +626,8 @@ async def test_real_fax_calls_over_t38_and_g711_parse_cleanly_in_wireshark(tmp_p
     line = SipLine(
         SipLineSettings(
             sip=SipSettings(bind_host=HOST, bind_port=_free_udp_port(UA_PORTS)),
-            trunk=f"{HOST}:{simulator.settings.sip_port}", media_ports=(middle + 1, high), ring_timeout=5.0,
+            trunks=(TrunkConfig.at(f"{HOST}:{simulator.settings.sip_port}", probe_interval_s=0),),
+            media_ports=(middle + 1, high), ring_timeout=5.0,
         )
     )  # fmt: skip
     sip_ports = (simulator.settings.sip_port, line.settings.sip.bind_port)

@@ -22,7 +22,7 @@ from fax_sip import DialogIdentity
 from fax_transmitter.config import TransmitterSettings
 from fax_transmitter.handlers import Transmitter
 from fax_transmitter.inbound import InboundStore
-from fax_transmitter.lines import AnsweredCall, CallRequest, LoopbackLine
+from fax_transmitter.lines import AnsweredCall, CallRequest, CallRoute, LoopbackLine
 
 
 def _fax_tiff(pages: int) -> bytes:
@@ -350,3 +350,55 @@ async def test_a_failed_attempt_waits_for_its_retry_time(world) -> None:
         assert await store.claim_attempt(job_id, max_calls_per_account=10, lease_s=60) is not None
         await store.record_failure(job_id, 1, {"error_message": "SIP 486 Busy Here"}, True, delay)
     assert await store.due_jobs(retry_delay_s=0, held_back_s=0) == [soon]  # the busy one waits its hour
+
+
+class ScriptedLine(HeldLine):
+    """Answers each attempt with the next of ``outcomes`` at once, keeping every request and the route it reports."""
+
+    def __init__(self, outcomes: list[TransmissionOutcome]) -> None:
+        super().__init__()
+        self.outcomes = outcomes
+        self.requests: list[CallRequest] = []
+
+    async def place_call(self, call: CallRequest) -> TransmissionOutcome:
+        self.requests.append(call)
+        assert call.on_route is not None
+        call.on_route(CallRoute(trunk="carrier-a", transport="tls", t38_policy="prefer", t38=True))
+        return self.outcomes.pop(0)
+
+
+async def test_an_attempt_learns_the_faxbox_policy_and_the_attempts_before_it(world) -> None:
+    """The claim hands the line the job's faxbox media.fax_option and the earlier attempts' log; tx_result keeps
+    every attempt's trunk and media."""
+    pool, blobs, _, settings = world
+    await pool.execute(
+        "INSERT INTO faxboxes (id, account_id, name, smtp_email, settings) VALUES ('box', 'acc', 'Box', 'b@x', $1)",
+        {"media": {"fax_option": False}},
+    )
+    job_id = await _ready_job(pool, blobs, retries=2)
+    await pool.execute('UPDATE fax_jobs SET request = request || \'{"faxbox_id": "box"}\' WHERE id = $1', job_id)
+    dropped = TransmissionOutcome(
+        success=False, result_code=49, result_text="The call dropped prematurely", pages_sent=0, bit_rate=0,
+        ecm_used=False, bad_rows=0, remote_ident="", line_seconds=5.0, t38_used=True,
+    )  # fmt: skip
+    delivered = TransmissionOutcome(
+        success=True, result_code=0, result_text="OK", pages_sent=2, bit_rate=9600, ecm_used=True, bad_rows=0,
+        remote_ident="FAR", line_seconds=40.0,
+    )  # fmt: skip
+    line = ScriptedLine([dropped, delivered])
+    transmitter = Transmitter(AttemptJobStore(pool, AnsweredCall), blobs, settings, line)
+
+    await transmitter.attempt(job_id)
+    await transmitter.attempt(job_id)  # the retry (claimed at once: its retry time is the sweeper's concern)
+
+    first, second = line.requests
+    assert first.fax_option is False and second.fax_option is False
+    assert first.history == () and [(a.attempt, a.t38, a.result_code) for a in second.history] == [(1, True, 49)]
+    row = await pool.fetchrow("SELECT status, attempts, tx_result FROM fax_jobs WHERE id = $1", job_id)
+    assert row["status"] == "completed" and row["attempts"] == 2
+    tx = row["tx_result"]
+    assert (tx["sip_trunk"], tx["sip_transport"]) == ("carrier-a", "tls")
+    assert [(a["attempt"], a["trunk"], a["t38"], a["result_code"]) for a in tx["attempt_log"]] == [
+        (1, "carrier-a", True, 49),
+        (2, "carrier-a", False, 0),
+    ]

@@ -66,6 +66,8 @@ class ClaimedAttempt(msgspec.Struct, frozen=True, kw_only=True):
     attempts: int  # this attempt's number, from 1
     retries: int
     created_at: dt.datetime
+    tx_result: dict[str, Any]  # as the previous attempt left it: its media choices steer this one's
+    fax_option: Any = None  # the sending faxbox's media.fax_option (Kazoo: true, false or "auto"), if any
 
 
 class AbandonedAttempt(msgspec.Struct, Generic[CallT], frozen=True, kw_only=True):

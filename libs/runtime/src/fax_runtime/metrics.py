@@ -7,7 +7,8 @@ import time. Label values must come from small fixed sets, never from ids or pho
 - ``state``: the Kazoo job states (``attaching_files``, ``pending``, ``processing``, ``completed``, ``failed``);
 - ``direction``: ``outbound`` | ``inbound``; ``media``: ``t38`` | ``g711``;
 - ``outcome``: ``delivered`` | ``retrying`` | ``failed`` (calls, notifications), ``ok`` | ``error`` (events, documents);
-- ``code``: spandsp's T.30 completion code, or the SIP status code; ``method``: the SIP method;
+- ``code``: spandsp's T.30 completion code, or the SIP status code; ``method``: the SIP method (``other`` for any
+  but INVITE, OPTIONS, REGISTER, BYE, MESSAGE, SUBSCRIBE, NOTIFY, INFO, PUBLISH); ``trunk``: a configured trunk's name;
 - ``channel``: ``email`` | ``sms`` | ``callback``; ``format``: the sniffed document format; ``queue``: the queue name;
 - ``event``: the routing key;
 - ``reason`` (dropped media): ``stranger`` (not from the call's far end) | ``unanswered`` (far end not known yet).
@@ -83,6 +84,24 @@ class FaxMetrics:
         )
         self.sip_responses = Counter(
             "fax_sip_responses", "Final SIP responses to our requests", ["method", "code"], registry=r
+        )
+        self.sip_trunk_up = Gauge(
+            "fax_sip_trunk_up",
+            "1 while a trunk answers its OPTIONS probes (or is not probed), 0 while calls skip it",
+            ["trunk"],
+            registry=r,
+        )
+        self.sip_failovers = Counter(
+            "fax_sip_failovers",
+            "Calls a trunk handed to the next one: it timed out, answered 408 or 5xx, or could not be reached",
+            ["trunk"],
+            registry=r,
+        )
+        self.sip_refused = Counter(
+            "fax_sip_refused",
+            "SIP requests answered 403 because their source address is not on the inbound allow-list",
+            ["method"],
+            registry=r,
         )
         self.media_packets_dropped = Counter(
             "fax_media_packets_dropped",

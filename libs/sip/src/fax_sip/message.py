@@ -65,6 +65,8 @@ class SipMessage:
     reason: str = ""
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
+    # A response made up here for a transaction that got none (a timeout, a transport failure): never on the wire.
+    local: bool = False
 
     @property
     def is_request(self) -> bool:
@@ -211,6 +213,47 @@ def header_params(value: str) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class Via:
+    """A Via header field value (§20.42): the transport and sent-by address of the hop that added it."""
+
+    transport: str
+    host: str
+    port: int | None
+    params: dict[str, str]
+
+    @classmethod
+    def parse(cls, value: str) -> Via:
+        protocol, _, rest = value.strip().partition(" ")
+        sent_by, _, _ = rest.strip().partition(";")
+        match = re.fullmatch(r"\s*(\[[0-9A-Fa-f:.]+\]|[^:\s]+)\s*(?::\s*(\d+))?\s*", sent_by)
+        if not protocol.upper().startswith("SIP/2.0/") or not match:
+            raise SipParseError(f"bad Via {value!r}")
+        host, port = match.groups()
+        transport = protocol.rsplit("/", 1)[-1].lower()
+        return cls(transport, host.strip("[]"), int(port) if port else None, header_params(rest))
+
+
+def stamp_top_via(request: SipMessage, host: str, port: int) -> None:
+    """Record where ``request`` really came from in its top Via (§18.2.1 ``received``, RFC 3581 ``rport``), so
+    that its responses find their way back through NAT."""
+    for index, (key, value) in enumerate(request.headers):
+        if key != "via":
+            continue
+        parts = split_header_list(value)
+        try:
+            via = Via.parse(parts[0])
+        except (SipParseError, IndexError):
+            return
+        top = parts[0]
+        if via.host != host and "received" not in via.params:
+            top += f";received={host}"
+        if "rport" in via.params and not via.params["rport"]:
+            top = re.sub(r";\s*rport(?=\s*;|\s*$)", f";rport={port}", top, count=1, flags=re.IGNORECASE)
+        request.headers[index] = ("via", ", ".join([top, *parts[1:]]))
+        return
+
+
+@dataclass(frozen=True)
 class NameAddr:
     """``"Display" <sip:user@host:port;params>;tag=...`` (§20.10 name-addr, or a bare addr-spec)."""
 
@@ -238,23 +281,80 @@ class NameAddr:
         return f"{display}<{self.uri}>{tag}"
 
 
+UDP, TCP, TLS = "udp", "tcp", "tls"
+TRANSPORTS = (UDP, TCP, TLS)
+DEFAULT_PORTS = {UDP: 5060, TCP: 5060, TLS: 5061}
+
+_URI = re.compile(r"^(sips?):(?:([^@;?>]+)@)?(\[[0-9A-Fa-f:.]+\]|[^:;?>\[\]]+)(?::(\d+))?([^?>]*)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Hop:
+    """Where a request goes next: a transport, a host (a name or an address) and a port (RFC 3263 §4, without
+    NAPTR/SRV: the URI's ``transport`` parameter, else UDP; ``sips:`` is TLS)."""
+
+    transport: str
+    host: str
+    port: int
+
+    @property
+    def reliable(self) -> bool:
+        """TCP and TLS carry a message whole or not at all: no retransmissions (RFC 3261 §17)."""
+        return self.transport != UDP
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port};transport={self.transport}"
+
+
 @dataclass(frozen=True)
 class SipUri:
+    """The routing parts of a ``sip:`` or ``sips:`` URI (§19.1): user, host, port and transport."""
+
     user: str
     host: str
     port: int = 5060
+    transport: str = UDP
+    secure: bool = False  # sips: TLS on every hop (§26.2.2)
 
     @classmethod
     def parse(cls, uri: str) -> SipUri:
-        match = re.match(r"^sips?:(?:([^@;]+)@)?([^:;?>]+)(?::(\d+))?", uri.strip())
+        match = _URI.match(uri.strip())
         if not match:
             raise SipParseError(f"not a SIP URI: {uri!r}")
-        user, host, port = match.groups()
-        return cls(user=user or "", host=host, port=int(port) if port else 5060)
+        scheme, user, host, port, params = match.groups()
+        secure = scheme.lower() == "sips"
+        transport = header_params(";" + params.lstrip(";")).get("transport", "").lower() if params else ""
+        if secure:
+            if transport not in ("", TCP, TLS):
+                raise SipParseError(f"a sips: URI cannot use transport={transport}: {uri!r}")
+            transport = TLS  # sips: over TCP is TLS
+        transport = transport or UDP
+        if transport not in TRANSPORTS:
+            raise SipParseError(f"unsupported transport {transport!r} in {uri!r}")
+        number = int(port) if port else DEFAULT_PORTS[transport]
+        if not 0 < number < 65536:
+            raise SipParseError(f"bad port in {uri!r}")
+        return cls(user=user or "", host=host.strip("[]"), port=number, transport=transport, secure=secure)
+
+    @property
+    def hop(self) -> Hop:
+        return Hop(self.transport, self.host, self.port)
 
     def __str__(self) -> str:
         user = f"{self.user}@" if self.user else ""
-        return f"sip:{user}{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if self.secure:
+            return f"sips:{user}{host}:{self.port}"
+        transport = "" if self.transport == UDP else f";transport={self.transport}"
+        return f"sip:{user}{host}:{self.port}{transport}"
+
+
+def local_response(request: SipMessage, status: int, reason: str) -> SipMessage:
+    """What the transaction user sees when a request got no response at all (§8.1.3.1: 408 or 503)."""
+    response = response_to(request, status, reason)
+    response.local = True
+    return response
 
 
 def response_to(request: SipMessage, status: int, reason: str, *, to_tag: str = "") -> SipMessage:

@@ -1,8 +1,11 @@
-"""SIP transactions over UDP (RFC 3261 §17): retransmission and timeout timers, ACK for non-2xx finals.
+"""SIP transactions (RFC 3261 §17): retransmission and timeout timers, ACK for non-2xx finals.
 
 The timers are the RFC's: A/B/D for an INVITE client, E/F/K for other requests, G/H/I for an INVITE server and J
-for other servers. A 2xx to an INVITE ends the client transaction at once (the user agent core ACKs it, and
-re-ACKs retransmitted 2xx, §13.2.2.4); the server core retransmits its own 2xx until the ACK arrives (§13.3.1.4).
+for other servers. Over TCP and TLS nothing is retransmitted (timers A, E and G do not run; D, I, J and K are zero),
+while B, F and H still bound the wait (§17.1.1.2, §17.1.2.2, §17.2.1). A 2xx to an INVITE ends the client
+transaction at once (the user agent core ACKs it, and re-ACKs retransmitted 2xx, §13.2.2.4); the server core
+repeats its own 2xx until the ACK arrives (§13.3.1.4). A message the transport cannot send fails the transaction
+at once (§17.1.4).
 """
 
 from __future__ import annotations
@@ -12,10 +15,10 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fax_sip.message import SipMessage
+from fax_sip.message import Hop, SipMessage
+from fax_sip.transport import Flow, TransportError
 
-Address = tuple[str, int]
-Send = Callable[[SipMessage, Address], None]
+Send = Callable[[SipMessage, Hop | Flow], None]
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class ClientTransaction:
     def __init__(
         self,
         request: SipMessage,
-        destination: Address,
+        destination: Hop | Flow,
         send: Send,
         timers: Timers,
         on_provisional: Callable[[SipMessage], None] | None = None,
@@ -47,6 +50,7 @@ class ClientTransaction:
         self._on_provisional = on_provisional
         self._on_done = on_done
         self._is_invite = request.method == "INVITE"
+        self._reliable = destination.reliable
         self._provisional = False
         self._ack: SipMessage | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -54,7 +58,8 @@ class ClientTransaction:
 
     def start(self) -> None:
         self._send(self.request, self.destination)
-        self._tasks.append(asyncio.create_task(self._retransmit()))
+        if not self._reliable:
+            self._tasks.append(asyncio.create_task(self._retransmit()))
         self._tasks.append(asyncio.create_task(self._timeout()))
 
     async def _retransmit(self) -> None:
@@ -75,6 +80,11 @@ class ClientTransaction:
             self.final.set_exception(TransactionTimeout(f"no final response to {self.request.method}"))
             self._finish()
 
+    @property
+    def heard_from(self) -> bool:
+        """Whether the far end answered anything yet (a provisional or a final response)."""
+        return self._provisional or (self.final.done() and not self.final.cancelled() and not self.final.exception())
+
     def on_response(self, response: SipMessage) -> None:
         if response.status < 200:
             self._provisional = True
@@ -89,8 +99,16 @@ class ClientTransaction:
         if self.final.done():
             return
         self.final.set_result(response)
-        linger = 0.0 if self._is_invite and response.status < 300 else (32.0 if self._is_invite else self._timers.t4)
+        if self._reliable or (self._is_invite and response.status < 300):
+            linger = 0.0
+        else:
+            linger = 32.0 if self._is_invite else self._timers.t4
         self._tasks.append(asyncio.create_task(self._linger(linger)))
+
+    def on_transport_error(self, error: TransportError) -> None:
+        if not self.final.done():
+            self.final.set_exception(error)
+            self._finish()
 
     async def _linger(self, seconds: float) -> None:
         # Timers D and K absorb retransmitted finals before the transaction is forgotten.
@@ -125,18 +143,19 @@ def _ack_for_failure(invite: SipMessage, response: SipMessage) -> SipMessage:
 
 
 class ServerTransaction:
-    """Answers retransmitted requests with the last response; an INVITE's non-2xx final is repeated until ACKed."""
+    """Answers retransmitted requests with the last response; an INVITE's non-2xx final is repeated until ACKed
+    (over UDP; over a stream it is sent once, and the ACK is still awaited for timer H)."""
 
     def __init__(
         self,
         request: SipMessage,
-        source: Address,
+        flow: Flow,
         send: Send,
         timers: Timers,
         on_done: Callable[[ServerTransaction], None],
     ) -> None:
         self.request = request
-        self.source = source
+        self.flow = flow
         self.key = (request.branch, request.method)
         self._send = send
         self._timers = timers
@@ -153,14 +172,15 @@ class ServerTransaction:
         if self.final_sent:
             return
         self.last_response = response
-        self._send(response, self.source)
+        self._send(response, self.flow)
         if response.status < 200:
             return
         if self.request.method == "INVITE" and response.status >= 300:
             self._tasks.append(asyncio.create_task(self._repeat_until_acked(response)))
         else:
             # Timer J (and the end of an INVITE transaction once the 2xx is sent: the core takes over).
-            self._tasks.append(asyncio.create_task(self._forget_after(64 * self._timers.t1)))
+            linger = 0.0 if self.flow.reliable else 64 * self._timers.t1
+            self._tasks.append(asyncio.create_task(self._forget_after(linger)))
 
     async def _repeat_until_acked(self, response: SipMessage) -> None:
         interval = self._timers.t1
@@ -169,10 +189,11 @@ class ServerTransaction:
                 while not self.acked.is_set():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.acked.wait(), interval)  # timer G
-                    if not self.acked.is_set():
-                        self._send(response, self.source)
+                    if not self.acked.is_set() and not self.flow.reliable:
+                        self._send(response, self.flow)
                         interval = min(interval * 2, self._timers.t2)
-        await asyncio.sleep(self._timers.t4)  # timer I
+        if not self.flow.reliable:
+            await asyncio.sleep(self._timers.t4)  # timer I
         self._on_done(self)
 
     async def _forget_after(self, seconds: float) -> None:
@@ -181,7 +202,7 @@ class ServerTransaction:
 
     def on_retransmission(self) -> None:
         if self.last_response is not None:
-            self._send(self.last_response, self.source)
+            self._send(self.last_response, self.flow)
 
     def close(self) -> None:
         for task in self._tasks:

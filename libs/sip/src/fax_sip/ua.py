@@ -1,8 +1,10 @@
 """The user agent core (RFC 3261 §8, §12-15): calls out and in, dialogs, re-INVITE, CANCEL, BYE, OPTIONS, REGISTER.
 
-One ``SipUserAgent`` owns one UDP socket. Requests we send go through client transactions; requests we receive get
-server transactions, which answer retransmissions. Responses are sent back to where the request came from (the
-``rport`` behaviour of RFC 3581), and every request goes to the outbound proxy when one is set.
+One ``SipUserAgent`` owns one set of transports (``fax_sip.transport``: UDP and TCP on one port, TLS on another).
+A request goes to the next hop its URI names (the ``transport`` parameter, TLS for ``sips:``) through a client
+transaction; a request we receive gets a server transaction, which answers retransmissions, and its responses go
+back the way it came (RFC 3581 ``rport`` over UDP, the same connection over TCP and TLS). Out-of-dialog requests
+from an address that ``admit`` refuses are answered 403.
 """
 
 from __future__ import annotations
@@ -15,9 +17,24 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from fax_sip.digest import DigestError, digest_response, parse_challenge
-from fax_sip.message import NameAddr, SipMessage, SipParseError, SipUri, new_branch, new_tag, parse_message, response_to
+from fax_sip.message import (
+    TCP,
+    TLS,
+    UDP,
+    Hop,
+    NameAddr,
+    SipMessage,
+    SipParseError,
+    SipUri,
+    local_response,
+    new_branch,
+    new_tag,
+    response_to,
+    stamp_top_via,
+)
 from fax_sip.sdp import SdpError, SessionDescription
-from fax_sip.transactions import Address, ClientTransaction, ServerTransaction, Timers, TransactionTimeout
+from fax_sip.transactions import ClientTransaction, ServerTransaction, Timers, TransactionTimeout
+from fax_sip.transport import Address, Flow, SipTransports, TlsSettings, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -29,27 +46,41 @@ SUCCESSOR_CSEQ_LEAP = 100
 
 
 class CallFailed(Exception):
-    """A call or re-INVITE ended with a final non-2xx answer (or 408 for no answer in time, 487 when cancelled)."""
+    """A call or re-INVITE ended with a final non-2xx answer (or 408 for no answer in time, 487 when cancelled).
 
-    def __init__(self, status: int, reason: str) -> None:
+    ``local`` says the status was decided here, not answered by the far end (no answer within the ring timeout, or
+    none at all); ``unreachable`` that the next hop never answered anything: it timed out, or could not be reached.
+    """
+
+    def __init__(self, status: int, reason: str, *, local: bool = False, unreachable: bool = False) -> None:
         super().__init__(f"{status} {reason}")
         self.status = status
         self.reason = reason
+        self.local = local or unreachable
+        self.unreachable = unreachable
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Digest credentials (401/407, RFC 3261 §22) for requests to one peer."""
+
+    username: str
+    password: str
 
 
 @dataclass(frozen=True)
 class SipSettings:
     bind_host: str = "127.0.0.1"
-    bind_port: int = 5060
+    bind_port: int = 5060  # UDP and TCP (0: a free port)
+    transports: tuple[str, ...] = ("udp", "tcp")  # what listens on bind_port
+    tls_port: int | None = None  # a TLS listener (0: a free port); needs tls.cert_file
+    tls: TlsSettings = field(default_factory=TlsSettings)
     contact_host: str | None = None  # the address others reach us at, when it is not bind_host
     user: str = "fax"
-    outbound_proxy: Address | None = None
-    auth_username: str | None = None
+    auth_username: str | None = None  # credentials for any peer that challenges, unless a request brings its own
     auth_password: str | None = None
-    register: bool = False
-    registrar: Address | None = None  # defaults to the outbound proxy
-    register_expires: int = 300
     t1: float = 0.5
+    idle_connection_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -66,18 +97,42 @@ class DialogIdentity:
     local_cseq: int = 1
     contact: str = ""
     signalling_address: tuple[str, int] | None = None
+    transport: str = UDP  # how signalling_address was reached
 
 
 IncomingHandler = Callable[["IncomingCall"], Awaitable[None]]
 ReinviteHandler = Callable[[SessionDescription], Awaitable[SessionDescription | None]]
 
 
-class SipUserAgent(asyncio.DatagramProtocol):
+class Registration:
+    """One registration kept fresh (§10): refreshed before it lapses, retried after a refusal, until ``stop()``."""
+
+    def __init__(self) -> None:
+        self.registered = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+
+class SipUserAgent:
     def __init__(self, settings: SipSettings, on_incoming: IncomingHandler | None = None) -> None:
         self.settings = settings
         self.on_incoming = on_incoming
+        # Whether an out-of-dialog request from this address may be served (None: from anyone); others get 403.
+        self.admit: Callable[[str], bool] | None = None
+        self.on_refused: Callable[[SipMessage, Flow], None] | None = None
         self._timers = Timers(t1=settings.t1)
-        self._transport: asyncio.DatagramTransport | None = None
+        self._transports = SipTransports(
+            on_message=self._on_message,
+            on_send_error=self._on_send_error,
+            tls=settings.tls,
+            idle_s=settings.idle_connection_s,
+        )
+        self._default_credentials = (
+            Credentials(settings.auth_username, settings.auth_password or "") if settings.auth_username else None
+        )
         self._client: dict[tuple[str, str], ClientTransaction] = {}
         self._server: dict[tuple[str, str], ServerTransaction] = {}
         self._dialogs: dict[tuple[str, str], Call] = {}
@@ -85,17 +140,12 @@ class SipUserAgent(asyncio.DatagramProtocol):
         # Our INVITEs still waiting for their dialog, by Call-ID: how many repeated 2xx arrived before it existed.
         self._repeated_2xx: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.registered = asyncio.Event()
 
     # --- lifecycle -------------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._transport, _ = await loop.create_datagram_endpoint(
-            lambda: self, local_addr=(self.settings.bind_host, self.settings.bind_port)
-        )
-        if self.settings.register:
-            self._spawn(self._keep_registered())
+        settings = self.settings
+        await self._transports.start(settings.bind_host, settings.bind_port, settings.transports, settings.tls_port)
 
     async def close(self) -> None:
         for call in list(self._dialogs.values()):
@@ -108,13 +158,21 @@ class SipUserAgent(asyncio.DatagramProtocol):
             transaction.cancel()
         for server in list(self._server.values()):
             server.close()
-        if self._transport is not None:
-            self._transport.close()
+        await self._transports.close()
 
     @property
     def port(self) -> int:
-        assert self._transport is not None
-        return self._transport.get_extra_info("sockname")[1]
+        """The UDP (and TCP) port."""
+        ports = self._transports.ports
+        return ports.get(UDP) or ports.get(TCP) or self.settings.bind_port
+
+    @property
+    def tls_port(self) -> int | None:
+        return self._transports.ports.get(TLS)
+
+    @property
+    def transports(self) -> SipTransports:
+        return self._transports
 
     @property
     def contact_host(self) -> str:
@@ -127,46 +185,53 @@ class SipUserAgent(asyncio.DatagramProtocol):
 
     # --- transport -------------------------------------------------------------------------------------------------
 
-    def send(self, message: SipMessage, destination: Address) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.sendto(message.encode(), destination)
+    def send(self, message: SipMessage, destination: Hop | Flow) -> None:
+        self._transports.send(message, destination)
 
-    def datagram_received(self, data: bytes, addr: Address) -> None:
-        if not data.strip():
-            return  # keep-alive
-        try:
-            message = parse_message(data)
-        except SipParseError as exc:
-            log.debug("dropping unparseable datagram from %s: %s", addr, exc)
-            return
-        try:
-            if message.is_request:
-                self._on_request(message, addr)
-            else:
-                self._on_response(message)
-        except Exception:
-            log.exception("SIP message from %s could not be handled", addr)
+    def _on_message(self, message: SipMessage, flow: Flow) -> None:
+        if message.is_request:
+            stamp_top_via(message, *flow.remote)
+            self._on_request(message, flow)
+        else:
+            self._on_response(message)
 
-    def error_received(self, exc: Exception) -> None:
-        log.debug("SIP socket error: %s", exc)
+    def _on_send_error(self, message: SipMessage, error: TransportError) -> None:
+        if message.is_request and message.method != "ACK":
+            with contextlib.suppress(SipParseError):
+                transaction = self._client.get((message.branch, message.method))
+                if transaction is not None:
+                    transaction.on_transport_error(error)
 
     # --- requests we send ------------------------------------------------------------------------------------------
 
-    def _via(self, branch: str) -> str:
-        return f"SIP/2.0/UDP {self.contact_host}:{self.port};branch={branch};rport"
+    def listen_port(self, transport: str) -> int:
+        """The port we take ``transport`` on (TLS without a listener: its default, 5061)."""
+        if transport == TLS:
+            return self.tls_port or 5061
+        return self.port
 
-    def contact(self) -> str:
-        return f"<sip:{self.settings.user}@{self.contact_host}:{self.port}>"
+    def _via(self, branch: str, transport: str = UDP) -> str:
+        # Over TLS, "alias" lets the peer send its requests back over our connection (RFC 5923).
+        alias = ";alias" if transport == TLS else ""
+        port = self.listen_port(transport)
+        return f"SIP/2.0/{transport.upper()} {self.contact_host}:{port};branch={branch};rport{alias}"
 
-    def _destination(self, uri: str, route: list[str] | None = None) -> Address:
-        if self.settings.outbound_proxy is not None:
-            return self.settings.outbound_proxy
-        target = SipUri.parse(NameAddr.parse(route[0]).uri if route else uri)
-        return target.host, target.port
+    def contact(self, transport: str = UDP, *, secure: bool = False) -> str:
+        """Our Contact for a dialog over ``transport`` (``secure``: the dialog is ``sips:``). The UDP one, the
+        default, also names this user agent (``DialogIdentity.contact``)."""
+        port = self.listen_port(transport)
+        if secure:
+            return f"<sips:{self.settings.user}@{self.contact_host}:{port}>"
+        suffix = "" if transport == UDP else f";transport={transport}"
+        return f"<sip:{self.settings.user}@{self.contact_host}:{port}{suffix}>"
+
+    def _destination(self, uri: str, route: list[str] | None = None) -> Hop:
+        return SipUri.parse(NameAddr.parse(route[0]).uri if route else uri).hop
 
     async def end_dialog(self, dialog: DialogIdentity) -> int:
         """Send BYE in a dialog another user agent set up (a dead predecessor, on this address or another); the
         final status: 200 when the far end ended the call, 481 when it no longer knew it, 408 when it never said."""
+        address = dialog.signalling_address
         call = Call(
             self,
             call_id=dialog.call_id,
@@ -177,13 +242,16 @@ class SipUserAgent(asyncio.DatagramProtocol):
             local_cseq=dialog.local_cseq + SUCCESSOR_CSEQ_LEAP,
             local_sdp=SessionDescription(origin_host=""),
             remote_sdp=None,
-            remote_address=dialog.signalling_address,
+            remote_hop=Hop(dialog.transport, address[0], address[1]) if address else None,
         )
         response = await self.request(call._request("BYE"), call._destination())
         return response.status
 
     def start_transaction(
-        self, request: SipMessage, destination: Address, on_provisional: Callable[[SipMessage], None] | None = None
+        self,
+        request: SipMessage,
+        destination: Hop | Flow,
+        on_provisional: Callable[[SipMessage], None] | None = None,
     ) -> ClientTransaction:
         transaction = ClientTransaction(
             request, destination, self.send, self._timers, on_provisional, lambda t: self._client.pop(t.key, None)
@@ -195,20 +263,25 @@ class SipUserAgent(asyncio.DatagramProtocol):
     async def request(
         self,
         request: SipMessage,
-        destination: Address,
+        destination: Hop | Flow,
         on_provisional: Callable[[SipMessage], None] | None = None,
         sent: list[SipMessage] | None = None,
+        credentials: Credentials | None = None,
     ) -> SipMessage:
-        """Send ``request``, answering one digest challenge per realm; the final response. Each authenticated
-        retry is appended to ``sent`` when given (a CANCEL and the dialog must use the request last sent)."""
+        """Send ``request``, answering one digest challenge per realm; the final response (made up, ``local``, when
+        none came: 408 after timer B/F, 503 when the transport failed). Each authenticated retry is appended to
+        ``sent`` when given (a CANCEL and the dialog must use the request last sent)."""
+        credentials = credentials or self._default_credentials
         tried: set[str] = set()
         while True:
             transaction = self.start_transaction(request, destination, on_provisional)
             try:
                 response = await transaction.final
             except TransactionTimeout:
-                return response_to(request, 408, "Request Timeout")
-            if response.status not in (401, 407) or self.settings.auth_username is None:
+                return local_response(request, 408, "Request Timeout")
+            except TransportError as error:
+                return local_response(request, 503, f"Service Unavailable ({error})")
+            if response.status not in (401, 407) or credentials is None:
                 return response
             header = response.get("www-authenticate" if response.status == 401 else "proxy-authenticate")
             try:
@@ -224,12 +297,12 @@ class SipUserAgent(asyncio.DatagramProtocol):
                     challenge,
                     method=request.method,
                     uri=request.uri,
-                    username=self.settings.auth_username,
-                    password=self.settings.auth_password or "",
+                    username=credentials.username,
+                    password=credentials.password,
                 )
             except DigestError:
                 return response
-            request = _next_attempt(request, self._via(new_branch()))
+            request = _next_attempt(request, self._via(new_branch(), destination.transport))
             request.set("authorization" if response.status == 401 else "proxy-authorization", authorization)
             if sent is not None:
                 sent.append(request)
@@ -245,57 +318,73 @@ class SipUserAgent(asyncio.DatagramProtocol):
         offer: SessionDescription,
         on_progress: Callable[[int], None] | None = None,
         ring_timeout: float = 60.0,
+        response_timeout: float | None = None,
+        credentials: Credentials | None = None,
     ) -> Call:
-        """Call ``target`` (``sip:number@host:port``); the answered call, or ``CallFailed``.
+        """Call ``target`` (``sip:number@host:port``, with ``;transport=`` or as ``sips:``); the answered call, or
+        ``CallFailed``.
 
-        Cancelling the awaiting task while it rings sends CANCEL (§9.1) and waits for the 487.
+        A next hop that answers nothing within ``response_timeout`` (not even 100 Trying) is given up on at once, as
+        unreachable; the INVITE is cancelled should it start ringing later. Cancelling the awaiting task while it
+        rings sends CANCEL (§9.1) and waits for the 487.
         """
+        try:
+            uri = SipUri.parse(target)
+        except SipParseError as error:
+            raise CallFailed(416, f"Unsupported URI Scheme ({error})", local=True) from None
+        hop = uri.hop
         local = NameAddr(f"sip:{from_number}@{self.contact_host}", from_name, new_tag())
         remote = NameAddr(target)
         call_id = f"{secrets.token_hex(12)}@{self.contact_host}"
         request = SipMessage(method="INVITE", uri=target)
-        request.add("via", self._via(new_branch()))
+        request.add("via", self._via(new_branch(), hop.transport))
         request.add("max-forwards", "70")
         request.add("from", str(local))
         request.add("to", str(remote))
         request.add("call-id", call_id)
         request.add("cseq", "1 INVITE")
-        request.add("contact", self.contact())
+        request.add("contact", self.contact(hop.transport, secure=uri.secure))
         request.add("p-asserted-identity", str(NameAddr(local.uri, from_name)))
         request.add("allow", ALLOW)
         request.add("user-agent", USER_AGENT)
         request.add("content-type", "application/sdp")
         request.body = offer.encode()
-        destination = self._destination(target)
         sent: list[SipMessage] = [request]
+        heard = asyncio.Event()
 
         def provisional(response: SipMessage) -> None:
+            heard.set()
             if on_progress is not None:
                 on_progress(response.status)
 
-        attempt = asyncio.ensure_future(self.request(request, destination, provisional, sent))
+        attempt = asyncio.ensure_future(self.request(request, hop, provisional, sent, credentials))
         self._repeated_2xx[call_id] = 0
         try:
             try:
-                response = await asyncio.wait_for(asyncio.shield(attempt), ring_timeout)
+                async with asyncio.timeout(ring_timeout):
+                    if response_timeout is not None and not await _heard_within(heard, attempt, response_timeout):
+                        self._spawn(self._abandon(sent, hop, attempt, heard, offer))
+                        raise CallFailed(408, "no response", unreachable=True)
+                    response = await asyncio.shield(attempt)
             except (TimeoutError, asyncio.CancelledError) as stop:
-                final = await self._cancel(sent[-1], destination, attempt)
+                final = await self._cancel(sent[-1], hop, attempt)
                 if final is not None and 200 <= final.status < 300:
                     # The answer crossed our CANCEL: the call exists, so end it properly.
-                    call = self._new_outgoing_dialog(sent[-1], final, offer)
-                    await call.hangup()
+                    await self._new_outgoing_dialog(sent[-1], final, offer, hop).hangup()
                 if isinstance(stop, asyncio.CancelledError):
                     raise
-                raise CallFailed(408, "no answer") from None
+                raise CallFailed(408, "no answer", local=True, unreachable=not heard.is_set()) from None
             if not 200 <= response.status < 300:
-                raise CallFailed(response.status, response.reason)
-            return self._new_outgoing_dialog(sent[-1], response, offer)
+                raise CallFailed(response.status, response.reason, unreachable=response.local)
+            call = self._new_outgoing_dialog(sent[-1], response, offer, hop)
+            with contextlib.suppress(TransportError):
+                # Media behind NAT is latched on the address signalling comes from: the hop's, resolved.
+                call._remote_address = (await self._transports.resolve(hop.host), hop.port)
+            return call
         finally:
             self._repeated_2xx.pop(call_id, None)
 
-    async def _cancel(
-        self, invite: SipMessage, destination: Address, attempt: asyncio.Future[SipMessage]
-    ) -> SipMessage | None:
+    async def _cancel(self, invite: SipMessage, hop: Hop, attempt: asyncio.Future[SipMessage]) -> SipMessage | None:
         transaction = self._client.get((invite.branch, "INVITE"))
         if transaction is not None and not transaction.final.done():
             cancel = SipMessage(method="CANCEL", uri=invite.uri)
@@ -307,13 +396,36 @@ class SipUserAgent(asyncio.DatagramProtocol):
             cancel.add("to", invite.get("to"))
             cancel.add("call-id", invite.call_id)
             cancel.add("cseq", f"{invite.cseq[0]} CANCEL")
-            self.start_transaction(cancel, destination)
+            self.start_transaction(cancel, hop)
         with contextlib.suppress(Exception):
             return await asyncio.wait_for(asyncio.shield(attempt), 64 * self._timers.t1)
         attempt.cancel()
         return None
 
-    def _new_outgoing_dialog(self, invite: SipMessage, response: SipMessage, offer: SessionDescription) -> Call:
+    async def _abandon(
+        self,
+        sent: list[SipMessage],
+        hop: Hop,
+        attempt: asyncio.Future[SipMessage],
+        heard: asyncio.Event,
+        offer: SessionDescription,
+    ) -> None:
+        """An INVITE given up before anything answered: CANCEL it if it starts ringing (§9.1 allows no CANCEL
+        before a provisional response), and end a call that is answered anyway."""
+        await _heard_within(heard, attempt, 64 * self._timers.t1)
+        final: SipMessage | None = None
+        if not attempt.done() and heard.is_set():
+            final = await self._cancel(sent[-1], hop, attempt)
+        elif attempt.done() and not attempt.cancelled() and attempt.exception() is None:
+            final = attempt.result()
+        else:
+            attempt.cancel()
+        if final is not None and 200 <= final.status < 300:
+            await self._new_outgoing_dialog(sent[-1], final, offer, hop).hangup()
+
+    def _new_outgoing_dialog(
+        self, invite: SipMessage, response: SipMessage, offer: SessionDescription, hop: Hop
+    ) -> Call:
         remote = NameAddr.parse(response.get("to"))
         contact = response.get_all("contact")
         call = Call(
@@ -326,7 +438,7 @@ class SipUserAgent(asyncio.DatagramProtocol):
             local_cseq=invite.cseq[0],
             local_sdp=offer,
             remote_sdp=_sdp_of(response),
-            remote_address=self._destination(invite.uri),
+            remote_hop=hop,
         )
         call.send_ack(invite.cseq[0], auth=invite)
         for _ in range(self._repeated_2xx.get(invite.call_id, 0)):
@@ -335,42 +447,76 @@ class SipUserAgent(asyncio.DatagramProtocol):
         self._dialogs[call.key] = call
         return call
 
-    # --- registration ----------------------------------------------------------------------------------------------
+    # --- out of dialog: OPTIONS and REGISTER ----------------------------------------------------------------------
 
-    async def _keep_registered(self) -> None:
-        registrar = self.settings.registrar or self.settings.outbound_proxy
-        if registrar is None:
-            log.error("FAX_SIP_REGISTER is on but no registrar or trunk is set")
-            return
+    async def options(self, target: str, credentials: Credentials | None = None) -> SipMessage:
+        """Ask ``target`` (a SIP URI) what it supports: its final response, or a ``local`` 408 (it said nothing) or
+        503 (it could not be reached). Any answer from it at all means it is up (§11)."""
+        uri = SipUri.parse(target)
+        request = self._out_of_dialog("OPTIONS", str(SipUri("", uri.host, uri.port, uri.transport, uri.secure)), uri)
+        request.add("accept", "application/sdp")
+        return await self.request(request, uri.hop, credentials=credentials)
+
+    def register(self, registrar: str, *, credentials: Credentials | None = None, expires: int = 300) -> Registration:
+        """Register our contact with ``registrar`` (a SIP URI: the trunk) and keep it registered until stopped."""
+        registration = Registration()
+        registration.task = asyncio.ensure_future(
+            self._keep_registered(SipUri.parse(registrar), registration, credentials, expires)
+        )
+        self._tasks.add(registration.task)
+        registration.task.add_done_callback(self._tasks.discard)
+        return registration
+
+    def _out_of_dialog(self, method: str, request_uri: str, to: SipUri) -> SipMessage:
+        request = SipMessage(method=method, uri=request_uri)
+        request.add("via", self._via(new_branch(), to.transport))
+        request.add("max-forwards", "70")
+        request.add("from", f"<sip:{self.settings.user}@{self.contact_host}>;tag={new_tag()}")
+        request.add("to", f"<{request_uri}>")
+        request.add("call-id", f"{secrets.token_hex(12)}@{self.contact_host}")
+        request.add("cseq", f"1 {method}")
+        request.add("user-agent", USER_AGENT)
+        return request
+
+    async def _keep_registered(
+        self, registrar: SipUri, registration: Registration, credentials: Credentials | None, expires: int
+    ) -> None:
+        credentials = credentials or self._default_credentials
         call_id = f"{secrets.token_hex(12)}@{self.contact_host}"
         tag = new_tag()
         cseq = 0
-        aor = f"sip:{self.settings.auth_username or self.settings.user}@{registrar[0]}"
+        scheme = "sips" if registrar.secure else "sip"
+        aor = f"{scheme}:{credentials.username if credentials else self.settings.user}@{registrar.host}"
+        transport = "" if registrar.transport == UDP or registrar.secure else f";transport={registrar.transport}"
+        request_uri = f"{scheme}:{registrar.host}:{registrar.port}{transport}"
         while True:
             cseq += 1
-            request = SipMessage(method="REGISTER", uri=f"sip:{registrar[0]}:{registrar[1]}")
-            request.add("via", self._via(new_branch()))
+            request = SipMessage(method="REGISTER", uri=request_uri)
+            request.add("via", self._via(new_branch(), registrar.transport))
             request.add("max-forwards", "70")
             request.add("from", f"<{aor}>;tag={tag}")
             request.add("to", f"<{aor}>")
             request.add("call-id", call_id)
             request.add("cseq", f"{cseq} REGISTER")
-            request.add("contact", self.contact())
-            request.add("expires", str(self.settings.register_expires))
-            response = await self.request(request, registrar)
+            request.add("contact", self.contact(registrar.transport, secure=registrar.secure))
+            request.add("expires", str(expires))
+            request.add("user-agent", USER_AGENT)
+            response = await self.request(request, registrar.hop, credentials=credentials)
             cseq = max(cseq, _cseq_number(response))
             if 200 <= response.status < 300:
-                self.registered.set()
-                granted = _granted_expiry(response, self.settings.register_expires)
+                registration.registered.set()
+                granted = _granted_expiry(response, expires)
                 await asyncio.sleep(max(granted * 0.8, 5))  # refresh well before it lapses
             else:
-                self.registered.clear()
-                log.warning("REGISTER refused: %d %s; retrying in 30 s", response.status, response.reason)
+                registration.registered.clear()
+                log.warning(
+                    "REGISTER at %s refused: %d %s; retrying in 30 s", registrar.host, response.status, response.reason
+                )
                 await asyncio.sleep(30)
 
     # --- requests we receive ---------------------------------------------------------------------------------------
 
-    def _on_request(self, request: SipMessage, source: Address) -> None:
+    def _on_request(self, request: SipMessage, flow: Flow) -> None:
         method = request.method
         if method == "ACK":
             self._on_ack(request)
@@ -380,11 +526,17 @@ class SipUserAgent(asyncio.DatagramProtocol):
         if existing is not None:
             existing.on_retransmission()
             return
-        server = ServerTransaction(request, source, self.send, self._timers, lambda s: self._server.pop(s.key, None))
+        server = ServerTransaction(request, flow, self.send, self._timers, lambda s: self._server.pop(s.key, None))
         self._server[key] = server
+        in_dialog = bool(NameAddr.parse(request.get("to")).tag)
+        if not in_dialog and method != "CANCEL" and self.admit is not None and not self.admit(flow.remote[0]):
+            server.respond(response_to(request, 403, "Forbidden", to_tag=new_tag()))
+            if self.on_refused is not None:
+                self.on_refused(request, flow)
+            return
         if method == "CANCEL":
             self._on_cancel(request, server)
-        elif method == "INVITE" and "tag=" not in request.get("to"):
+        elif method == "INVITE" and not in_dialog:
             self._on_new_invite(request, server)
         elif method in ("INVITE", "BYE"):
             call = self._dialogs.get((request.call_id, NameAddr.parse(request.get("to")).tag))
@@ -498,6 +650,11 @@ class IncomingCall:
         # Trunks put the dialled number (the DID) in the Request-URI; To usually agrees.
         self.to_number = _user_of(request.uri) or _user_of(NameAddr.parse(request.get("to")).uri)
 
+    @property
+    def source(self) -> Address:
+        """The address the INVITE came from."""
+        return self.server.flow.remote
+
     def _response(self, status: int, reason: str) -> SipMessage:
         return response_to(self.request, status, reason, to_tag=self.local_tag)
 
@@ -515,8 +672,9 @@ class IncomingCall:
     async def answer(self, sdp: SessionDescription) -> Call:
         if self.server.final_sent:
             raise CallFailed(487, "Request Terminated")
+        flow = self.server.flow
         response = self._response(200, "OK")
-        response.add("contact", self._ua.contact())
+        response.add("contact", self._ua.contact(flow.transport, secure=_is_sips(self.request.uri)))
         response.add("allow", ALLOW)
         response.add("content-type", "application/sdp")
         response.body = sdp.encode()
@@ -531,16 +689,21 @@ class IncomingCall:
             local_cseq=0,
             local_sdp=sdp,
             remote_sdp=self.offer,
-            remote_address=self.server.source,
+            flow=flow,
         )
         self._ua._dialogs[call.key] = call
         self.server.respond(response)
-        call.retransmit_until_acked(response, self.server.source, self.request.cseq[0])
+        call.retransmit_until_acked(response, flow, self.request.cseq[0])
         return call
 
 
 class Call:
-    """A confirmed dialog (§12): in-dialog requests, re-INVITEs both ways, BYE."""
+    """A confirmed dialog (§12): in-dialog requests, re-INVITEs both ways, BYE.
+
+    In-dialog requests go to the remote target (or the first route), over the transport it names; a dialog that
+    came in over a TCP or TLS connection keeps using that connection while it is open, as the far end may not take
+    new connections (behind NAT, or a TLS client without a listener: RFC 5626's flows).
+    """
 
     def __init__(
         self,
@@ -554,7 +717,8 @@ class Call:
         local_cseq: int,
         local_sdp: SessionDescription,
         remote_sdp: SessionDescription | None,
-        remote_address: Address | None = None,
+        remote_hop: Hop | None = None,
+        flow: Flow | None = None,
     ) -> None:
         self._ua = ua
         self.call_id = call_id
@@ -565,7 +729,12 @@ class Call:
         self._cseq = local_cseq
         self.local_sdp = local_sdp
         self.remote_sdp = remote_sdp or SessionDescription(origin_host="")
-        self._remote_address = remote_address
+        self._remote_hop = remote_hop
+        self._flow = flow
+        if flow is not None:
+            self._remote_address: Address | None = flow.remote
+        else:
+            self._remote_address = (remote_hop.host, remote_hop.port) if remote_hop else None
         self.on_reinvite: ReinviteHandler | None = None
         self._acks: dict[int, SipMessage] = {}
         self._acked: dict[int, asyncio.Event] = {}
@@ -585,6 +754,13 @@ class Call:
         """Where the far end's SIP comes from: the source of its INVITE, or where ours went (trunk or proxy)."""
         return self._remote_address
 
+    @property
+    def transport(self) -> str:
+        """The transport the dialog was set up over."""
+        if self._flow is not None:
+            return self._flow.transport
+        return self._remote_hop.transport if self._remote_hop else UDP
+
     def identity(self) -> DialogIdentity:
         """The dialog as data, for a successor to end it (``SipUserAgent.end_dialog``) should this process die."""
         return DialogIdentity(
@@ -596,22 +772,29 @@ class Call:
             local_cseq=self._cseq,
             contact=self._ua.contact(),
             signalling_address=self._remote_address,
+            transport=self.transport,
         )
 
-    def _destination(self) -> Address:
+    def _destination(self) -> Hop | Flow:
+        flow = self._flow
+        if flow is not None and flow.connection is not None and flow.connection.open:
+            return flow
         try:
             return self._ua._destination(self.remote_target, self.route_set)
         except SipParseError:
-            if self._remote_address is None:
+            if self._remote_hop is None:
                 raise
-            return self._remote_address
+            return self._remote_hop
+
+    def _contact(self) -> str:
+        return self._ua.contact(self._destination().transport, secure=_is_sips(self.remote_target))
 
     def _request(self, method: str, cseq: int | None = None) -> SipMessage:
         if cseq is None:
             self._cseq += 1
             cseq = self._cseq
         request = SipMessage(method=method, uri=self.remote_target)
-        request.add("via", self._ua._via(new_branch()))
+        request.add("via", self._ua._via(new_branch(), self._destination().transport))
         for route in self.route_set:
             request.add("route", route)
         request.add("max-forwards", "70")
@@ -636,8 +819,10 @@ class Call:
         if ack is not None:
             self._ua.send(ack, self._destination())
 
-    # Our 2xx to an INVITE is ours to repeat until the ACK comes (§13.3.1.4).
-    def retransmit_until_acked(self, response: SipMessage, destination: Address, cseq: int) -> None:
+    def retransmit_until_acked(self, response: SipMessage, destination: Flow, cseq: int) -> None:
+        """Our 2xx to an INVITE waits for its ACK (§13.3.1.4), and is repeated meanwhile over UDP only: over a
+        stream the transport delivers it (as pjsip, Asterisk's stack, does; the RFC also repeats it there, for UDP
+        hops beyond a proxy). A 2xx never ACKed ends the call."""
         event = self._acked.setdefault(cseq, asyncio.Event())
         timers = self._ua._timers
 
@@ -648,7 +833,7 @@ class Call:
                     while not event.is_set():
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(event.wait(), interval)
-                        if not event.is_set():
+                        if not event.is_set() and not destination.reliable:
                             self._ua.send(response, destination)
                             interval = min(interval * 2, timers.t2)
             if not event.is_set() and not self.terminated:
@@ -665,14 +850,14 @@ class Call:
         if self.terminated:
             raise CallFailed(481, "Call/Transaction Does Not Exist")
         request = self._request("INVITE")
-        request.add("contact", self._ua.contact())
+        request.add("contact", self._contact())
         request.add("content-type", "application/sdp")
         request.body = offer.encode(version=self._cseq + 1)
         response = await self._ua.request(request, self._destination())
         # An authenticated retry went out with a higher CSeq: later requests must count on from it.
         self._cseq = max(self._cseq, _cseq_number(response))
         if not 200 <= response.status < 300:
-            raise CallFailed(response.status, response.reason)
+            raise CallFailed(response.status, response.reason, unreachable=response.local)
         self.send_ack(_cseq_number(response) or request.cseq[0])
         answer = _sdp_of(response) or SessionDescription(origin_host="")
         self.local_sdp, self.remote_sdp = offer, answer
@@ -694,12 +879,12 @@ class Call:
             server.respond(response_to(request, 488, "Not Acceptable Here"))
             return
         response = response_to(request, 200, "OK")
-        response.add("contact", self._ua.contact())
+        response.add("contact", self._ua.contact(server.flow.transport, secure=_is_sips(self.remote_target)))
         response.add("content-type", "application/sdp")
         response.body = answer.encode(version=2)
         self.local_sdp, self.remote_sdp = answer, offer
         server.respond(response)
-        self.retransmit_until_acked(response, server.source, request.cseq[0])
+        self.retransmit_until_acked(response, server.flow, request.cseq[0])
 
     async def hangup(self) -> None:
         if self.terminated:
@@ -720,6 +905,16 @@ class Call:
         return self.termination_reason
 
 
+async def _heard_within(heard: asyncio.Event, attempt: asyncio.Future[SipMessage], seconds: float) -> bool:
+    """Whether the next hop answered (a provisional, or the request ended) within ``seconds``."""
+    waiter = asyncio.ensure_future(heard.wait())
+    try:
+        await asyncio.wait({waiter, attempt}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    return heard.is_set() or attempt.done()
+
+
 def _next_attempt(request: SipMessage, via: str) -> SipMessage:
     retry = SipMessage(method=request.method, uri=request.uri, headers=list(request.headers), body=request.body)
     retry.set("via", via)
@@ -732,6 +927,10 @@ def _sdp_of(message: SipMessage) -> SessionDescription | None:
     if not message.body or "application/sdp" not in message.get("content-type").lower():
         return None
     return SessionDescription.parse(message.body)
+
+
+def _is_sips(uri: str) -> bool:
+    return uri.strip().lower().startswith("sips:")
 
 
 def _user_of(uri: str) -> str:

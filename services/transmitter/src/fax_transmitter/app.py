@@ -12,7 +12,7 @@ from fax_jobs import AttemptJobStore
 from fax_runtime.broker import event_queue, events_exchange
 from fax_runtime.sandbox import Sandbox
 from fax_runtime.worker import WorkerContext, WorkerSpec
-from fax_sip import SipSettings
+from fax_sip import SipSettings, TlsSettings
 from fax_transmitter.config import TransmitterSettings
 from fax_transmitter.handlers import Transmitter
 from fax_transmitter.inbound import FaxReceiver, InboundStore
@@ -26,23 +26,21 @@ def build_line(settings: TransmitterSettings, context: WorkerContext, sandbox: S
     if settings.line == "loopback":
         return LoopbackLine(settings.loopback_received_dir)
     sip = settings.sip
-    trunk_host, trunk_port = sip.trunk
+    tls = TlsSettings(cert_file=sip.tls_cert, key_file=sip.tls_key, ca_file=sip.tls_ca, verify=sip.tls_verify)
     line = SipLine(
         SipLineSettings(
             sip=SipSettings(
                 bind_host=sip.bind[0],
                 bind_port=sip.bind[1],
+                tls_port=sip.tls_port,
+                tls=tls,
                 contact_host=sip.contact_host,
                 user="fax",
-                auth_username=sip.username,
-                auth_password=sip.password,
-                register=sip.register,
-                registrar=sip.trunk if sip.register else None,
             ),
-            trunk=f"{trunk_host}:{trunk_port}",
+            trunks=sip.trunks,
+            inbound_allow=sip.inbound_allow,
             media_host=sip.media_host,
             media_ports=sip.media_ports,
-            t38=sip.t38,
             ring_timeout=float(sip.ring_timeout_s),
         )
     )

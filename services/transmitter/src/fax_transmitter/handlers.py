@@ -28,7 +28,8 @@ from fax_runtime.logs import fax_context
 from fax_runtime.metrics import default_metrics
 from fax_transmitter.config import TransmitterSettings
 from fax_transmitter.inbound import InboundStore
-from fax_transmitter.lines import AnsweredCall, CallRequest, Line
+from fax_transmitter.lines import AnsweredCall, CallRequest, CallRoute, Line
+from fax_transmitter.media_policy import attempt_log
 from fax_transmitter.options import fax_options_for
 from fax_transmitter.outcome import RetryDelays, call_not_made, record_call, retry_delay_s, should_retry, tx_result
 
@@ -103,8 +104,9 @@ class Transmitter:
         heartbeat = asyncio.create_task(self._keep_lease(job_id, attempt))
         progress: asyncio.Queue[int] = asyncio.Queue()
         reporter = asyncio.create_task(self._report_progress(job_id, attempt, progress))
+        routes: list[CallRoute] = []
         try:
-            outcome = await self._place_call(job_id, attempt, job, progress.put_nowait)
+            outcome = await self._place_call(job_id, attempt, job, progress.put_nowait, routes.append)
         except Exception as exc:
             # The attempt is claimed: whatever broke, it must end recorded, or the job would hang in 'processing'.
             log.exception("job %s: attempt %d could not be made", job_id, attempt)
@@ -115,7 +117,13 @@ class Transmitter:
             reporter.cancel()
             metrics.calls_active.labels("outbound").dec()
         elapsed = int((dt.datetime.now(dt.UTC) - job.created_at).total_seconds())
-        result = tx_result(outcome, time_elapsed=elapsed)
+        result = tx_result(
+            outcome,
+            time_elapsed=elapsed,
+            attempt=attempt,
+            route=routes[-1] if routes else None,
+            earlier=attempt_log(job.tx_result),
+        )
         retry = False
         if outcome.success:
             await self._jobs.record_success(job_id, attempt, result)
@@ -162,7 +170,12 @@ class Transmitter:
         task.add_done_callback(self._saves.discard)
 
     async def _place_call(
-        self, job_id: uuid.UUID, attempt: int, job: ClaimedAttempt, on_page: Callable[[int], None]
+        self,
+        job_id: uuid.UUID,
+        attempt: int,
+        job: ClaimedAttempt,
+        on_page: Callable[[int], None],
+        on_route: Callable[[CallRoute], None],
     ) -> TransmissionOutcome:
         request = job.request
         options = fax_options_for(request, self._settings.station_ident)
@@ -180,6 +193,9 @@ class Transmitter:
                     options=options,
                     on_page=on_page,
                     on_answered=lambda call: self._save_answered_call(job_id, attempt, call),
+                    history=attempt_log(job.tx_result),
+                    fax_option=job.fax_option,
+                    on_route=on_route,
                 )
             )
 

@@ -10,13 +10,14 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 
 from fax_media.loopback import send_over_loopback
 from fax_media.t30 import FaxOptions, TransmissionOutcome
 from fax_sip import DialogIdentity
+from fax_transmitter.media_policy import OFF, AttemptRecord, plan_media
 
 
 class AnsweredCall(msgspec.Struct, frozen=True, kw_only=True):
@@ -26,6 +27,29 @@ class AnsweredCall(msgspec.Struct, frozen=True, kw_only=True):
     dialog: DialogIdentity
     media_host: str
     media_ports: tuple[int, ...]
+
+
+class TrunkTry(msgspec.Struct, frozen=True, kw_only=True):
+    """A trunk an attempt tried and left for the next one: it timed out, answered 408 or 5xx, or was unreachable."""
+
+    trunk: str
+    transport: str
+    sip_status: int
+    reason: str
+
+
+class CallRoute(msgspec.Struct, frozen=True, kw_only=True):
+    """How a line carried (or last tried to carry) an attempt: the trunk and its transport, the trunks it failed
+    over from, and the media it chose (``fax_transmitter.media_policy``)."""
+
+    trunk: str
+    transport: str
+    failed_over: tuple[TrunkTry, ...] = ()
+    t38_policy: str = ""
+    t38: bool = False  # T.38 asked for (or accepted from the network) on this attempt
+    ecm: bool = True
+    max_bit_rate: int = 14400
+    media_reason: str = ""  # why the media differ from a first attempt's
 
 
 @dataclass(frozen=True)
@@ -39,6 +63,10 @@ class CallRequest:
     options: FaxOptions
     on_page: Callable[[int], None] | None = None
     on_answered: Callable[[AnsweredCall], None] | None = None
+    # The job's earlier attempts, and its faxbox's media.fax_option: what this attempt's media may learn from.
+    history: tuple[AttemptRecord, ...] = ()
+    fax_option: Any = None
+    on_route: Callable[[CallRoute], None] | None = None
 
 
 class Line(Protocol):
@@ -80,5 +108,17 @@ class LoopbackLine:
 
     async def place_call(self, call: CallRequest) -> TransmissionOutcome:
         received = self._received_dir / f"{call.job_id}-{call.attempt}.tif"
+        plan = plan_media(OFF, call.history, call.options)
+        if call.on_route is not None:
+            call.on_route(
+                CallRoute(
+                    trunk="loopback",
+                    transport="",
+                    t38_policy=OFF,
+                    ecm=plan.options.ecm,
+                    max_bit_rate=plan.options.max_bit_rate,
+                    media_reason=plan.reason,
+                )
+            )
         # spandsp blocks at page boundaries (TIFF I/O): the DSP runs in a worker thread, never on the loop.
-        return await asyncio.to_thread(send_over_loopback, call.tiff, received, call.options)
+        return await asyncio.to_thread(send_over_loopback, call.tiff, received, plan.options)

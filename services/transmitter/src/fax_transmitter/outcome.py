@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from fax_media.t30 import TransmissionOutcome
 from fax_runtime.metrics import FaxMetrics
+from fax_transmitter.lines import CallRoute
+from fax_transmitter.media_policy import AttemptRecord
 
 # spandsp's TIFF errors, T30_ERR_FILEERROR (41) to T30_ERR_BADTIFFHDR (46): the document cannot be read or is not a
 # valid TIFF/F. Sending it again cannot help. T30_ERR_NOMEM (47) is left retryable: another attempt may have memory.
@@ -55,7 +59,38 @@ def call_not_made(reason: str) -> TransmissionOutcome:
     )
 
 
-def tx_result(outcome: TransmissionOutcome, *, time_elapsed: int) -> dict[str, Any]:
+def tx_result(
+    outcome: TransmissionOutcome,
+    *,
+    time_elapsed: int,
+    attempt: int = 1,
+    route: CallRoute | None = None,
+    earlier: tuple[AttemptRecord, ...] = (),
+) -> dict[str, Any]:
+    """Kazoo's ``tx_result`` and ours. ``sip_trunk``/``sip_transport`` name what carried the call, ``sip_failover``
+    the trunks it left before, and ``attempt_log`` every attempt so far with its trunk and media (what the next
+    attempt learns from: ``fax_transmitter.media_policy``)."""
+    record = AttemptRecord(
+        attempt=attempt,
+        result_code=outcome.result_code,
+        sip_status=outcome.sip_status,
+        trunk=route.trunk if route else "",
+        transport=route.transport if route else "",
+        t38_policy=route.t38_policy if route else "",
+        t38=outcome.t38_used,
+        ecm=route.ecm if route else outcome.ecm_used,
+        max_bit_rate=route.max_bit_rate if route else 14400,
+    )
+    return {
+        **_kazoo_fields(outcome, time_elapsed),
+        "sip_trunk": route.trunk if route else "",
+        "sip_transport": route.transport if route else "",
+        "sip_failover": msgspec.to_builtins(list(route.failed_over)) if route else [],
+        "attempt_log": msgspec.to_builtins([*earlier, record]),
+    }
+
+
+def _kazoo_fields(outcome: TransmissionOutcome, time_elapsed: int) -> dict[str, Any]:
     return {
         "success": outcome.success,
         "error_message": "" if outcome.success else outcome.result_text,

@@ -1,4 +1,6 @@
 from fax_media.t30 import TransmissionOutcome
+from fax_transmitter.lines import CallRoute, TrunkTry
+from fax_transmitter.media_policy import AttemptRecord, attempt_log
 from fax_transmitter.outcome import (
     T30_ERR_FILEERROR,
     RetryDelays,
@@ -42,7 +44,46 @@ def test_tx_result_has_kazoo_fields_and_ours() -> None:
         "result_text": "OK",
         "fax_t38_used": False,
         "sip_status": None,
+        "sip_trunk": "",
+        "sip_transport": "",
+        "sip_failover": [],
+        "attempt_log": [
+            {
+                "attempt": 1,
+                "result_code": 0,
+                "sip_status": None,
+                "trunk": "",
+                "transport": "",
+                "t38_policy": "",
+                "t38": False,
+                "ecm": True,
+                "max_bit_rate": 14400,
+            }
+        ],
     }
+
+
+def test_tx_result_names_the_trunk_the_failover_and_every_attempts_media() -> None:
+    earlier = AttemptRecord(attempt=1, result_code=49, trunk="a", transport="udp", t38_policy="prefer", t38=True)
+    route = CallRoute(
+        trunk="b",
+        transport="tls",
+        failed_over=(TrunkTry(trunk="a", transport="udp", sip_status=503, reason="Service Unavailable"),),
+        t38_policy="prefer",
+        t38=False,
+        ecm=True,
+        max_bit_rate=9600,
+    )
+    result = tx_result(_outcome(bit_rate=9600), time_elapsed=80, attempt=2, route=route, earlier=(earlier,))
+    assert (result["sip_trunk"], result["sip_transport"]) == ("b", "tls")
+    assert result["sip_failover"] == [
+        {"trunk": "a", "transport": "udp", "sip_status": 503, "reason": "Service Unavailable"}
+    ]
+    assert [(a["attempt"], a["trunk"], a["t38"], a["max_bit_rate"]) for a in result["attempt_log"]] == [
+        (1, "a", True, 14400),
+        (2, "b", False, 9600),
+    ]
+    assert attempt_log(result) == (earlier, AttemptRecord(**result["attempt_log"][1]))
 
 
 def test_failure_text_becomes_the_error_message() -> None:

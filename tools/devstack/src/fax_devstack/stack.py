@@ -106,7 +106,8 @@ def service_environment(
         # People read the devstack's logs; deployments keep the default, one JSON object per line.
         "FAX_LOG_FORMAT": "text",
         "FAX_SIP_BIND": transmitter_sip,
-        "FAX_SIP_TRUNK": faxsim_sip,
+        # faxsim is the trunk, unless a trunks file names the trunks itself.
+        "FAX_SIP_TRUNK": "" if env.get("FAX_SIP_TRUNKS_FILE", "").strip() else faxsim_sip,
         "FAX_FAXSIM_SIP": faxsim_sip,
         "FAX_FAXSIM_TARGET": transmitter_sip,
         "FAX_FAXSIM_RECEIVED_DIR": str(state_dir / "faxsim" / "received"),

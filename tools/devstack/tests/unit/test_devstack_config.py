@@ -94,6 +94,11 @@ def test_service_ports_follow_the_api_port_unless_set() -> None:
     assert service_ports({})["fax_api"] == 8000
 
 
+def test_a_trunks_file_names_the_trunks_instead_of_faxsim(tmp_path: Path) -> None:
+    env = service_environment({"FAX_SIP_TRUNKS_FILE": "/etc/fax/trunks.toml"}, ENDPOINTS, tmp_path)
+    assert env["FAX_SIP_TRUNK"] == "" and env["FAX_SIP_TRUNKS_FILE"] == "/etc/fax/trunks.toml"
+
+
 def test_service_environment_passes_user_settings_through_and_adds_the_endpoints(tmp_path: Path) -> None:
     user = {"FAX_FETCH_ALLOW_NETWORKS": "127.0.0.0/8", "FAX_API_PORT": "18000", "PATH": "/bin", "FAX_LINE": ""}
     env = service_environment(user, ENDPOINTS, tmp_path)

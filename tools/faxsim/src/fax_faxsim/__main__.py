@@ -13,8 +13,10 @@ import os
 import signal
 from pathlib import Path
 
+import trustme
+
 from fax_faxsim.sender import run_send
-from fax_faxsim.simulator import FaxSimulator, SimulatorSettings
+from fax_faxsim.simulator import TRUNK_FAILURES, FaxSimulator, SimulatorSettings
 from fax_runtime.health import HealthServer
 
 
@@ -66,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
         default=env.get("FAX_FAXSIM_FORCE") or None,
         help="g711: refuse T.38; t38: ask for T.38 when the caller does not (FAX_FAXSIM_FORCE)",
     )
+    common.add_argument(
+        "--tls-ca",
+        default=env.get("FAX_FAXSIM_TLS_CA") or None,
+        help="authorities (PEM) trusted when calling a sips: target (FAX_FAXSIM_TLS_CA; default: the system's)",
+    )
 
     parser = argparse.ArgumentParser(prog="faxsim", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +86,24 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--health", type=_host_port, default=None, help="serve GET /healthz on host:port (FAX_FAXSIM_HEALTH)"
     )
+    serve.add_argument(
+        "--tls-port",
+        type=int,
+        default=int(env["FAX_FAXSIM_TLS_PORT"]) if env.get("FAX_FAXSIM_TLS_PORT", "").strip() else None,
+        help="also take SIP over TLS on this port of --sip's host (FAX_FAXSIM_TLS_PORT)",
+    )
+    serve.add_argument(
+        "--tls-cert",
+        default=env.get("FAX_FAXSIM_TLS_CERT") or None,
+        help="certificate chain and key (PEM) for TLS (FAX_FAXSIM_TLS_CERT); without it faxsim makes a test CA and "
+        "a certificate for --sip's host beside the received directory (tls/ca.pem, tls/faxsim.pem)",
+    )
+    serve.add_argument(
+        "--trunk-failure",
+        choices=TRUNK_FAILURES,
+        default=env.get("FAX_FAXSIM_TRUNK_FAILURE") or None,
+        help="play a trunk in trouble: 503 refuses every call, timeout answers nothing (FAX_FAXSIM_TRUNK_FAILURE)",
+    )
     send = commands.add_parser("send", parents=[common], help="send a document as an inbound fax")
     send.add_argument("document", type=Path)
     send.add_argument("--to", required=True, help="the called number, e.g. the demo inbound number")
@@ -86,7 +111,8 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument(
         "--target",
         default=env.get("FAX_FAXSIM_TARGET", "127.0.0.1:5060"),
-        help="host:port of the platform's SIP endpoint (FAX_FAXSIM_TARGET)",
+        help="the platform's SIP endpoint: host:port (UDP), sip:host:port;transport=tcp or sips:host:port "
+        "(FAX_FAXSIM_TARGET)",
     )
     send.add_argument("--no-t38", action="store_true", help="stay on G.711 audio")
     return parser
@@ -99,9 +125,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "send":
         # The sending side needs a SIP port of its own: the next one up, so a running faxsim keeps its own.
         settings = SimulatorSettings(
-            sip_host=host, sip_port=port + 1, media_ports=args.media_ports, loss=args.loss, force=args.force
+            sip_host=host,
+            sip_port=port + 1,
+            media_ports=args.media_ports,
+            loss=args.loss,
+            force=args.force,
+            tls_ca=args.tls_ca,
         )
         return run_send(args.document, args.to, args.from_number, args.target, not args.no_t38, FaxSimulator(settings))
+    tls_cert = args.tls_cert
+    if args.tls_port is not None and tls_cert is None:
+        tls_cert = str(make_test_certificate(args.received_dir.parent / "tls", host))
     settings = SimulatorSettings(
         sip_host=host,
         sip_port=port,
@@ -109,12 +143,29 @@ def main(argv: list[str] | None = None) -> int:
         loss=args.loss,
         force=args.force,
         received_dir=args.received_dir,
+        tls_port=args.tls_port,
+        tls_cert=tls_cert,
+        tls_ca=args.tls_ca,
+        trunk_failure=args.trunk_failure,
     )
     health = args.health
     if health is None and os.environ.get("FAX_FAXSIM_HEALTH_PORT", "").strip():
         host = os.environ.get("FAX_FAXSIM_HEALTH_HOST", "").strip() or "127.0.0.1"
         health = (host, int(os.environ["FAX_FAXSIM_HEALTH_PORT"]))
     return asyncio.run(_serve(FaxSimulator(settings), health))
+
+
+def make_test_certificate(folder: Path, host: str) -> Path:
+    """A CA of faxsim's own (``ca.pem``, for the transmitter's FAX_SIP_TLS_CA) and a certificate it signed for
+    ``host`` (``faxsim.pem``, with its key), made once and kept."""
+    certificate = folder / "faxsim.pem"
+    if not certificate.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        authority = trustme.CA(organization_name="faxsim test CA")
+        authority.cert_pem.write_to_path(str(folder / "ca.pem"))
+        authority.issue_cert(host, "localhost").private_key_and_cert_chain_pem.write_to_path(str(certificate))
+    logging.getLogger(__name__).info("faxsim TLS: %s, signed by the test CA %s", certificate, folder / "ca.pem")
+    return certificate
 
 
 async def _serve(simulator: FaxSimulator, health: tuple[str, int] | None) -> int:

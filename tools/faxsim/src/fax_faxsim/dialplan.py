@@ -12,6 +12,7 @@ class Behaviour(enum.Enum):
     NETWORK_FAILURE = "network_failure"  # SIP 503
     HANG_UP_AFTER_FIRST_PAGE = "hang_up_after_first_page"
     AUDIO_ONLY_FAX = "audio_only_fax"  # a fax machine that refuses T.38 (488 to the re-INVITE)
+    T38_BREAKS = "t38_breaks"  # behind a broken T.38 gateway: the call drops once on T.38; G.711 works
     FAX = "fax"  # receives; accepts T.38
 
 
@@ -22,6 +23,7 @@ _BY_SUFFIX = {
     "0503": Behaviour.NETWORK_FAILURE,
     "0049": Behaviour.HANG_UP_AFTER_FIRST_PAGE,
     "0038": Behaviour.AUDIO_ONLY_FAX,
+    "0380": Behaviour.T38_BREAKS,
 }
 
 

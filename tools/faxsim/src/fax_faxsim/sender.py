@@ -12,7 +12,7 @@ from fax_media.call import FaxCall
 from fax_media.sip_call import G711_PAYLOAD_TYPES, ask_for_t38, signalling_host, until_call_ends
 from fax_media.t30 import FaxOptions, TransmissionOutcome
 from fax_render.render import render_to_fax_tiff
-from fax_sip import CallFailed, SessionDescription
+from fax_sip import CallFailed, SessionDescription, SipUri
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ async def send_fax(
     t38: bool = True,
     from_name: str = "faxsim",
 ) -> SendResult:
-    """Call ``to_number`` at ``target`` (``host:port`` of the platform's SIP endpoint) and send ``document``.
+    """Call ``to_number`` at ``target`` (the platform's SIP endpoint, as ``call_uri`` takes it) and send ``document``.
 
     Anything the fetcher can render (PDF, TIFF, images, text) is rendered to TIFF-F first, so the pages sent are
     exactly those a test can compare with what the platform stored.
@@ -54,7 +54,7 @@ async def send_fax(
             offer = SessionDescription.audio_only(settings.sip_host, media.rtp_port, list(G711_PAYLOAD_TYPES))
             try:
                 call = await simulator.user_agent.invite(
-                    f"sip:{to_number}@{target}", from_number=from_number, from_name=from_name, offer=offer
+                    call_uri(to_number, target), from_number=from_number, from_name=from_name, offer=offer
                 )
             except CallFailed as failure:
                 return SendResult(failure.status, failure.reason, None)
@@ -71,6 +71,15 @@ async def send_fax(
             return SendResult(200, "OK", outcome, ended_by)
         finally:
             await media.close()
+
+
+def call_uri(to_number: str, target: str) -> str:
+    """The Request-URI for calling ``to_number`` at ``target``: ``host:port`` (UDP) or a SIP URI naming its
+    transport (``sip:host:port;transport=tcp``, ``sips:host:port``)."""
+    if target.lower().startswith(("sip:", "sips:")):
+        uri = SipUri.parse(target)
+        return str(SipUri(to_number, uri.host, uri.port, uri.transport, uri.secure))
+    return f"sip:{to_number}@{target}"
 
 
 def run_send(document: Path, to_number: str, from_number: str, target: str, t38: bool, simulator: FaxSimulator) -> int:

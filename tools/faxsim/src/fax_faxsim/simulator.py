@@ -4,6 +4,10 @@ Every call gets its own media (``FaxCall``) on the shared DSP loop, exactly as t
 faxsim measures is what a real fax machine behind a T.38 gateway would see. The caller decides whether to move the
 call to T.38 (it sends the re-INVITE); faxsim accepts unless the dialled number is a G.711-only machine or it was
 started with ``force="g711"``, and with ``force="t38"`` it asks for T.38 itself when the caller did not.
+
+It listens on UDP and TCP at its SIP port, and on TLS at ``tls_port`` when given a certificate. With
+``trunk_failure`` it plays a trunk in trouble instead: ``"503"`` refuses every call with 503 Service Unavailable
+(and still answers OPTIONS, as an overloaded carrier does), ``"timeout"`` answers nothing at all.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from fax_media.call import FaxCall, PortRange
 from fax_media.dsp_loop import DspLoop
 from fax_media.sip_call import accept_t38_reinvite, ask_for_t38, chosen_payload_type, signalling_host, until_call_ends
 from fax_media.t30 import FaxOptions, TransmissionOutcome
-from fax_sip import Call, IncomingCall, SessionDescription, SipSettings, SipUserAgent
+from fax_sip import Call, IncomingCall, SessionDescription, SipSettings, SipUserAgent, TlsSettings
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +43,16 @@ class SimulatorSettings:
     force: str | None = None  # "g711": refuse T.38; "t38": ask for T.38 when the caller does not
     ring_seconds: float = 3600.0  # how long 0408 rings before giving up itself
     voice_seconds: float = 60.0  # how long 0404 stays on the line saying nothing
+    t38_break_seconds: float = 2.0  # how long 0380 stays up once the call moved to T.38
     max_call_seconds: float = 900.0
+    tls_port: int | None = None  # a TLS listener on sip_host (0: a free port); needs tls_cert
+    tls_cert: str | None = None  # PEM certificate chain, with its key unless tls_key is given
+    tls_key: str | None = None
+    tls_ca: str | None = None  # the authorities trusted when faxsim calls a TLS target
+    trunk_failure: str | None = None  # "503" or "timeout": a trunk in trouble (TRUNK_FAILURES)
+
+
+TRUNK_FAILURES = ("503", "timeout")
 
 
 class FaxSimulator:
@@ -47,29 +60,67 @@ class FaxSimulator:
         self.settings = settings
         self._dsp = DspLoop(name="faxsim-dsp")
         self._ports = PortRange(settings.sip_host, *settings.media_ports)
+        if settings.trunk_failure not in (None, *TRUNK_FAILURES):
+            raise ValueError(f"trunk_failure must be one of {TRUNK_FAILURES}: {settings.trunk_failure!r}")
         self._ua = SipUserAgent(
-            SipSettings(bind_host=settings.sip_host, bind_port=settings.sip_port, user="faxsim"),
+            SipSettings(
+                bind_host=settings.sip_host,
+                bind_port=settings.sip_port,
+                tls_port=settings.tls_port,
+                tls=TlsSettings(cert_file=settings.tls_cert, key_file=settings.tls_key, ca_file=settings.tls_ca),
+                user="faxsim",
+            ),
             on_incoming=self._on_incoming,
         )
         self._calls: set[asyncio.Task[None]] = set()
+        self._silence: list[asyncio.BaseTransport | asyncio.Server] = []
+        self._silent_port = settings.sip_port
         self.calls_up = 0  # answered and not ended yet
 
     async def start(self) -> None:
         self.settings.received_dir.mkdir(parents=True, exist_ok=True)
         self._dsp.start()
+        if self.settings.trunk_failure == "timeout":
+            await self._listen_in_silence()
+            log.info("faxsim: a silent trunk on %s:%d", self.settings.sip_host, self._silent_port)
+            return
         await self._ua.start()
-        log.info("faxsim listening for SIP on %s:%d", self.settings.sip_host, self.settings.sip_port)
+        tls = f", TLS on port {self._ua.tls_port}" if self._ua.tls_port else ""
+        log.info("faxsim listening for SIP on %s:%d (UDP, TCP%s)", self.settings.sip_host, self._ua.port, tls)
+
+    async def _listen_in_silence(self) -> None:
+        """Take every datagram and connection on the SIP port, and answer none of them."""
+        loop = asyncio.get_running_loop()
+
+        async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while await reader.read(65536):
+                pass
+            writer.close()
+
+        server = await asyncio.start_server(swallow, self.settings.sip_host, self.settings.sip_port)
+        self._silent_port = server.sockets[0].getsockname()[1]
+        udp, _ = await loop.create_datagram_endpoint(
+            asyncio.DatagramProtocol, local_addr=(self.settings.sip_host, self._silent_port)
+        )
+        self._silence += [server, udp]
 
     async def close(self) -> None:
         for task in list(self._calls):
             task.cancel()
         await asyncio.gather(*self._calls, return_exceptions=True)
+        for listener in self._silence:
+            listener.close()
         await self._ua.close()
         self._dsp.stop()
 
     @property
     def user_agent(self) -> SipUserAgent:
         return self._ua
+
+    @property
+    def sip_port(self) -> int:
+        """The UDP and TCP port it listens on (``settings.sip_port``, or the free one it took for 0)."""
+        return self._silent_port if self.settings.trunk_failure == "timeout" else self._ua.port
 
     @property
     def dsp(self) -> DspLoop:
@@ -102,6 +153,9 @@ class FaxSimulator:
             incoming.to_number,
             behaviour.value,
         )
+        if self.settings.trunk_failure == "503":
+            await incoming.reject(503, "Service Unavailable")
+            return
         if behaviour is Behaviour.BUSY:
             await incoming.reject(486, "Busy Here")
             return
@@ -167,6 +221,10 @@ class FaxSimulator:
                 if answer is not None and answer.t38 is not None and offer.t38 is not None:
                     switched.append(True)
                     caller_media.append(f"{offer.t38.host}:{offer.t38.port}")
+                    if behaviour is Behaviour.T38_BREAKS:
+                        # A gateway that takes T.38 and then loses the call: T.30 fails there, G.711 would work.
+                        loop = asyncio.get_running_loop()
+                        loop.call_later(self.settings.t38_break_seconds, lambda: asyncio.ensure_future(call.hangup()))
                 return answer
 
             call.on_reinvite = on_reinvite

@@ -12,6 +12,7 @@ from fax_faxsim.dialplan import Behaviour, behaviour_for
         ("+15551230503", Behaviour.NETWORK_FAILURE),
         ("+15551230049", Behaviour.HANG_UP_AFTER_FIRST_PAGE),
         ("+15551230038", Behaviour.AUDIO_ONLY_FAX),
+        ("+15551230380", Behaviour.T38_BREAKS),
         ("+15551230000", Behaviour.FAX),
         ("0486x", Behaviour.BUSY),
         ("", Behaviour.FAX),

@@ -10,14 +10,17 @@ FROM fax_jobs WHERE id = $1::uuid;
 -- name: claim_attempt
 -- Committed before dialling: a worker that dies mid-call leaves the job 'processing' with a lease that runs out,
 -- never dialled twice for one attempt. No claim while the account has $2 calls up or the number is already busy
--- with one of ours; such a job stays 'pending' and the sweeper tries again.
+-- with one of ours; such a job stays 'pending' and the sweeper tries again. The previous attempts' tx_result and the
+-- faxbox's media.fax_option come back for the attempt to choose its media by (fax_transmitter.media_policy).
 UPDATE fax_jobs j
 SET status = 'processing', attempts = attempts + 1, revision = revision + 1, updated_at = now(),
     lease_expires_at = now() + make_interval(secs => $3::int)
 WHERE id = $1::uuid AND status = 'pending' AND tiff_key IS NOT NULL AND attempts < retries
   AND (SELECT count(*) FROM fax_jobs a WHERE a.account_id = j.account_id AND a.status = 'processing') < $2::int
   AND NOT EXISTS (SELECT 1 FROM fax_jobs d WHERE d.to_number = j.to_number AND d.status = 'processing')
-RETURNING id, account_id, request, to_number, from_number, tiff_key, pages, attempts, retries, created_at;
+RETURNING id, account_id, request, to_number, from_number, tiff_key, pages, attempts, retries, created_at, tx_result,
+          (SELECT f.settings -> 'media' -> 'fax_option' FROM faxboxes f
+           WHERE f.id = j.request ->> 'faxbox_id' AND f.account_id = j.account_id) AS fax_option;
 
 -- name: renew_lease
 UPDATE fax_jobs SET lease_expires_at = now() + make_interval(secs => $3::int)

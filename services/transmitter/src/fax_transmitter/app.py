@@ -44,6 +44,7 @@ def build_line(settings: TransmitterSettings, context: WorkerContext, sandbox: S
             media_ports=sip.media_ports,
             t38=sip.t38,
             ring_timeout=float(sip.ring_timeout_s),
+            dsp_workers=sip.dsp_workers or None,
         )
     )
     receiver = FaxReceiver(

@@ -11,6 +11,8 @@ import msgspec
 from fax_runtime.config import ConfigError, RuntimeSettings, env_bool, env_int, env_str
 
 LINES = ("sip", "loopback")
+# A worker process per core is what pays; far more than the cores only adds processes that compete for them.
+MAX_DSP_WORKERS = 64
 
 
 def host_port(value: str, name: str, default_port: int) -> tuple[str, int]:
@@ -35,6 +37,7 @@ class SipLineConfig(msgspec.Struct, frozen=True, kw_only=True):
     media_ports: tuple[int, int] = (40000, 40999)
     t38: bool = True
     ring_timeout_s: int = 60
+    dsp_workers: int = 0  # media worker processes; 0 = one per core
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SipLineConfig:
@@ -42,6 +45,9 @@ class SipLineConfig(msgspec.Struct, frozen=True, kw_only=True):
         first, last = env_int(env, "FAX_RTP_PORT_MIN", 40000), env_int(env, "FAX_RTP_PORT_MAX", 40999)
         if not 0 < first < last < 65536:
             raise ConfigError(f"FAX_RTP_PORT_MIN..FAX_RTP_PORT_MAX must be a range of UDP ports: {first}..{last}")
+        dsp_workers = env_int(env, "FAX_DSP_WORKERS", 0)
+        if not 0 <= dsp_workers <= MAX_DSP_WORKERS:
+            raise ConfigError(f"FAX_DSP_WORKERS must be 0 (one per core) to {MAX_DSP_WORKERS}, got {dsp_workers}")
         return cls(
             bind=bind,
             contact_host=env_str(env, "FAX_SIP_CONTACT_HOST", "") or None,
@@ -53,6 +59,7 @@ class SipLineConfig(msgspec.Struct, frozen=True, kw_only=True):
             media_ports=(first, last),
             t38=env_bool(env, "FAX_T38", True),
             ring_timeout_s=env_int(env, "FAX_RING_TIMEOUT", 60),
+            dsp_workers=dsp_workers,
         )
 
 

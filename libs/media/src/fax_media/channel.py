@@ -42,6 +42,8 @@ _MSG_DONTWAIT = 0x40
 # What one socket may take in one tick: 50 packets a second arrive one a tick; a flood beyond this waits in (and
 # overflows) the kernel's buffer instead of stretching the tick.
 _MAX_DATAGRAMS_PER_TICK = 32
+# The socket of the stream not in use (UDPTL during audio, RTP during T.38) is emptied every this many ticks.
+_IDLE_SOCKET_TICKS = 25
 
 
 @functools.cache
@@ -128,6 +130,7 @@ class FaxChannel:
         self._progress = T30Progress()
         self._t38_used = False
         self._samples = 0
+        self._ticks = 0
         self._started_at: float | None = None
         self._last_progress = 0.0
         self._ended_at: float | None = None  # when T.30 finished; the line stays up for the grace period
@@ -210,14 +213,20 @@ class FaxChannel:
     def process(self, now: float, slot: float) -> bool:
         if self._done:
             return False
-        self._rtp_media.receive()
-        self._udptl_media.receive()
         terminal = self._terminal
+        audio = isinstance(terminal, spandsp.AudioFaxTerminal)
+        self._ticks += 1
+        # The stream in use is read every tick; the other is only emptied now and then (a syscall less a tick).
+        emptying = self._ticks % _IDLE_SOCKET_TICKS == 0
+        if audio or emptying:
+            self._rtp_media.receive()
+        if (terminal is not None and not audio) or emptying:
+            self._udptl_media.receive()
         if terminal is None:
             self.rtp_inbox.clear()
             self.udptl_inbox.clear()
             return True
-        if isinstance(terminal, spandsp.AudioFaxTerminal):
+        if audio:
             self._tick_audio(terminal, slot)
         else:
             self._tick_t38(terminal)

@@ -6,7 +6,9 @@ process cannot spread 200 calls over two cores; a worker process per core can. E
 pacer (``DspClock``), reads and sends its calls' media itself (their sockets are handed over when a call opens) and
 reports back pages, outcomes, dropped datagrams and its log records; the owning process keeps SIP and the asyncio
 side of each call (``FaxCall``). The workers' pacers run at different phases of the 20 ms tick, so their bursts of
-sends do not coincide. A worker that dies fails its calls and is replaced; closing the loop ends every call still up.
+sends do not coincide; with ``realtime`` (the default) their threads run under ``SCHED_FIFO`` where the process may
+(``fax_media.dsp_clock``). A worker that dies fails its calls and is replaced; closing the loop ends every call still
+up.
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ class _Worker:
                 lookahead_ticks=loop.lookahead_ticks,
                 starts_per_tick=loop.starts_per_tick,
                 epoch=loop.epoch + self.index * TICK_SECONDS / loop.worker_count,
+                realtime=loop.realtime,
                 log_levels=_log_levels(),
             )
         )
@@ -240,7 +243,10 @@ def _log_levels() -> dict[str, int]:
 
 
 class DspLoop:
-    """The DSP workers of this process (``workers``, default one per core). Start it before opening calls."""
+    """The DSP workers of this process (``workers``, default one per core). Start it before opening calls.
+
+    ``realtime``: the workers' DSP and pacer threads ask for real-time scheduling (granted with ``CAP_SYS_NICE``).
+    """
 
     def __init__(
         self,
@@ -249,6 +255,7 @@ class DspLoop:
         workers: int | None = None,
         lookahead_ticks: int = 3,
         starts_per_tick: int = 1,
+        realtime: bool = True,
     ) -> None:
         if workers is not None and workers < 1:
             raise ValueError("a DSP loop needs at least one worker")
@@ -258,6 +265,7 @@ class DspLoop:
         self.worker_count = workers or default_worker_count()
         self.lookahead_ticks = lookahead_ticks
         self.starts_per_tick = starts_per_tick
+        self.realtime = realtime
         self.epoch = 0.0
         self.stopping = False
         self._workers: list[_Worker] = []

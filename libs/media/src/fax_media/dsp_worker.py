@@ -50,6 +50,7 @@ class WorkerConfig:
     lookahead_ticks: int
     starts_per_tick: int
     epoch: float  # monotonic time of a pacer slot: the workers' phases differ
+    realtime: bool  # ask for SCHED_FIFO
     log_levels: dict[str, int]  # logger name ("" = root) -> level, as the owner has them
 
 
@@ -149,6 +150,7 @@ class WorkerStatistics:
     tick_work: dict[int, int]
     stalls: int
     channels: int
+    realtime_threads: int  # of the clock's two threads, how many run under SCHED_FIFO
     thread_cpu_seconds: dict[str, float] = field(default_factory=dict)  # thread name -> user + system CPU
 
 
@@ -221,7 +223,10 @@ class DspWorker:
     def __init__(self, link: ControlLink, config: WorkerConfig) -> None:
         self._link = link
         self._clock = DspClock(
-            name=config.name, lookahead_ticks=config.lookahead_ticks, starts_per_tick=config.starts_per_tick
+            name=config.name,
+            lookahead_ticks=config.lookahead_ticks,
+            starts_per_tick=config.starts_per_tick,
+            realtime=config.realtime,
         )
         self._epoch = config.epoch
         self._channels: dict[int, FaxChannel] = {}  # control thread only
@@ -262,6 +267,7 @@ class DspWorker:
                         tick_work=clock.tick_work.snapshot(),
                         stalls=clock.stalls,
                         channels=clock.channel_count,
+                        realtime_threads=clock.realtime_threads,
                         thread_cpu_seconds=_thread_cpu_seconds(),
                     )
                 )

@@ -131,6 +131,43 @@ def test_starts_are_spread_one_per_tick(clock: DspClock) -> None:
     assert len(started) == 4 and all(gap > TICK_SECONDS / 2 for gap in gaps)
 
 
+def _may_use_realtime() -> bool:
+    """Whether this process may put a thread under SCHED_FIFO (root, CAP_SYS_NICE or an RLIMIT_RTPRIO)."""
+    allowed: list[bool] = []
+
+    def probe() -> None:
+        try:
+            os.sched_setscheduler(threading.get_native_id(), os.SCHED_FIFO, os.sched_param(1))
+        except OSError:
+            allowed.append(False)
+        else:
+            allowed.append(True)
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join()
+    return allowed[0]
+
+
+@pytest.mark.parametrize("realtime", [True, False])
+def test_the_clocks_threads_run_in_real_time_when_asked_and_allowed(realtime: bool) -> None:
+    clock = DspClock(name=f"rt-{realtime}", realtime=realtime)
+    clock.start()
+    channel = CountingChannel(ticks=10)
+    clock.submit(lambda: clock.add(channel))
+    assert channel.done.wait(timeout=5)  # it ticks either way
+    policies = {
+        thread.name: os.sched_getscheduler(thread.native_id)
+        for thread in threading.enumerate()
+        if thread.name.startswith(clock.name) and thread.native_id is not None
+    }
+    clock.stop()
+    granted = realtime and _may_use_realtime()
+    expected = os.SCHED_FIFO if granted else os.SCHED_OTHER
+    assert policies == {clock.name: expected, f"{clock.name}-pacer": expected}
+    assert clock.realtime_threads == (2 if granted else 0)
+
+
 def test_timings_give_percentiles_that_never_flatter() -> None:
     timings = Timings()
     for milliseconds in [0.5] * 990 + [3.0] * 9 + [120.0]:

@@ -45,6 +45,7 @@ def build_line(settings: TransmitterSettings, context: WorkerContext, sandbox: S
             t38=sip.t38,
             ring_timeout=float(sip.ring_timeout_s),
             dsp_workers=sip.dsp_workers or None,
+            dsp_realtime=sip.dsp_realtime,
         )
     )
     receiver = FaxReceiver(

@@ -38,6 +38,7 @@ class SipLineConfig(msgspec.Struct, frozen=True, kw_only=True):
     t38: bool = True
     ring_timeout_s: int = 60
     dsp_workers: int = 0  # media worker processes; 0 = one per core
+    dsp_realtime: bool = True  # their DSP and pacer threads under SCHED_FIFO where the process may
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SipLineConfig:
@@ -60,6 +61,7 @@ class SipLineConfig(msgspec.Struct, frozen=True, kw_only=True):
             t38=env_bool(env, "FAX_T38", True),
             ring_timeout_s=env_int(env, "FAX_RING_TIMEOUT", 60),
             dsp_workers=dsp_workers,
+            dsp_realtime=env_bool(env, "FAX_DSP_REALTIME", True),
         )
 
 

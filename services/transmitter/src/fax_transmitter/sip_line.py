@@ -45,6 +45,7 @@ class SipLineSettings:
     ring_timeout: float = 60.0
     max_call_seconds: float = 1800.0
     dsp_workers: int | None = None  # media worker processes (fax_media.dsp_loop); None = one per core
+    dsp_realtime: bool = True
 
 
 class SipLine:
@@ -52,7 +53,7 @@ class SipLine:
 
     def __init__(self, settings: SipLineSettings) -> None:
         self.settings = settings
-        self.dsp = DspLoop(name="transmitter-dsp", workers=settings.dsp_workers)
+        self.dsp = DspLoop(name="transmitter-dsp", workers=settings.dsp_workers, realtime=settings.dsp_realtime)
         self.ports = PortRange(settings.media_host, *settings.media_ports)
         self.user_agent = SipUserAgent(settings.sip, on_incoming=self._refuse)
         self._media_host = settings.media_host

@@ -1,4 +1,5 @@
-"""``FAX_DSP_WORKERS``: how many media worker processes the ``sip`` line runs (0 = one per core), bounded."""
+"""``FAX_DSP_WORKERS``: how many media worker processes the ``sip`` line runs (0 = one per core), bounded;
+``FAX_DSP_REALTIME``: whether they ask for real-time scheduling."""
 
 import pytest
 
@@ -6,8 +7,13 @@ from fax_runtime.config import ConfigError
 from fax_transmitter.config import MAX_DSP_WORKERS, SipLineConfig
 
 
-def test_by_default_the_line_runs_one_worker_per_core() -> None:
-    assert SipLineConfig.from_env({}).dsp_workers == 0
+def test_by_default_the_line_runs_one_worker_per_core_in_real_time() -> None:
+    config = SipLineConfig.from_env({})
+    assert config.dsp_workers == 0 and config.dsp_realtime
+
+
+def test_real_time_scheduling_can_be_turned_off() -> None:
+    assert not SipLineConfig.from_env({"FAX_DSP_REALTIME": "false"}).dsp_realtime
 
 
 def test_a_number_of_workers_is_taken() -> None:

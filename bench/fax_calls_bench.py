@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 from fax_media.call import FaxCall, PortRange
+from fax_media.dsp_clock import PACER_PRIORITY
 from fax_media.dsp_clock import percentile as histogram_percentile
 from fax_media.dsp_loop import DspLoop
 from fax_media.dsp_worker import WorkerStatistics
@@ -120,7 +121,9 @@ class EngineUsage:
         threads = {name: cpu - self._threads.get(name, 0.0) for name, cpu in thread_cpu_seconds().items()}
         statistics = self._dsp.statistics()
         lines = [
-            "owner process " + ", ".join(f"{name} {cpu:.2f}" for name, cpu in sorted(threads.items()) if cpu >= 0.01),
+            f"owner process: {own:.2f} CPU-s ("
+            + ", ".join(f"{name} {cpu:.2f}" for name, cpu in sorted(threads.items()) if cpu >= 0.01)
+            + ")",
             *(
                 f"worker {worker.pid}: {workers.get(worker.pid, 0.0):.2f} CPU-s ("
                 + ", ".join(f"{name} {cpu:.2f}" for name, cpu in sorted(worker.thread_cpu_seconds.items()))
@@ -156,9 +159,9 @@ async def start_all(calls: list[FaxCall], mode: str, remotes: list[dict[str, int
         start(call, mode, remote)
 
 
-async def far_end(calls: int, mode: str, folder: Path, stagger: float) -> None:
+async def far_end(calls: int, mode: str, folder: Path, stagger: float, realtime: bool) -> None:
     """The child: N answering calls; ports out on stdout, the senders' ports in on stdin, outcomes out."""
-    dsp = DspLoop(name="far-end-dsp")
+    dsp = DspLoop(name="far-end-dsp", realtime=realtime)
     dsp.start()
     ports = PortRange(HOST, 39000, 39999)
     answering = [
@@ -176,15 +179,15 @@ async def far_end(calls: int, mode: str, folder: Path, stagger: float) -> None:
 
 
 async def measured(
-    calls: int, mode: str, document: Path, stagger: float, lookahead: int, workers: int | None
+    calls: int, mode: str, document: Path, stagger: float, lookahead: int, workers: int | None, realtime: bool
 ) -> dict[str, object]:
     child = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--far-end", str(calls), "--mode", mode, "--stagger", str(stagger),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        *([] if realtime else ["--no-realtime"]), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert child.stdin is not None and child.stdout is not None
     receivers = json.loads(await child.stdout.readline())
-    dsp = DspLoop(lookahead_ticks=lookahead, workers=workers)
+    dsp = DspLoop(lookahead_ticks=lookahead, workers=workers, realtime=realtime)
     dsp.start()
     ports = PortRange(HOST, 38000, 38999)
     sending = [
@@ -210,6 +213,7 @@ async def measured(
     return {
         "calls": calls,
         "workers": len(statistics),
+        "realtime": all(worker.realtime_threads == 2 for worker in statistics),
         "ok": sum(o.success for o in outcomes),
         "far_ok": sum(far_successes),
         "wall_s": wall,
@@ -226,8 +230,19 @@ async def measured(
     }
 
 
-def bare_pacer(calls: int, seconds: float = 10.0) -> list[float]:
-    """The anchor for timing: one thread sending N 172-byte packets every 20 ms, nothing else."""
+def bare_pacer(calls: int, seconds: float = 10.0, *, realtime: bool = False) -> list[float]:
+    """The anchor for timing: one thread sending N 172-byte packets every 20 ms, nothing else; under SCHED_FIFO at
+    the engine's pacer priority when ``realtime`` (as the engine's pacers ran)."""
+    lateness: list[float] = []
+    pacer = threading.Thread(target=_pace_bare, args=(calls, seconds, realtime, lateness), name="bare-pacer")
+    pacer.start()
+    pacer.join()
+    return lateness
+
+
+def _pace_bare(calls: int, seconds: float, realtime: bool, lateness: list[float]) -> None:
+    if realtime:
+        os.sched_setscheduler(threading.get_native_id(), os.SCHED_FIFO, os.sched_param(PACER_PRIORITY))
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind((HOST, 0))
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -244,7 +259,6 @@ def bare_pacer(calls: int, seconds: float = 10.0) -> list[float]:
     drainer = threading.Thread(target=drain, daemon=True)
     drainer.start()
     packet = bytes(172)
-    lateness: list[float] = []
     scheduled = time.monotonic()
     end = scheduled + seconds
     while scheduled < end:
@@ -260,7 +274,6 @@ def bare_pacer(calls: int, seconds: float = 10.0) -> list[float]:
     drainer.join()
     sink.close()
     sender.close()
-    return lateness
 
 
 def main() -> None:
@@ -270,11 +283,14 @@ def main() -> None:
     parser.add_argument("--stagger", type=float, default=0.0, help="spread the starts over this many seconds")
     parser.add_argument("--lookahead", type=int, default=3, help="DspLoop lookahead_ticks")
     parser.add_argument("--workers", type=int, help="DSP worker processes (default: one per core)")
+    parser.add_argument(
+        "--no-realtime", dest="realtime", action="store_false", help="DSP threads at normal priority (both ends)"
+    )
     parser.add_argument("--far-end", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fax-calls-bench-") as folder:
         if args.far_end:
-            asyncio.run(far_end(args.far_end, args.mode, Path(folder), args.stagger))
+            asyncio.run(far_end(args.far_end, args.mode, Path(folder), args.stagger, args.realtime))
             return
         document = render(Path(folder) / "two-pages.tif")
         before = cpu_seconds()
@@ -283,15 +299,18 @@ def main() -> None:
         assert anchor.success, anchor
         print(f"anchor: spandsp alone, one side of this fax: {spandsp_cpu_per_side * 1000:.1f} CPU-ms "
               f"({anchor.line_seconds:.1f} s line time)")  # fmt: skip
-        print("| calls | workers | ok | wall s | CPU-s/call | x spandsp | core/call | p50 ms | p99 ms | max ms | "
-              "bare pacer p99 ms | p99 / pacer | tick work p99 ms | stalls | load |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        print("| calls | workers | real-time | ok | wall s | CPU-s/call | x spandsp | core/call | p50 ms | p99 ms | "
+              "max ms | bare pacer p99 ms | p99 / pacer | tick work p99 ms | stalls | load |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         notes = []
         for calls in args.calls:
-            result = asyncio.run(measured(calls, args.mode, document, args.stagger, args.lookahead, args.workers))
-            pacer_p99 = percentile(bare_pacer(calls), 0.99) * 1e3
+            result = asyncio.run(
+                measured(calls, args.mode, document, args.stagger, args.lookahead, args.workers, args.realtime)
+            )
+            pacer_p99 = percentile(bare_pacer(calls, realtime=bool(result["realtime"])), 0.99) * 1e3
             print(
-                f"| {calls} | {result['workers']} | {result['ok']}/{result['far_ok']} | {result['wall_s']:.1f} | "
+                f"| {calls} | {result['workers']} | {'yes' if result['realtime'] else 'no'} | "
+                f"{result['ok']}/{result['far_ok']} | {result['wall_s']:.1f} | "
                 f"{result['cpu_s_per_call']:.3f} | {result['cpu_s_per_call'] / spandsp_cpu_per_side:.0f} | "
                 f"{result['cpu_share_per_call'] * 100:.2f}% | {result['late_p50_ms']:.2f} | "
                 f"{result['late_p99_ms']:.2f} | {result['late_max_ms']:.1f} | {pacer_p99:.2f} | "

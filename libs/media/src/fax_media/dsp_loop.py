@@ -47,6 +47,9 @@ _LOG = logging.getLogger(__name__)
 _START_TIMEOUT_SECONDS = 30.0
 # Stopping: a worker ends its calls (t30_terminate) and exits within a tick or two; then it is killed.
 _STOP_TIMEOUT_SECONDS = 10.0
+# What a worker inherits of our environment: how to run Python and the zone page headers are stamped in. It parses
+# what the network sends, so it gets none of our secrets (database, broker, SIP credentials).
+_WORKER_ENVIRONMENT = ("PATH", "PYTHONPATH", "PYTHONHOME", "LD_LIBRARY_PATH", "TZ", "LANG", "LC_ALL", "LC_CTYPE")
 
 
 def default_worker_count() -> int:
@@ -99,6 +102,7 @@ class _Worker:
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,  # never prints: its owner's stdout may carry a protocol (benches do)
+                env={name: value for name, value in os.environ.items() if name in _WORKER_ENVIRONMENT},
             )
         except BaseException:
             ours.close()

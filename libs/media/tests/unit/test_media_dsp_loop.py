@@ -191,7 +191,7 @@ def loop() -> Iterator[DspLoop]:
 
 async def _channels_per_worker(loop: DspLoop, expected: list[int]) -> list[int]:
     """What the workers' clocks tick, once they have taken the last commands (a tick or two)."""
-    for _ in range(50):
+    for _ in range(250):
         counts = [worker.channels for worker in await asyncio.to_thread(loop.statistics)]
         if counts == expected:
             break
@@ -236,7 +236,8 @@ async def test_a_call_on_a_worker_is_ticked_in_real_time(loop: DspLoop, tmp_path
         await call.close()
     for outcome in outcomes:
         assert not outcome.success
-        assert 1.9 < outcome.line_seconds <= elapsed + 0.05
+        # Never more line time than wall time; less only by what a starved machine makes the clock skip (>200 ms).
+        assert 1.5 < outcome.line_seconds <= elapsed + 0.05
 
 
 async def test_a_dead_worker_fails_its_calls_only_and_is_replaced(loop: DspLoop, tmp_path: Path) -> None:
@@ -260,3 +261,19 @@ async def test_a_dead_worker_fails_its_calls_only_and_is_replaced(loop: DspLoop,
     assert await _channels_per_worker(loop, [1, 1]) == [1, 1]
     for call in [*calls, replacement]:
         await call.close()
+
+
+def test_workers_get_none_of_the_owners_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker parses what the network sends: it must not hold the database's, broker's or trunk's credentials."""
+    monkeypatch.setenv("FAX_SIP_PASSWORD", "trunk-secret")
+    monkeypatch.setenv("FAX_DATABASE_URL", "postgresql://fax:db-secret@db/fax")
+    loop = DspLoop(name="env-dsp", workers=1)
+    loop.start()
+    try:
+        (pid,) = loop.worker_pids()
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            names = {entry.split(b"=", 1)[0] for entry in environ.read().split(b"\0") if entry}
+    finally:
+        loop.stop()
+    assert b"PATH" in names
+    assert not any(name.startswith(b"FAX_") for name in names)

@@ -36,7 +36,7 @@ from fax_media.call import FaxCall, PortRange
 from fax_media.dsp_clock import PACER_PRIORITY
 from fax_media.dsp_clock import percentile as histogram_percentile
 from fax_media.dsp_loop import DspLoop
-from fax_media.dsp_worker import WorkerStatistics
+from fax_media.dsp_worker import WorkerStatistics, thread_cpu_seconds
 from fax_media.loopback import send_over_loopback
 from fax_media.t30 import FaxOptions
 
@@ -60,16 +60,6 @@ def process_cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICKS_PER_SECOND
-
-
-def thread_cpu_seconds() -> dict[str, float]:
-    """This process's threads: name -> user + system CPU."""
-    seconds: dict[str, float] = {}
-    for thread in threading.enumerate():
-        with contextlib.suppress(OSError), open(f"/proc/self/task/{thread.native_id}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-            seconds[thread.name] = (int(fields[11]) + int(fields[12])) / _TICKS_PER_SECOND
-    return seconds
 
 
 def core_busy_ticks() -> list[tuple[int, int]]:

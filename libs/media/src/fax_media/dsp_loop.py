@@ -194,7 +194,7 @@ class _Worker:
                 logger = logging.getLogger(message.name)
                 if logger.isEnabledFor(message.level):
                     record = logger.makeRecord(message.name, message.level, "", 0, message.message, None, None)
-                    record.created = message.created
+                    record.created, record.msecs = message.created, message.created % 1 * 1000
                     record.threadName = f"{self.name}/{message.thread_name}"
                     logger.handle(record)
             case WorkerStatistics():

@@ -202,7 +202,7 @@ class _ForwardToOwner(logging.Handler):
             self.handleError(record)
 
 
-def _thread_cpu_seconds() -> dict[str, float]:
+def thread_cpu_seconds() -> dict[str, float]:
     """User + system CPU of each of this process's threads, by name (``/proc/self/task/<tid>/stat``)."""
     names = {thread.native_id: thread.name for thread in threading.enumerate()}
     ticks_per_second = os.sysconf("SC_CLK_TCK")
@@ -268,7 +268,7 @@ class DspWorker:
                         stalls=clock.stalls,
                         channels=clock.channel_count,
                         realtime_threads=clock.realtime_threads,
-                        thread_cpu_seconds=_thread_cpu_seconds(),
+                        thread_cpu_seconds=thread_cpu_seconds(),
                     )
                 )
             case Expect(call_id=call_id) if call_id in self._channels:

@@ -1,9 +1,10 @@
 """Simultaneous real-time G.711 fax calls from one transmitter process to faxsim, over real SIP on loopback.
 
-This process runs the transmitter's ``sip`` line (SIP user agent, media engine, one DSP thread) and places N calls
-at once to a faxsim child process (``--force g711`` so every call stays on G.711 audio), each sending a 2-page fax.
-Every call must succeed. Figures, as in ``fax_calls_bench.py`` and against the same anchors measured in this run:
-CPU per call over spandsp alone on the unpaced loopback line, and RTP send-timing error p99 over a bare pacer thread.
+This process runs the transmitter's ``sip`` line (SIP user agent, media engine with its DSP worker processes) and
+places N calls at once to a faxsim child process (``--force g711`` so every call stays on G.711 audio), each sending
+a 2-page fax. Every call must succeed. Figures, as in ``fax_calls_bench.py`` and against the same anchors measured in
+this run: CPU per call (this process and its DSP workers) over spandsp alone on the unpaced loopback line, and RTP
+send-timing error p99 over a bare pacer thread; per-thread CPU and the machine's per-core load under the table.
 
     uv run python bench/sip_calls_bench.py --calls 10 50 100 [--stagger 20]
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import socket
 import sys
 import tempfile
@@ -19,8 +21,9 @@ import time
 import uuid
 from pathlib import Path
 
-from fax_calls_bench import bare_pacer, cpu_seconds, percentile, render
+from fax_calls_bench import EngineUsage, bare_pacer, cpu_seconds, merged, percentile, render
 
+from fax_media.dsp_clock import percentile as histogram_percentile
 from fax_media.loopback import send_over_loopback
 from fax_media.t30 import FaxOptions
 from fax_sip import SipSettings
@@ -65,10 +68,14 @@ async def measured(calls: int, document: Path, folder: Path, stagger: float) -> 
                 )
             )  # fmt: skip
 
-        cpu_before, wall_before = cpu_seconds(), time.monotonic()
+        load_before = os.getloadavg()[0]
+        usage = EngineUsage(line.dsp)
+        wall_before = time.monotonic()
         outcomes = await asyncio.gather(*(call(n) for n in range(calls)))
-        cpu, wall = cpu_seconds() - cpu_before, time.monotonic() - wall_before
-        lateness = list(line.dsp.send_lateness)
+        wall = time.monotonic() - wall_before
+        cpu, statistics, cpu_lines = usage.finish()
+        load = f"{load_before:.1f}-{os.getloadavg()[0]:.1f}"
+        lateness = merged([worker.send_lateness for worker in statistics])
     finally:
         await line.close()
         faxsim.terminate()
@@ -79,8 +86,11 @@ async def measured(calls: int, document: Path, folder: Path, stagger: float) -> 
         "wall_s": wall,
         "cpu_s_per_call": cpu / calls,
         "cpu_share_per_call": cpu / max(sum(o.line_seconds for o in outcomes), 1e-9),
-        "late_p99_ms": percentile(lateness, 0.99) * 1e3,
-        "late_max_ms": max(lateness, default=float("nan")) * 1e3,
+        "late_p99_ms": histogram_percentile(lateness, 0.99) * 1e3,
+        "late_max_ms": histogram_percentile(lateness, 1.0) * 1e3,
+        "load": load,
+        "realtime": all(worker.realtime_threads == 2 for worker in statistics),
+        "cpu_lines": cpu_lines,
     }
 
 
@@ -98,18 +108,21 @@ def main() -> None:
         assert anchor.success, anchor
         print(f"anchor: spandsp alone, one side of this fax: {spandsp_cpu_per_side * 1000:.1f} CPU-ms")
         print("| calls | ok | wall s | CPU-s/call | x spandsp | core/call | p99 ms | max ms | bare pacer p99 ms | "
-              "p99 / pacer |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|---|---|---|")
+              "p99 / pacer | load |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        notes = []
         for calls in args.calls:
             result = asyncio.run(measured(calls, document, folder, args.stagger))
-            pacer_p99 = percentile(bare_pacer(calls), 0.99) * 1e3
+            pacer_p99 = percentile(bare_pacer(calls, realtime=bool(result["realtime"])), 0.99) * 1e3
             print(
                 f"| {calls} | {result['ok']}/{calls} | {result['wall_s']:.1f} | {result['cpu_s_per_call']:.3f} | "
                 f"{result['cpu_s_per_call'] / spandsp_cpu_per_side:.0f} | {result['cpu_share_per_call'] * 100:.2f}% | "
                 f"{result['late_p99_ms']:.2f} | {result['late_max_ms']:.1f} | {pacer_p99:.2f} | "
-                f"{result['late_p99_ms'] / pacer_p99:.1f} |",
+                f"{result['late_p99_ms'] / pacer_p99:.2f} | {result['load']} |",
                 flush=True,
             )
+            notes += [f"{calls} calls: {line}" for line in result["cpu_lines"]]
+        print("\n".join(notes))
 
 
 if __name__ == "__main__":

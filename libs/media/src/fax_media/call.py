@@ -1,4 +1,5 @@
-"""The asyncio side of a fax call: UDP sockets for RTP and UDPTL, and the future that carries the outcome."""
+"""The asyncio side of a fax call: its UDP sockets for RTP and UDPTL (bound here, read and written by the DSP worker
+that runs the call), the commands SIP gives the call, and the future that carries the outcome."""
 
 from __future__ import annotations
 
@@ -6,21 +7,18 @@ import asyncio
 import errno
 import itertools
 import logging
-import random
 import secrets
 import socket
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fax_media.channel import CallReport, CallSetup, FaxChannel
-from fax_media.dsp_loop import DspLoop
-from fax_media.peer import MediaPeer
+from fax_media.channel import CallSetup
+from fax_media.dsp_loop import DspLoop, WorkerLost
+from fax_media.dsp_worker import Expect, Failed, Hangup, Release, Released, Report, StartAudio, StartT38
 from fax_media.rtp import G711_PAYLOAD_TYPES
 from fax_media.t30 import FaxOptions, TransmissionOutcome
-from fax_runtime.metrics import default_metrics
 
 _LOG = logging.getLogger(__name__)
 _call_numbers = itertools.count(1)
@@ -88,32 +86,8 @@ class PortRange:
         raise OSError(errno.EADDRINUSE, f"no free media port in {self.host}:{self.first}-{self.last}")
 
 
-class MediaInbox(asyncio.DatagramProtocol):
-    """Hands the far end's datagrams to the DSP thread (``deque.append`` is thread-safe); ``peer`` refuses the rest.
-
-    ``loss`` drops that share of what arrives, on purpose: faxsim's lossy network.
-    """
-
-    def __init__(self, inbox: deque[bytes], peer: MediaPeer, loss: float = 0.0) -> None:
-        self._inbox = inbox
-        self._peer = peer
-        self._loss = loss
-        self._random = random.Random()
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if not self._peer.admit(addr[:2]):
-            return
-        if self._loss and self._random.random() < self._loss:
-            return
-        self._inbox.append(data)
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable while the far end is not listening yet; the media timers deal with real loss.
-        _LOG.debug("media socket error: %s", exc)
-
-
 class FaxCall:
-    """One fax call's media: RTP (G.711) or UDPTL (T.38) to a far end, T.30 by spandsp on the ``DspLoop``.
+    """One fax call's media: RTP (G.711) or UDPTL (T.38) to a far end, T.30 by spandsp in a ``DspLoop`` worker.
 
     ``calling=True`` sends ``send_file``; ``calling=False`` answers and writes what it receives to ``receive_file``.
     ``finished`` resolves with the ``TransmissionOutcome`` (for an answering call ``pages_sent`` counts the pages
@@ -149,10 +123,10 @@ class FaxCall:
         self = object.__new__(cls)
         loop = asyncio.get_running_loop()
         self._loop = loop
-        self._dsp = dsp
         self._on_page = on_page
         self._closed = False
         self.finished: asyncio.Future[TransmissionOutcome] = loop.create_future()
+        self._released: asyncio.Future[None] = loop.create_future()
         setup = CallSetup(calling, send_file, receive_file, options or FaxOptions(), max_duration, stall_timeout)
         rtp_socket = ports.bind()
         try:
@@ -161,35 +135,20 @@ class FaxCall:
             rtp_socket.close()
             raise
         self._ports = ports
+        # Ours stay open until the call is closed, so the ports stay taken even if the worker dies first.
+        self._sockets = (rtp_socket, udptl_socket)
         self.rtp_port = rtp_socket.getsockname()[1]
         self.udptl_port = udptl_socket.getsockname()[1]
-        name = f"fax call {next(_call_numbers)} ({'calling' if calling else 'answering'})"
-        dropped = default_metrics().media_packets_dropped
-        self._rtp_peer = MediaPeer(f"{name} RTP", lambda reason: dropped.labels("g711", reason).inc())
-        self._udptl_peer = MediaPeer(f"{name} UDPTL", lambda reason: dropped.labels("t38", reason).inc())
-        self._channel = FaxChannel(
-            setup,
-            name=name,
-            rtp_socket=rtp_socket,
-            udptl_socket=udptl_socket,
-            rtp_peer=self._rtp_peer,
-            udptl_peer=self._udptl_peer,
-            report=self._report_threadsafe,
-        )
-        self._transports: list[asyncio.DatagramTransport] = []
+        self._name = f"fax call {next(_call_numbers)} ({'calling' if calling else 'answering'})"
         try:
-            for sock, inbox, peer in (
-                (rtp_socket, self._channel.rtp_inbox, self._rtp_peer),
-                (udptl_socket, self._channel.udptl_inbox, self._udptl_peer),
-            ):
-                transport, _ = await loop.create_datagram_endpoint(
-                    lambda inbox=inbox, peer=peer: MediaInbox(inbox, peer, receive_loss), sock=sock
-                )
-                self._transports.append(transport)
-            dsp.submit(lambda: dsp.add(self._channel))
+            self._channel = dsp.open_channel(
+                name=self._name,
+                setup=setup,
+                receive_loss=receive_loss,
+                sockets=self._sockets,
+                on_message=self._from_worker,
+            )
         except BaseException:
-            for transport in self._transports:
-                transport.close()
             rtp_socket.close()
             udptl_socket.close()
             raise
@@ -197,7 +156,7 @@ class FaxCall:
 
     @property
     def name(self) -> str:
-        return self._channel.name
+        return self._name
 
     def start_audio(
         self, remote_host: str, remote_port: int, payload_type: int, *, signalling_host: str | None = None
@@ -207,89 +166,78 @@ class FaxCall:
         NAT: then the first datagram from ``signalling_host`` (where the far end's SIP came from) is latched on."""
         if payload_type not in G711_PAYLOAD_TYPES:
             raise ValueError(f"payload type must be 0 (PCMU) or 8 (PCMA): {payload_type}")
-        self._ensure_running()
-        self._rtp_peer.expect(remote_host, remote_port, signalling_host=signalling_host)
-        self._command(lambda: self._channel.start_audio(payload_type), start=True)
+        call_id = self._channel.call_id
+        self._send(Expect(call_id, "rtp", remote_host, remote_port, signalling_host))
+        self._send(StartAudio(call_id, payload_type))
 
     def redirect_audio(self, remote_host: str, remote_port: int, *, signalling_host: str | None = None) -> None:
         """The far end moved its audio (a re-INVITE): send to and take from the new address, T.30 carries on."""
-        self._ensure_running()
-        self._rtp_peer.expect(remote_host, remote_port, signalling_host=signalling_host)
+        self._send(Expect(self._channel.call_id, "rtp", remote_host, remote_port, signalling_host))
 
     def start_t38(
         self, remote_host: str, remote_port: int, far_max_datagram: int = 400, *, signalling_host: str | None = None
     ) -> None:
         """Switch to T.38 over UDPTL with the far end at ``remote_host:remote_port`` (its SDP's image stream): the
         audio fax state is torn down and a T.38 terminal starts T.30 afresh. NAT as for ``start_audio``."""
-        self._ensure_running()
-        self._udptl_peer.expect(remote_host, remote_port, signalling_host=signalling_host)
-        self._command(lambda: self._channel.start_t38(far_max_datagram), start=True)
+        call_id = self._channel.call_id
+        self._send(Expect(call_id, "udptl", remote_host, remote_port, signalling_host))
+        self._send(StartT38(call_id, far_max_datagram))
 
     def remote_hangup(self) -> None:
         """The far end hung up: T.30 is terminated and ``finished`` resolves with what was done."""
         if not self.finished.done():
-            self._command(self._channel.hangup)
+            self._send(Hangup(self._channel.call_id))
 
-    def _ensure_running(self) -> None:
+    def _send(self, command: object) -> None:
         if self._closed:
             raise RuntimeError(f"{self.name} is closed")
         if self.finished.done():
             raise RuntimeError(f"{self.name} has finished")
+        self._channel.send(command)
 
-    def _command(self, command: Callable[[], None], *, start: bool = False) -> None:
-        self._ensure_running()
-
-        def run() -> None:
-            try:
-                command()
-            except Exception as error:
-                _LOG.exception("%s: media command failed", self.name)
-                self._channel.hangup()
-                self._loop.call_soon_threadsafe(self._fail, error)
-
-        (self._dsp.submit_start if start else self._dsp.submit)(run)
-
-    def _fail(self, error: Exception) -> None:
-        if not self.finished.done():
-            self.finished.set_exception(error)
-
-    def _report_threadsafe(self, report: CallReport) -> None:
+    def _from_worker(self, message: object) -> None:
+        """On the DSP loop's reader thread: hand the worker's message to the event loop."""
         try:
-            self._loop.call_soon_threadsafe(self._deliver, report)
+            self._loop.call_soon_threadsafe(self._deliver, message)
         except RuntimeError:
-            _LOG.warning("%s: event loop closed before the call's report arrived", self.name)
+            _LOG.warning("%s: event loop closed before the call's %s arrived", self.name, type(message).__name__)
 
-    def _deliver(self, report: CallReport) -> None:
-        if report.pages_done is not None and self._on_page is not None:
-            try:
-                self._on_page(report.pages_done)
-            except Exception:
-                _LOG.exception("%s: on_page failed", self.name)
-        if report.outcome is not None and not self.finished.done():
-            self.finished.set_result(report.outcome)
+    def _deliver(self, message: object) -> None:
+        match message:
+            case Report(report=report):
+                if report.pages_done is not None and self._on_page is not None:
+                    try:
+                        self._on_page(report.pages_done)
+                    except Exception:
+                        _LOG.exception("%s: on_page failed", self.name)
+                if report.outcome is not None and not self.finished.done():
+                    self.finished.set_result(report.outcome)
+            case Failed(error=error):
+                if not self.finished.done():
+                    self.finished.set_exception(RuntimeError(f"media command failed: {error}"))
+            case WorkerLost(error=error):
+                if not self.finished.done():
+                    self.finished.set_exception(RuntimeError(error))
+                if not self._released.done():
+                    self._released.set_result(None)
+            case Released():
+                if not self._released.done():
+                    self._released.set_result(None)
 
     async def close(self) -> None:
         """End the call if still running, free spandsp state and sockets. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        if self._dsp.running:
-            # The channel must be off the DSP thread before its sockets close (a reused fd would get our packets).
-            released = self._loop.create_future()
-
-            def hang_up_and_release() -> None:
-                self._channel.hangup()
-                self._loop.call_soon_threadsafe(lambda: released.done() or released.set_result(None))
-
-            try:
-                self._dsp.submit(hang_up_and_release)
-            except RuntimeError:
-                pass  # stopped meanwhile: stopping aborted every channel
-            else:
-                await released
-        self._channel.release_sockets()
-        for transport in self._transports:
-            transport.close()
+        try:
+            # The worker must be done with the sockets before ours close (a reused port would get its packets).
+            self._channel.send(Release(self._channel.call_id))
+        except RuntimeError:
+            pass  # the worker is gone: so are its handles on the sockets
+        else:
+            await asyncio.shield(self._released)
+        for sock in self._sockets:
+            sock.close()
         self._ports.rest((self.rtp_port, self.udptl_port))
         if not self.finished.done():
             # The report of the hangup is queued behind us; let it land first.

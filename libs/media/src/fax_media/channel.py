@@ -1,11 +1,11 @@
 """The DSP-thread side of one fax call: a spandsp terminal fed from RTP (G.711) or UDPTL (T.38), with a watchdog.
 
-Everything here runs on the ``DspLoop`` thread, so spandsp, TIFF I/O and the C callbacks stay off the asyncio loop.
-Datagrams arrive through thread-safe deques filled by the loop's protocols; results go back with ``report``
-(which the owner wires to ``call_soon_threadsafe``). Packets go out with ``sendto`` on the non-blocking sockets the
-loop reads from, to each socket's ``MediaPeer``: RTP made a few ticks ahead and sent by the ``DspLoop``'s pacer
-thread at its slot, so neither the asyncio loop nor a slow spandsp call (TIFF I/O) delays it; UDPTL straight from
-the DSP thread as spandsp emits it.
+Everything here runs in a DSP worker process (``fax_media.dsp_worker``) on its ``DspClock``'s DSP thread, so
+spandsp, TIFF I/O and the C callbacks stay off the asyncio loop and off the other workers' cores. Each tick the
+channel reads what its media sockets received (``MediaSocket``: only the far end's datagrams get through); results
+go back with ``report``. Packets go out with ``sendto`` on the non-blocking sockets to each socket's ``MediaPeer``:
+RTP made a few ticks ahead and sent by the clock's pacer thread at its slot, so a slow spandsp call (TIFF I/O) does
+not delay it; UDPTL straight from the DSP thread as spandsp emits it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import logging
+import random
 import socket
 import threading
 import time
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fax_media import spandsp
+from fax_media.dsp_clock import Timings
 from fax_media.jitter import LOST, JitterBuffer
 from fax_media.peer import MediaPeer
 from fax_media.rtp import FRAME_SAMPLES, PCMA, RtpError, RtpPacket, RtpStream
@@ -37,6 +39,11 @@ _MAX_FILLIN_FRAMES = 10
 _SILENCE = bytes(2 * FRAME_SAMPLES)
 
 _MSG_DONTWAIT = 0x40
+# What one socket may take in one tick: 50 packets a second arrive one a tick; a flood beyond this waits in (and
+# overflows) the kernel's buffer instead of stretching the tick.
+_MAX_DATAGRAMS_PER_TICK = 32
+# The socket of the stream not in use (UDPTL during audio, RTP during T.38) is emptied every this many ticks.
+_IDLE_SOCKET_TICKS = 25
 
 
 @functools.cache
@@ -47,6 +54,33 @@ def _gil_holding_sendto() -> Callable[..., int]:
     sendto.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
     sendto.restype = ctypes.c_ssize_t
     return sendto
+
+
+class MediaSocket:
+    """One of a call's media sockets as the DSP thread reads it: each tick, what arrived from the far end
+    (``peer.admit``) goes to ``inbox``, the rest is dropped. ``loss`` drops that share on purpose (faxsim's lossy
+    network)."""
+
+    def __init__(self, sock: socket.socket, peer: MediaPeer, loss: float = 0.0) -> None:
+        self.socket = sock
+        self.peer = peer
+        self.inbox: deque[bytes] = deque()
+        self._loss = loss
+        self._random = random.Random()
+
+    def receive(self) -> None:
+        recvfrom, admit = self.socket.recvfrom, self.peer.admit
+        for _ in range(_MAX_DATAGRAMS_PER_TICK):
+            try:
+                data, source = recvfrom(2048)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:
+                # ICMP port unreachable while the far end is not listening yet; the media timers deal with loss.
+                _LOG.debug("%s: media socket error: %s", self.peer.name, error)
+                return
+            if admit(source[:2]) and not (self._loss and self._random.random() < self._loss):
+                self.inbox.append(data)
 
 
 @dataclass
@@ -75,27 +109,28 @@ class FaxChannel:
         setup: CallSetup,
         *,
         name: str,
-        rtp_socket: socket.socket,
-        udptl_socket: socket.socket,
-        rtp_peer: MediaPeer,
-        udptl_peer: MediaPeer,
+        rtp: MediaSocket,
+        udptl: MediaSocket,
         report: Callable[[CallReport], None],
     ) -> None:
         self.name = name
         self.setup = setup
-        self.rtp_inbox: deque[bytes] = deque()
-        self.udptl_inbox: deque[bytes] = deque()
-        self._rtp_socket = rtp_socket
-        self._rtp_fd = rtp_socket.fileno()
+        self._rtp_media = rtp
+        self._udptl_media = udptl
+        self.rtp_inbox = rtp.inbox
+        self.udptl_inbox = udptl.inbox
+        self._rtp_socket = rtp.socket
+        self._rtp_fd = rtp.socket.fileno()
         self._sendto_fd = _gil_holding_sendto()
-        self._udptl_socket = udptl_socket
-        self._rtp_peer = rtp_peer
-        self._udptl_peer = udptl_peer
+        self._udptl_socket = udptl.socket
+        self.rtp_peer = rtp.peer
+        self.udptl_peer = udptl.peer
         self._report = report
         self._terminal: spandsp.AudioFaxTerminal | spandsp.T38FaxTerminal | None = None
         self._progress = T30Progress()
         self._t38_used = False
         self._samples = 0
+        self._ticks = 0
         self._started_at: float | None = None
         self._last_progress = 0.0
         self._ended_at: float | None = None  # when T.30 finished; the line stays up for the grace period
@@ -159,29 +194,39 @@ class FaxChannel:
 
     # Ticks.
 
-    def send_due(self, scheduled: float, lateness: deque[float]) -> None:
+    def send_due(self, scheduled: float, lateness: Timings) -> None:
         """Pacer thread: send the RTP packets whose slot has come."""
         outbox = self._outbox
         while outbox and outbox[0][0] <= scheduled:
             slot, packet = outbox.popleft()
             self._send_rtp(packet)
-            lateness.append(time.monotonic() - slot)
+            lateness.add(time.monotonic() - slot)
 
-    def release_sockets(self) -> None:
-        """After this no thread sends on the sockets, so the owner may close them."""
+    def close_sockets(self) -> None:
+        """Stop every send and close this process's handles on the sockets (DSP thread, once the call is done)."""
         with self._send_lock:
             self._sockets_open = False
             self._outbox.clear()
+        self._rtp_socket.close()
+        self._udptl_socket.close()
 
     def process(self, now: float, slot: float) -> bool:
         if self._done:
             return False
         terminal = self._terminal
+        audio = isinstance(terminal, spandsp.AudioFaxTerminal)
+        self._ticks += 1
+        # The stream in use is read every tick; the other is only emptied now and then (a syscall less a tick).
+        emptying = self._ticks % _IDLE_SOCKET_TICKS == 0
+        if audio or emptying:
+            self._rtp_media.receive()
+        if (terminal is not None and not audio) or emptying:
+            self._udptl_media.receive()
         if terminal is None:
             self.rtp_inbox.clear()
             self.udptl_inbox.clear()
             return True
-        if isinstance(terminal, spandsp.AudioFaxTerminal):
+        if audio:
             self._tick_audio(terminal, slot)
         else:
             self._tick_t38(terminal)
@@ -234,12 +279,12 @@ class FaxChannel:
             return
         datagram = self._udptl_encoder.encode(ifp)
         for _ in range(max(count, 1)):
-            self._sendto(self._udptl_socket, datagram, self._udptl_peer)
+            self._sendto(self._udptl_socket, datagram, self.udptl_peer)
 
     def _send_rtp(self, packet: bytes) -> None:
-        target = self._rtp_peer.target
+        target = self.rtp_peer.target
         if target is None or target[1] is None:
-            self._sendto(self._rtp_socket, packet, self._rtp_peer)
+            self._sendto(self._rtp_socket, packet, self.rtp_peer)
             return
         sockaddr = target[1]
         with self._send_lock:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from fax_media.call import FaxCall, MediaInbox, PortRange
+from fax_media.call import FaxCall, PortRange
+from fax_media.channel import MediaSocket
 from fax_media.dsp_loop import DspLoop
 from fax_media.peer import MediaPeer, behind_nat
 from fax_media.rtp import RtpStream
@@ -34,71 +36,90 @@ def parties() -> Iterator[tuple[socket.socket, socket.socket]]:
     stranger.close()
 
 
+class ReadEachTick:
+    """A media socket as a DSP worker reads it, with what reached the channel and what was dropped."""
+
+    def __init__(self) -> None:
+        self.drops: list[str] = []
+        self.peer = MediaPeer("test RTP", self.drops.append)
+        self.media = MediaSocket(PortRange(HOST, 37600, 37699).bind(), self.peer)
+        self.port = self.media.socket.getsockname()[1]
+
+    @property
+    def received(self) -> deque[bytes]:
+        return self.media.inbox
+
+    def tick(self) -> None:
+        time.sleep(0.02)  # loopback delivers at once; a tick later everything sent has arrived
+        self.media.receive()
+
+
 @pytest.fixture
-async def inbox() -> AsyncIterator[tuple[MediaPeer, deque[bytes], int, list[str]]]:
-    """A media socket as ``FaxCall`` opens one: its peer, what reaches the DSP side, its port, what it dropped."""
-    drops: list[str] = []
-    peer = MediaPeer("test RTP", drops.append)
-    received: deque[bytes] = deque()
-    sock = PortRange(HOST, 37600, 37699).bind()
-    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-        lambda: MediaInbox(received, peer), sock=sock
-    )
-    yield peer, received, sock.getsockname()[1], drops
-    transport.close()
+def inbox() -> Iterator[ReadEachTick]:
+    reader = ReadEachTick()
+    yield reader
+    reader.media.socket.close()
 
 
 async def _settle() -> None:
     await asyncio.sleep(0.05)
 
 
-async def test_the_socket_takes_the_far_ends_datagrams_and_refuses_a_strangers(parties, inbox) -> None:
+def test_the_socket_takes_the_far_ends_datagrams_and_refuses_a_strangers(parties, inbox: ReadEachTick) -> None:
     far_end, stranger = parties
-    peer, received, port, drops = inbox
-    stranger.sendto(b"too early", (HOST, port))
-    await _settle()
-    peer.expect(HOST, far_end.getsockname()[1])  # the far end's SDP names it: the call is answered
+    stranger.sendto(b"too early", (HOST, inbox.port))
+    inbox.tick()
+    inbox.peer.expect(HOST, far_end.getsockname()[1])  # the far end's SDP names it: the call is answered
     for number in range(3):
-        far_end.sendto(b"far end %d" % number, (HOST, port))
-        stranger.sendto(b"orphaned stream %d" % number, (HOST, port))
-    await _settle()
-    assert list(received) == [b"far end 0", b"far end 1", b"far end 2"]
-    assert drops == ["unanswered", "stranger", "stranger", "stranger"]
-    assert peer.target is not None and peer.target[0] == (HOST, far_end.getsockname()[1])
+        far_end.sendto(b"far end %d" % number, (HOST, inbox.port))
+        stranger.sendto(b"orphaned stream %d" % number, (HOST, inbox.port))
+    inbox.tick()
+    assert list(inbox.received) == [b"far end 0", b"far end 1", b"far end 2"]
+    assert inbox.drops == ["unanswered", "stranger", "stranger", "stranger"]
+    assert inbox.peer.target is not None and inbox.peer.target[0] == (HOST, far_end.getsockname()[1])
 
 
-async def test_a_t38_reinvite_moves_the_socket_to_the_new_far_end(parties, inbox) -> None:
+def test_a_t38_reinvite_moves_the_socket_to_the_new_far_end(parties, inbox: ReadEachTick) -> None:
     old, new = parties
-    peer, received, port, drops = inbox
-    peer.expect(HOST, old.getsockname()[1])
-    peer.expect(HOST, new.getsockname()[1])  # the far end's answer names another address
-    old.sendto(b"old", (HOST, port))
-    new.sendto(b"new", (HOST, port))
-    await _settle()
-    assert list(received) == [b"new"] and drops == ["stranger"]
+    inbox.peer.expect(HOST, old.getsockname()[1])
+    inbox.peer.expect(HOST, new.getsockname()[1])  # the far end's answer names another address
+    old.sendto(b"old", (HOST, inbox.port))
+    new.sendto(b"new", (HOST, inbox.port))
+    inbox.tick()
+    assert list(inbox.received) == [b"new"] and inbox.drops == ["stranger"]
 
 
-async def test_behind_nat_the_first_datagram_from_the_signalling_host_is_latched_on(parties, inbox) -> None:
+def test_behind_nat_the_first_datagram_from_the_signalling_host_is_latched_on(parties, inbox: ReadEachTick) -> None:
     far_end, stranger = parties
-    peer, received, port, drops = inbox
     # The SDP names the far end's private address; its SIP came from our host (the NAT's public side).
-    peer.expect("192.168.1.20", 4000, signalling_host=HOST)
-    far_end.sendto(b"first", (HOST, port))
-    await _settle()
-    stranger.sendto(b"second source", (HOST, port))
-    far_end.sendto(b"again", (HOST, port))
-    await _settle()
-    assert list(received) == [b"first", b"again"] and drops == ["stranger"]
-    assert peer.target is not None and peer.target[0] == (HOST, far_end.getsockname()[1])  # we answer there
+    inbox.peer.expect("192.168.1.20", 4000, signalling_host=HOST)
+    far_end.sendto(b"first", (HOST, inbox.port))
+    inbox.tick()
+    stranger.sendto(b"second source", (HOST, inbox.port))
+    far_end.sendto(b"again", (HOST, inbox.port))
+    inbox.tick()
+    assert list(inbox.received) == [b"first", b"again"] and inbox.drops == ["stranger"]
+    assert inbox.peer.target is not None and inbox.peer.target[0] == (HOST, far_end.getsockname()[1])  # we answer
 
 
-async def test_latching_takes_only_the_signalling_hosts_datagrams(inbox) -> None:
-    peer, received, port, drops = inbox
-    peer.expect("10.0.0.7", 4000, signalling_host="192.0.2.10")  # its SIP came from elsewhere than our probe
+def test_latching_takes_only_the_signalling_hosts_datagrams(inbox: ReadEachTick) -> None:
+    inbox.peer.expect("10.0.0.7", 4000, signalling_host="192.0.2.10")  # its SIP came from elsewhere than our probe
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as prober:
-        prober.sendto(b"guess", (HOST, port))
-        await _settle()
-    assert not received and drops == ["stranger"]
+        prober.sendto(b"guess", (HOST, inbox.port))
+        inbox.tick()
+    assert not inbox.received and inbox.drops == ["stranger"]
+
+
+def test_a_flood_is_read_a_bounded_amount_per_tick(parties, inbox: ReadEachTick) -> None:
+    """Whatever arrives, one tick reads at most 32 datagrams of a socket: a flood cannot stretch the DSP tick."""
+    far_end, _ = parties
+    inbox.peer.expect(HOST, far_end.getsockname()[1])
+    for number in range(100):
+        far_end.sendto(b"%d" % number, (HOST, inbox.port))
+    inbox.tick()
+    assert len(inbox.received) == 32
+    inbox.tick()
+    assert len(inbox.received) == 64 and inbox.received[-1] == b"63"  # the rest waits, in order
 
 
 @pytest.mark.parametrize(

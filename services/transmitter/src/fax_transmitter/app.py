@@ -42,6 +42,8 @@ def build_line(settings: TransmitterSettings, context: WorkerContext, sandbox: S
             media_host=sip.media_host,
             media_ports=sip.media_ports,
             ring_timeout=float(sip.ring_timeout_s),
+            dsp_workers=sip.dsp_workers or None,
+            dsp_realtime=sip.dsp_realtime,
         )
     )
     receiver = FaxReceiver(

@@ -16,6 +16,8 @@ from fax_sip import SipUri
 from fax_sip.message import SipParseError
 
 LINES = ("sip", "loopback")
+# A worker process per core is what pays; far more than the cores only adds processes that compete for them.
+MAX_DSP_WORKERS = 64
 
 
 def host_port(value: str, name: str, default_port: int) -> tuple[str, int]:
@@ -209,6 +211,8 @@ class SipLineConfig(msgspec.Struct, frozen=True, kw_only=True):
     media_host: str = "127.0.0.1"
     media_ports: tuple[int, int] = (40000, 40999)
     ring_timeout_s: int = 60
+    dsp_workers: int = 0  # media worker processes; 0 = one per core
+    dsp_realtime: bool = True  # their DSP and pacer threads under SCHED_FIFO where the process may
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SipLineConfig:
@@ -216,6 +220,9 @@ class SipLineConfig(msgspec.Struct, frozen=True, kw_only=True):
         first, last = env_int(env, "FAX_RTP_PORT_MIN", 40000), env_int(env, "FAX_RTP_PORT_MAX", 40999)
         if not 0 < first < last < 65536:
             raise ConfigError(f"FAX_RTP_PORT_MIN..FAX_RTP_PORT_MAX must be a range of UDP ports: {first}..{last}")
+        dsp_workers = env_int(env, "FAX_DSP_WORKERS", 0)
+        if not 0 <= dsp_workers <= MAX_DSP_WORKERS:
+            raise ConfigError(f"FAX_DSP_WORKERS must be 0 (one per core) to {MAX_DSP_WORKERS}, got {dsp_workers}")
         defaults = TrunkDefaults(
             username=env_str(env, "FAX_SIP_USERNAME", "") or None,
             password=env_str(env, "FAX_SIP_PASSWORD", "") or None,
@@ -248,6 +255,8 @@ class SipLineConfig(msgspec.Struct, frozen=True, kw_only=True):
             media_host=env_str(env, "FAX_RTP_HOST", "") or env_str(env, "FAX_SIP_CONTACT_HOST", "") or bind[0],
             media_ports=(first, last),
             ring_timeout_s=env_int(env, "FAX_RING_TIMEOUT", 60),
+            dsp_workers=dsp_workers,
+            dsp_realtime=env_bool(env, "FAX_DSP_REALTIME", True),
         )
 
 

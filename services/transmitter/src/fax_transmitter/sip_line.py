@@ -54,6 +54,8 @@ class SipLineSettings:
     ring_timeout: float = 60.0
     max_call_seconds: float = 1800.0
     channel_wait_s: float = 300.0  # how long a call waits for a free channel when every trunk is full
+    dsp_workers: int | None = None  # media worker processes (fax_media.dsp_loop); None = one per core
+    dsp_realtime: bool = True
 
 
 class SipLine:
@@ -62,7 +64,7 @@ class SipLine:
 
     def __init__(self, settings: SipLineSettings) -> None:
         self.settings = settings
-        self.dsp = DspLoop(name="transmitter-dsp")
+        self.dsp = DspLoop(name="transmitter-dsp", workers=settings.dsp_workers, realtime=settings.dsp_realtime)
         self.ports = PortRange(settings.media_host, *settings.media_ports)
         self.user_agent = SipUserAgent(settings.sip, on_incoming=self._refuse)
         self.trunks = TrunkSet(settings.trunks)

@@ -250,6 +250,20 @@ class FaultStack:
                 await asyncio.sleep(0.2)
         return None
 
+    async def dialect_answers(self) -> dict[str, tuple[int, str | None, object]]:
+        """What each dialect answers (status, Retry-After, body) to a request that needs the database."""
+        requests = {
+            "kazoo": ("GET", f"/v2/accounts/{self.account}/faxes/outgoing", {"X-Auth-Token": self.token}),
+            "faxto": ("GET", "/api/v2/balance?api_key=any", {}),
+            "voipnow": ("POST", "/uapi/faxes/@me/100", {"Authorization": "Bearer any"}),
+        }
+        answers: dict[str, tuple[int, str | None, object]] = {}
+        async with httpx.AsyncClient(base_url=self.api_url, timeout=15) as client:
+            for dialect, (method, path, headers) in requests.items():
+                answer = await client.request(method, path, headers=headers)
+                answers[dialect] = (answer.status_code, answer.headers.get("Retry-After"), answer.json())
+        return answers
+
     # Processes --------------------------------------------------------------------------------------------------
 
     def service_pid(self, module: str) -> int | None:

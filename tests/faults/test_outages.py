@@ -45,14 +45,18 @@ async def _wait_until_one_rendered(stack: FaultStack, fax_ids: list[str], second
 
 async def _outage_during_batch(
     stack: FaultStack, infra: ControlledInfra, receiver: CallbackReceiver, dependency: str, prefix: int
-) -> None:
+) -> dict[str, tuple[int, str | None, object]]:
+    """Run a batch through an outage of ``dependency``; what the API's dialects answered during it."""
     run = FaultRun(stack, receiver, Figures(f"{dependency} stopped {OUTAGE_S} s", "loopback"))
     run.accepted = await stack.submit_batch(numbers(prefix, BATCH), receiver.url)
     await _wait_until_one_rendered(stack, run.accepted)
     async with infra.down(dependency):
-        await asyncio.sleep(OUTAGE_S)
+        await asyncio.sleep(3)
+        answers = await stack.dialect_answers()
+        await asyncio.sleep(OUTAGE_S - 3)
     run.fault_ended()
     await run.check(terminal_within_s=240)
+    return answers
 
 
 @pytest.mark.timeout(600)
@@ -61,8 +65,12 @@ async def test_a_postgres_outage_strands_no_fax(
 ) -> None:
     """Before the fix, 18 of 20 stayed ``pending`` for good: the fetcher requeued each failing message at once, so it
     spent its five deliveries before Postgres was back and went to the dead-letter queue, and nothing re-drove a job
-    with no rendered document."""
-    await _outage_during_batch(stack, fault_infra, receiver, "postgres", 101)
+    with no rendered document. And the API answered 500 meanwhile."""
+    answers = await _outage_during_batch(stack, fault_infra, receiver, "postgres", 101)
+    assert answers["kazoo"][:2] == (503, "5") and answers["kazoo"][2]["error"] == "503", answers  # type: ignore[index]
+    assert answers["faxto"][:2] == (503, "5") and answers["faxto"][2]["status"] == "failed", answers  # type: ignore[index]
+    assert answers["voipnow"][:2] == (503, "5"), answers
+    assert answers["voipnow"][2]["error"]["code"] == "service_unavailable", answers  # type: ignore[index]
 
 
 @pytest.mark.full_faults

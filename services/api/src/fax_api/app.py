@@ -13,13 +13,13 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 
 from fax_api.account_routes import ApiKeyController, TokenController, UsersController
 from fax_api.account_store import AccountStore
 from fax_api.config import ApiSettings
 from fax_api.controllers import FaxesController
-from fax_api.dialects.errors import dialect_error
+from fax_api.dialects.errors import RETRY_AFTER_S, UNAVAILABLE, dialect_error
 from fax_api.dialects.faxto.routes import FaxtoController, FaxtoNumbersController
 from fax_api.dialects.faxto.store import FaxtoStore
 from fax_api.dialects.voipnow.routes import VoipNowFaxesController
@@ -34,6 +34,7 @@ from fax_runtime.db import create_pool
 from fax_runtime.metrics import default_metrics
 from fax_runtime.network_guard import NetworkGuard
 from fax_runtime.outbox import OutboxRelay
+from fax_runtime.transient import is_transient
 
 
 def _kazoo_error(request: Request, exc: KazooError) -> Response:
@@ -51,6 +52,18 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
 
 
 def _unexpected_error(request: Request, exc: Exception) -> Response:
+    if is_transient(exc):
+        # Postgres or S3 is away: nothing was wrong with the request, which the client should make again shortly.
+        request.logger.warning("a dependency is unavailable: %s: %s", type(exc).__name__, exc)
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
+        answer = dialect_error(request.method, request.url.path, HTTP_503_SERVICE_UNAVAILABLE, "", headers)
+        if answer is not None:
+            return answer
+        response = error_response(
+            request, KazooError(HTTP_503_SERVICE_UNAVAILABLE, "service_unavailable", {"message": UNAVAILABLE})
+        )
+        response.headers.update(headers)
+        return response
     request.logger.exception("unhandled error", exc_info=exc)
     answer = dialect_error(request.method, request.url.path, HTTP_500_INTERNAL_SERVER_ERROR, "")
     if answer is not None:

@@ -16,8 +16,12 @@ UAPI_PREFIX = "/uapi"  # VoipNow UAPI
 
 # UAPI codes for failures its text does not name; a client error never gets internal_server_error.
 _UAPI_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 413: "request_too_large", 415: "unsupported_media_type"}  # fmt: skip
+               405: "method_not_allowed", 413: "request_too_large", 415: "unsupported_media_type",
+               503: "service_unavailable"}  # fmt: skip
 _MESSAGES = {404: "No such call: {method} {path}", 405: "{method} is not allowed on {path}"}
+# While Postgres or S3 is away every dialect answers 503 with Retry-After: the request was fine, make it again.
+RETRY_AFTER_S = 5
+UNAVAILABLE = "Temporarily unavailable: try again shortly"
 
 
 def faxto_failure(status_code: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
@@ -43,7 +47,9 @@ def dialect_error(
     more than that it happened, whatever raised it. ``headers`` (a 405's Allow) go with the answer.
     """
     allow = (headers or {}).get("allow", "")
-    if status_code >= 500:
+    if status_code == 503:
+        message = UNAVAILABLE
+    elif status_code >= 500:
         message = "Internal error: the request could not be completed"
     elif status_code in _MESSAGES:
         message = _MESSAGES[status_code].format(method=method, path=path) + (f" (allowed: {allow})" if allow else "")
@@ -52,6 +58,6 @@ def dialect_error(
     if _under(path, FAXTO_PREFIX):
         return faxto_failure(status_code, message, headers)
     if _under(path, UAPI_PREFIX):
-        code = "internal_server_error" if status_code >= 500 else _UAPI_CODES.get(status_code, "invalid_request")
+        code = _UAPI_CODES.get(status_code) or ("internal_server_error" if status_code >= 500 else "invalid_request")
         return uapi_failure(status_code, code, message, headers)
     return None

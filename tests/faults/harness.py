@@ -151,6 +151,7 @@ class Figures:
     line: str
     accepted: int = 0
     terminal: int = 0
+    failed: int = 0  # terminal, but failed: every fax goes to a machine that receives it, so a fault failed it
     stuck: int = 0
     sent_twice: int = 0
     callbacks_missing: int = 0
@@ -359,7 +360,9 @@ class FaultRun:
         """Every check of a fault run; the figures, recorded whatever the outcome, then asserted."""
         figures = self.figures
         figures.accepted = len(self.accepted)
-        finished_at = await self.stack.wait_terminal(self.accepted, terminal_within_s)
+        # Jobs nobody was told about (the API died before answering) must not be stuck either.
+        unanswered = [job_id for job_id, job in (await self.stack.jobs()).items() if job_id not in self.accepted]
+        finished_at = await self.stack.wait_terminal(self.accepted + unanswered, terminal_within_s)
         if self.fault_over is not None and self._ready is not None:
             ready = await self._ready
             figures.ready_s = None if ready is None else round(max(0.0, ready - self.fault_over), 1)
@@ -367,6 +370,8 @@ class FaultRun:
         jobs = await self.stack.jobs(self.accepted)
         finished = {fax_id: job for fax_id, job in jobs.items() if job["status"] in FINISHED}
         figures.terminal = len(finished)
+        failed = {fax_id: job["error_message"] for fax_id, job in finished.items() if job["status"] != "completed"}
+        figures.failed = len(failed)
         figures.stuck = figures.accepted - figures.terminal
         # Callbacks are sent once the job is finished: give the notifier its bound.
         deadline = time.monotonic() + callbacks_within_s
@@ -387,10 +392,14 @@ class FaultRun:
 
         stuck = {fax_id: (job["status"], job["error_message"]) for fax_id, job in jobs.items()}
         stuck = {fax_id: state for fax_id, state in stuck.items() if fax_id not in finished}
+        stuck |= {
+            fax_id: (job["status"], "never answered to its client")
+            for fax_id, job in (await self.stack.jobs(unanswered)).items()
+            if job["status"] not in FINISHED
+        }
         logs = self.stack.running.logs()
         assert not stuck and len(jobs) == len(self.accepted), f"not finished in time: {stuck}\n{logs}"
         # Every fax goes to a fax machine that receives: an outage or a crash of ours must not fail any of them.
-        failed = {fax_id: job["error_message"] for fax_id, job in finished.items() if job["status"] != "completed"}
         assert not failed, f"failed: {failed}\n{logs}"
         unreceived = [fax_id for fax_id in finished if receptions[fax_id] == 0]
         assert not unreceived, f"completed but never received by the far end: {unreceived}"

@@ -49,7 +49,8 @@ async def _outage_during_batch(
     """Run a batch through an outage of ``dependency``; what the API's dialects answered during it."""
     run = FaultRun(stack, receiver, Figures(f"{dependency} stopped {OUTAGE_S} s", "loopback"))
     run.accepted = await stack.submit_batch(numbers(prefix, BATCH), receiver.url)
-    await _wait_until_one_rendered(stack, run.accepted)
+    if dependency != "s3":  # weed takes seconds to stop: it begins at once, or the batch is rendered before it is down
+        await _wait_until_one_rendered(stack, run.accepted)
     async with infra.down(dependency):
         await asyncio.sleep(3)
         answers = await stack.dialect_answers()

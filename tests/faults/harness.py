@@ -17,6 +17,7 @@ import http.server
 import io
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -331,6 +332,10 @@ class FaultStack:
         return counts
 
 
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in text).strip("-")
+
+
 def _pages_in(tiff: Path) -> int:
     try:
         with Image.open(io.BytesIO(tiff.read_bytes())) as image:
@@ -355,6 +360,13 @@ class FaultRun:
         here on the platform's recovery is timed."""
         self.fault_over = time.monotonic()
         self._ready = asyncio.create_task(self.stack.wait_ready(300))
+
+    def _keep_logs(self) -> None:
+        """The services' logs of a run that went wrong, kept under .devstack/fault-logs (the platform's state
+        directory goes with the test module)."""
+        kept = FIGURES.parent / "fault-logs" / f"{_slug(self.figures.fault)}-{self.figures.when.replace(':', '')}"
+        shutil.copytree(self.stack.running.state_dir / "logs", kept, dirs_exist_ok=True)
+        print(f"logs kept in {kept}")
 
     async def check(self, *, terminal_within_s: float, callbacks_within_s: float = 60) -> Figures:
         """Every check of a fault run; the figures, recorded whatever the outcome, then asserted."""
@@ -389,6 +401,8 @@ class FaultRun:
         repeated = {fax_id: received for fax_id, received in callbacks.items() if len(received) > 1}
         figures.repeated_callbacks = len(repeated)
         figures.record()
+        if figures.stuck or figures.failed or figures.sent_twice or figures.callbacks_missing:
+            self._keep_logs()
 
         stuck = {fax_id: (job["status"], job["error_message"]) for fax_id, job in jobs.items()}
         stuck = {fax_id: state for fax_id, state in stuck.items() if fax_id not in finished}

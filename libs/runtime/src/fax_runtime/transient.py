@@ -71,6 +71,10 @@ def is_transient(error: BaseException) -> bool:
 def _transient_itself(error: BaseException) -> bool:
     if isinstance(error, _POSTGRES):
         return True
+    if isinstance(error, asyncpg.InternalClientError):
+        # What asyncpg raises when the server drops a connection in the middle of an exchange (a shutdown): "cannot
+        # switch to state 15; another operation (2) is in progress". Seen on every Postgres restart under load.
+        return True
     if isinstance(error, asyncpg.InterfaceError):
         # Raised by a connection the server closed under us; other interface errors are our own misuse.
         return "connection is closed" in str(error) or "connection was closed" in str(error)

@@ -42,6 +42,9 @@ def _s3(code: str) -> S3Error:
         asyncpg.TooManyConnectionsError("sorry, too many clients already"),
         asyncpg.SerializationError("could not serialize access"),
         asyncpg.InterfaceError("cannot call Connection.fetch(): connection is closed"),
+        asyncpg.InterfaceError("cannot call Transaction.__aexit__(): the underlying connection is closed"),
+        asyncpg.InternalClientError("cannot switch to state 15; another operation (2) is in progress"),
+        ConnectionError("unexpected connection_lost() call"),
         urllib3.exceptions.MaxRetryError(None, "/fax/key", reason=ConnectionRefusedError()),  # type: ignore[arg-type]
         urllib3.exceptions.ProtocolError("Connection aborted."),
         _s3("ServiceUnavailable"),

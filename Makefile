@@ -9,12 +9,12 @@ export PATH := $(HOME)/.local/bin:$(PATH)
 APT_PACKAGES := rabbitmq-server libspandsp-dev ghostscript libtiff-tools bubblewrap poppler-utils fonts-dejavu-core sip-tester tshark swaks stunnel4
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STATE_DIR ?= .devstack
-TEST_PATHS = $(wildcard libs/*/tests/unit services/*/tests/unit tools/*/tests/unit) tests/deploy tests/integration
+TEST_PATHS = $(wildcard libs/*/tests/unit services/*/tests/unit tools/*/tests/unit) tests/deploy tests/integration tests/faults
 
-.PHONY: help setup run test lint fmt images
+.PHONY: help setup run test test-faults lint fmt images
 
 help: ## Show this list
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-6s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # Debian's own python3 refuses a system-wide `pip install` (PEP 668): then uv goes to the user's ~/.local.
 setup: ## Install what is missing: system packages, uv, the Python workspace (safe to repeat)
@@ -33,9 +33,13 @@ setup: ## Install what is missing: system packages, uv, the Python workspace (sa
 run: setup ## Run the whole platform on this machine (state in .devstack/, STATE_DIR=... to move it; Ctrl-C stops it)
 	uv run python -m fax_devstack run --state-dir $(STATE_DIR)
 
-test: setup ## Lint, then every package's unit tests and the integration tests
+# The fault-injection scenarios marked full_faults take minutes each: `make test` runs the others.
+test: setup ## Lint, then every package's unit tests, the integration tests and the quick fault tests
 	uv run ruff check .
-	uv run pytest -q $(TEST_PATHS)
+	uv run pytest -q -m "not full_faults" $(TEST_PATHS)
+
+test-faults: setup ## Every fault-injection scenario (docs/RELIABILITY.md): services killed, Postgres/RabbitMQ/S3 stopped
+	uv run pytest -q tests/faults
 
 lint: ## Check style and formatting without changing anything
 	uv run ruff check .

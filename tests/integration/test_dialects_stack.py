@@ -382,7 +382,7 @@ def test_a_provisioned_number_dialled_with_or_without_plus_is_one_number(
     for _, content_type, fields in calls:
         assert content_type == "application/x-www-form-urlencoded"
         assert set(fields) == {"uuid", "from", "to", "time", "file", "rsid", "speed", "duration", "ecm", "pages",
-                               "compression"}  # fmt: skip
+                               "compression", "delivery_id"}  # fmt: skip
         assert (fields["from"], fields["to"], fields["pages"]) == ("+15557770002", number, "2")
         assert fields["rsid"] == "FAXSIM" and int(fields["speed"]) >= 2400
         assert fields["compression"] in ("MH", "MR", "MMR")

@@ -337,7 +337,13 @@ async def test_signed_callback_in_both_body_types(
     else:
         assert headers["Content-Type"] == "application/x-www-form-urlencoded"
         fields = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+    delivery_id = fields.pop("delivery_id")
     assert fields == {"fax_job_id": job_id.hex, "status": "failed", "msg_code": "file_error", "message": "not a PDF"}
+    assert (
+        headers["X-Fax-Delivery-Id"]
+        == delivery_id
+        == str(await pool.fetchval("SELECT delivery_key FROM notification_deliveries"))
+    )
     secret = await pool.fetchval("SELECT callback_secret FROM accounts WHERE id = $1", account_id)
     assert len(secret) == 64
     assert verify(secret, headers["X-Fax-Signature"], body, now=int(time.time()))
@@ -628,7 +634,7 @@ async def test_fax_to_a_number_without_a_faxbox_calls_the_accounts_faxto_callbac
     assert (method, path, headers["Content-Type"]) == ("POST", "/rx", "application/x-www-form-urlencoded")
     fields = {k: v[0] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
     assert set(fields) == {"uuid", "from", "to", "time", "file", "rsid", "speed", "duration", "ecm", "pages",
-                           "compression"}  # fmt: skip
+                           "compression", "delivery_id"}  # fmt: skip
     assert (fields["uuid"], fields["rsid"], fields["speed"], fields["duration"], fields["ecm"]) == (
         fax_id.hex, "SENDER 1", "9600", "30", "1"
     )  # fmt: skip
@@ -773,3 +779,63 @@ async def test_starttls_and_auth_to_the_relay(
         await notifier.close()
         controller.stop()
     assert logins and [rcpts for rcpts, _ in sink.messages] == [["alice@customer.example"]]
+
+
+async def test_an_outcome_whose_event_was_lost_is_notified_once_by_the_reconciler(
+    infra: Endpoints,
+    database_url: str,
+    pool: asyncpg.Pool,
+    blobs: BlobStore,
+    smtp_sink: tuple[SmtpSink, int],
+    http_receiver: tuple[Receiver, str],
+) -> None:
+    """Before the fix nothing planned the notifications of a job whose outcome event was dead-lettered: its
+    callback never came. The event arriving late after all adds nothing."""
+    receiver, base = http_receiver
+    lost, account_id = await _insert_job(pool, {"callback": {"url": f"{base}/lost"}})
+    told, _ = await _insert_job(pool, {"callback": {"url": f"{base}/told"}})
+    await pool.execute("UPDATE fax_jobs SET updated_at = now() - interval '1 minute'")
+    notifier = Notifier(_settings(infra, database_url, smtp_sink[1], reconcile_after=30.0), NotifierStore(pool), blobs)
+    try:
+        await notifier.handlers.on_transmission_completed(_completed(told, account_id))  # its event came
+        assert await notifier.reconciler.reconcile() == 1
+        assert await notifier.reconciler.reconcile() == 0
+        await notifier.handlers.on_transmission_completed(_completed(lost, account_id))  # the lost event, late
+    finally:
+        await notifier.close()
+    assert sorted(path for _, path, _, _ in receiver.requests) == ["/lost", "/told"]
+    subjects = {row["subject"] for row in await pool.fetch("SELECT subject FROM notified_subjects")}
+    assert subjects == {f"job:{lost}", f"job:{told}"}
+
+
+async def test_a_reception_whose_event_was_lost_is_notified_by_the_reconciler(
+    infra: Endpoints,
+    database_url: str,
+    pool: asyncpg.Pool,
+    blobs: BlobStore,
+    smtp_sink: tuple[SmtpSink, int],
+    http_receiver: tuple[Receiver, str],
+) -> None:
+    receiver, base = http_receiver
+    account_id = uuid.uuid4().hex
+    await pool.execute("INSERT INTO accounts (id, name) VALUES ($1, 'acme')", account_id)
+    await pool.execute(
+        "INSERT INTO faxto_settings (account_id, callback_url) VALUES ($1, $2)", account_id, f"{base}/received"
+    )
+    fax_id = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO inbound_faxes (id, account_id, status, call_id, from_number, to_number, pages, tiff_key,"
+        " completed_at) VALUES ($1, $2, 'received', 'call-1', '+15550001111', '+15557770100', 2, $3,"
+        " now() - interval '1 minute')",
+        fax_id,
+        account_id,
+        f"inbound/{fax_id}/fax.tif",
+    )
+    notifier = Notifier(_settings(infra, database_url, smtp_sink[1], reconcile_after=30.0), NotifierStore(pool), blobs)
+    try:
+        assert await notifier.reconciler.reconcile() == 1
+    finally:
+        await notifier.close()
+    ((_, path, _, body),) = receiver.requests
+    fields = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+    assert (path, fields["uuid"], fields["pages"]) == ("/received", fax_id.hex, "2")

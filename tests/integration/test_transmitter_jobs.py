@@ -243,6 +243,54 @@ async def test_an_attempt_whose_transmitter_died_is_ended_not_redialled(world, r
     assert [(e.attempt, e.final) for e in failed] == [(1, expected == "failed")]
 
 
+async def test_an_abandoned_attempt_whose_every_page_was_confirmed_is_completed_not_redialled(world) -> None:
+    """Before the fix the reaper took it for an interrupted call and the fax was dialled again (10 of 10 in a run)."""
+    pool, blobs, _, _ = world
+    store = AttemptJobStore(pool, AnsweredCall)
+    delivered = await _ready_job(pool, blobs, to_number="15550000021", retries=3)
+    cut = await _ready_job(pool, blobs, to_number="15550000022", retries=3)
+    for job_id in (delivered, cut):
+        assert await store.claim_attempt(job_id, max_calls_per_account=10, lease_s=1) is not None
+    await store.record_progress(delivered, 1, 1)
+    await store.record_progress(delivered, 1, 2)  # both pages (of 2) confirmed by the far end
+    await store.record_progress(cut, 1, 1)
+
+    await asyncio.sleep(1.5)  # the transmitter died: nobody renews the leases
+    reaped = {ended.job_id: ended for ended in await store.reap_abandoned_attempts()}
+
+    rows = {
+        r["id"]: r for r in await pool.fetch("SELECT id, status, error_message, tx_result, delivered_at FROM fax_jobs")
+    }
+    assert (rows[delivered]["status"], rows[delivered]["error_message"]) == ("completed", "")
+    assert rows[delivered]["delivered_at"] is not None
+    assert rows[delivered]["tx_result"]["success"] is True
+    assert (reaped[delivered].completed, reaped[cut].completed, reaped[cut].retried) == (True, False, True)
+    assert rows[cut]["status"] == "pending"
+    events = [decode_event(r["payload"]) for r in await pool.fetch("SELECT payload FROM outbox ORDER BY id")]
+    finished = {(type(e).__name__, e.job_id) for e in events if type(e).__name__ != "TransmissionProgress"}
+    assert finished == {("TransmissionCompleted", delivered), ("TransmissionFailed", cut)}
+
+    # The retry of the cut attempt starts counting its confirmed pages from 0: the first attempt's page is not it.
+    assert await store.claim_attempt(cut, max_calls_per_account=10, lease_s=60) is not None
+    tx_result = await pool.fetchval("SELECT tx_result FROM fax_jobs WHERE id = $1", cut)
+    assert tx_result["pages_sent"] == 0
+
+
+async def test_the_reaper_leaves_the_attempts_its_caller_still_runs(world) -> None:
+    pool, blobs, _, _ = world
+    store = AttemptJobStore(pool, AnsweredCall)
+    ours = await _ready_job(pool, blobs, to_number="15550000031")
+    theirs = await _ready_job(pool, blobs, to_number="15550000032")
+    for job_id in (ours, theirs):
+        assert await store.claim_attempt(job_id, max_calls_per_account=10, lease_s=1) is not None
+    await asyncio.sleep(1.5)
+
+    reaped = await store.reap_abandoned_attempts(running={ours})
+
+    assert [ended.job_id for ended in reaped] == [theirs]
+    assert await pool.fetchval("SELECT status FROM fax_jobs WHERE id = $1", ours) == "processing"
+
+
 PREDECESSOR, SIBLING = "<sip:fax@127.0.0.1:5060>", "<sip:fax@10.0.0.2:5060>"
 
 

@@ -8,14 +8,15 @@ media ports), so that whoever finds the attempt abandoned can hang the call up; 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from typing import Any, Generic, Protocol, TypeVar
 
 import asyncpg
 import msgspec
 
-from fax_contracts import TransmissionCompleted, TransmissionFailed, TransmissionProgress
+from fax_contracts import Event, TransmissionCompleted, TransmissionFailed, TransmissionProgress
 from fax_jobs.events import new_event
-from fax_jobs.lifecycle import PENDING
+from fax_jobs.lifecycle import COMPLETED, PENDING
 from fax_jobs.rows import AbandonedAttempt, ClaimedAttempt
 from fax_runtime.outbox import enqueue
 from fax_runtime.sql import load_queries, row_as
@@ -45,9 +46,13 @@ class AttemptJobs(Protocol[CallT]):
 
     async def record_answered_call(self, job_id: uuid.UUID, attempt: int, call: CallT) -> None: ...
 
-    async def reap_abandoned_attempts(self, *, predecessor: str | None = None) -> list[AbandonedAttempt[CallT]]:
+    async def reap_abandoned_attempts(
+        self, *, predecessor: str | None = None, running: Collection[uuid.UUID] = ()
+    ) -> list[AbandonedAttempt[CallT]]:
         """End the attempts of transmitters that died mid-call: those whose lease ran out and, given
-        ``predecessor`` (our line's owner, at start and before we place any call), those its calls belong to."""
+        ``predecessor`` (our line's owner, at start and before we place any call), those its calls belong to; never
+        those of the jobs in ``running`` (the caller's own calls). An attempt whose every page the far end confirmed
+        ends the job completed; any other is a failed attempt, retried if attempts remain."""
         ...
 
     async def record_success(self, job_id: uuid.UUID, attempt: int, tx_result: dict[str, Any]) -> None: ...
@@ -90,19 +95,21 @@ class AttemptJobStore(Generic[CallT]):
     async def record_answered_call(self, job_id: uuid.UUID, attempt: int, call: CallT) -> None:
         await self._pool.execute(Q["attempt_answered"], job_id, attempt, call)
 
-    async def reap_abandoned_attempts(self, *, predecessor: str | None = None) -> list[AbandonedAttempt[CallT]]:
+    async def reap_abandoned_attempts(
+        self, *, predecessor: str | None = None, running: Collection[uuid.UUID] = ()
+    ) -> list[AbandonedAttempt[CallT]]:
         reaped: list[AbandonedAttempt[CallT]] = []
         async with self._pool.acquire() as conn, conn.transaction():
-            for row in await conn.fetch(Q["reap_abandoned_attempts"], predecessor):
-                retried = row["status"] == PENDING
-                await enqueue(
-                    conn,
-                    attempt_failed(
-                        row["id"], row["account_id"], row["attempts"], {"error_message": ABANDONED}, retried
-                    ),
-                )
+            for row in await conn.fetch(Q["reap_abandoned_attempts"], predecessor, list(running)):
+                job_id, account_id, attempt = row["id"], row["account_id"], row["attempts"]
+                completed, retried = row["status"] == COMPLETED, row["status"] == PENDING
+                if completed:
+                    event: Event = attempt_succeeded(job_id, account_id, attempt, row["tx_result"])
+                else:
+                    event = attempt_failed(job_id, account_id, attempt, {"error_message": ABANDONED}, retried)
+                await enqueue(conn, event)
                 call = msgspec.convert(row["sip_call"], self._call_type) if row["sip_call"] is not None else None
-                reaped.append(AbandonedAttempt(job_id=row["id"], retried=retried, call=call))
+                reaped.append(AbandonedAttempt(job_id=job_id, retried=retried, call=call, completed=completed))
         return reaped
 
     async def record_success(self, job_id: uuid.UUID, attempt: int, tx_result: dict[str, Any]) -> None:

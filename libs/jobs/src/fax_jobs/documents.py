@@ -1,4 +1,5 @@
-"""A job's document, as the fetcher prepares it (fax_jobs.lifecycle: document_ready, document_failed)."""
+"""A job's document, as the fetcher prepares it (fax_jobs.lifecycle: document_ready, document_failed,
+redrive_document)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import asyncpg
 
 from fax_contracts import DocumentFailed, DocumentReady
 from fax_jobs.events import new_event
-from fax_jobs.rows import JobToPrepare
+from fax_jobs.rows import JobToPrepare, StalledDocument
 from fax_runtime.outbox import enqueue
 from fax_runtime.sql import load_queries, row_as
 
@@ -34,6 +35,12 @@ class DocumentJobs(Protocol):
 
     async def document_failed(self, job_id: uuid.UUID, error: str, request_revision: int) -> bool:
         """End the job failed with ``error`` and queue DocumentFailed; False if it was no longer waiting."""
+        ...
+
+    async def stalled_documents(self, after_s: int, limit: int = 100) -> list[StalledDocument]:
+        """Take queued jobs whose document nobody prepared ``after_s`` seconds after they were submitted, changed or
+        last taken here: their ``fax.job.submitted`` was lost. Each is taken by one caller, and not again for
+        ``after_s`` seconds."""
         ...
 
 
@@ -65,3 +72,6 @@ class DocumentJobStore:
                 return False
             await enqueue(conn, new_event(DocumentFailed, job_id=job_id, account_id=account_id, error=error))
         return True
+
+    async def stalled_documents(self, after_s: int, limit: int = 100) -> list[StalledDocument]:
+        return [row_as(StalledDocument, row) for row in await self._pool.fetch(Q["stalled_documents"], after_s, limit)]

@@ -71,8 +71,18 @@ class ClaimedAttempt(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class AbandonedAttempt(msgspec.Struct, Generic[CallT], frozen=True, kw_only=True):
-    """An attempt ended because its transmitter is gone; its call, when it was answered, may still be up."""
+    """An attempt ended because its transmitter is gone; its call, when it was answered, may still be up.
+    ``completed``: the far end had confirmed every page, so the job is delivered; else ``retried`` says whether
+    another attempt follows."""
 
     job_id: uuid.UUID
     retried: bool
     call: CallT | None
+    completed: bool = False
+
+
+class StalledDocument(msgspec.Struct, frozen=True, kw_only=True):
+    """A queued job whose document nobody prepared in time, now taken by the fetcher that re-drives it."""
+
+    id: uuid.UUID
+    account_id: str

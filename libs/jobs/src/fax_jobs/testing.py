@@ -11,7 +11,7 @@ import asyncio
 import datetime as dt
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -22,7 +22,7 @@ from fax_contracts import DocumentFailed, DocumentReady, Event
 from fax_jobs.attempts import ABANDONED, attempt_failed, attempt_progress, attempt_succeeded
 from fax_jobs.events import new_event
 from fax_jobs.lifecycle import ATTACHING_FILES, COMPLETED, FAILED, PENDING, PROCESSING, TRANSITION, JobState, may
-from fax_jobs.rows import AbandonedAttempt, ClaimedAttempt, JobToPrepare
+from fax_jobs.rows import AbandonedAttempt, ClaimedAttempt, JobToPrepare, StalledDocument
 from fax_runtime.blobs import BlobNotFound
 
 CallT = TypeVar("CallT")
@@ -130,6 +130,18 @@ class MemoryJobs(Generic[CallT]):
         self.outbox.append(new_event(DocumentFailed, job_id=job_id, account_id=job.account_id, error=error))
         return True
 
+    async def stalled_documents(self, after_s: int, limit: int = 100) -> list[StalledDocument]:
+        now = self._clock()
+        stalled = [
+            job
+            for job in self.jobs.values()
+            if may("redrive_document", job.status) and job.tiff_key is None and job.updated_at < now - after_s
+        ]
+        taken = sorted(stalled, key=lambda job: job.updated_at)[:limit]
+        for job in taken:
+            self._move(job, "redrive_document")  # stamped: not taken again for after_s
+        return [StalledDocument(id=job.id, account_id=job.account_id) for job in taken]
+
     # AttemptJobs --------------------------------------------------------------------------------------------------
 
     def _attempt(self, job_id: uuid.UUID, attempt: int) -> JobRecord | None:
@@ -151,6 +163,7 @@ class MemoryJobs(Generic[CallT]):
         self._move(job, "claim", PROCESSING)
         job.attempts += 1
         job.lease_expires_at = self._clock() + lease_s
+        job.tx_result = {**job.tx_result, "pages_sent": 0}
         return msgspec.convert(job, ClaimedAttempt, from_attributes=True)
 
     async def renew_lease(self, job_id: uuid.UUID, attempt: int, lease_s: int) -> None:
@@ -167,13 +180,22 @@ class MemoryJobs(Generic[CallT]):
         if job := self._attempt(job_id, attempt):
             job.sip_call = (attempt, call)
 
-    async def reap_abandoned_attempts(self, *, predecessor: str | None = None) -> list[AbandonedAttempt[CallT]]:
+    async def reap_abandoned_attempts(
+        self, *, predecessor: str | None = None, running: Collection[uuid.UUID] = ()
+    ) -> list[AbandonedAttempt[CallT]]:
         reaped: list[AbandonedAttempt[CallT]] = []
         for job in self.jobs.values():
             call = job.sip_call[1] if job.sip_call and job.sip_call[0] == job.attempts else None
             ours = call is not None and _contact(call) == predecessor
             lease_over = job.lease_expires_at is not None and job.lease_expires_at < self._clock()
-            if job.status != PROCESSING or not (lease_over or ours):
+            if job.status != PROCESSING or not (lease_over or ours) or job.id in running:
+                continue
+            if job.pages and job.tx_result.get("pages_sent", 0) >= job.pages:  # the far end confirmed every page
+                self._move(job, "abandoned", COMPLETED)
+                job.tx_result = {**job.tx_result, "success": True, "error_message": ""}
+                job.error_message, job.lease_expires_at = "", None
+                self.outbox.append(attempt_succeeded(job.id, job.account_id, job.attempts, job.tx_result))
+                reaped.append(AbandonedAttempt(job_id=job.id, retried=False, call=call, completed=True))
                 continue
             self._end_attempt(job, "abandoned", {**job.tx_result, "success": False, "error_message": ABANDONED})
             retried = job.status == PENDING

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -72,12 +73,20 @@ class BlobStore:
 
     async def ensure_bucket(self) -> None:
         def create() -> None:
-            if not self._client.bucket_exists(self._bucket):
-                try:
-                    self._client.make_bucket(self._bucket)
-                except S3Error as exc:  # another service created it first
-                    if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
-                        raise
+            if self._client.bucket_exists(self._bucket):
+                return
+            try:
+                self._client.make_bucket(self._bucket)
+            except S3Error as exc:
+                if exc.code in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                    return  # another service created it first
+                # Services starting together race to create it, and SeaweedFS may answer the loser NoSuchBucket
+                # while the winner's bucket comes into being: give it a moment to appear.
+                for _ in range(25):
+                    time.sleep(0.2)
+                    if self._client.bucket_exists(self._bucket):
+                        return
+                raise
 
         await asyncio.to_thread(create)
 

@@ -1,7 +1,9 @@
 """RabbitMQ topology: the ``fax.events`` topic exchange, one quorum queue per (service, event), and dead letters.
 
-A handler that raises is nacked and redelivered; after ``DELIVERY_LIMIT`` deliveries the quorum queue
-dead-letters the message to ``fax.events.dlx``, where it waits in ``<queue>.dlq`` for an operator.
+Every handler runs through ``TransientRetryMiddleware``: a dependency that is away (Postgres, S3, the broker) is
+waited for, never charged to the message. A handler that raises anything else is nacked and redelivered; after
+``DELIVERY_LIMIT`` deliveries the quorum queue dead-letters the message to ``fax.events.dlx``, where it waits in
+``<queue>.dlq`` for an operator (``python -m fax_runtime.dead_letters``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
 
 from fax_contracts import EXCHANGE, Event, routing_key
 from fax_runtime.event_metrics import EventMetricsMiddleware
+from fax_runtime.transient import TransientRetryMiddleware
 
 DEAD_LETTER_EXCHANGE = "fax.events.dlx"
 DELIVERY_LIMIT = 5
@@ -24,9 +27,12 @@ def create_broker(amqp_url: str) -> RabbitBroker:
     return RabbitBroker(
         amqp_url,
         serializer=MsgSpecSerializer(),
-        middlewares=(RabbitTelemetryMiddleware(), EventMetricsMiddleware),
+        # Outermost first: the retries happen inside one traced, counted handling of the message.
+        middlewares=(RabbitTelemetryMiddleware(), EventMetricsMiddleware, TransientRetryMiddleware),
         # Our own logging covers outcomes; faststream's per-message lines would double it.
         log_level=10,
+        # Back within a second of RabbitMQ (aio-pika's robust connection waits this long between attempts).
+        reconnect_interval=1.0,
     )
 
 

@@ -26,6 +26,7 @@ from fax_runtime.health import HealthServer
 from fax_runtime.logs import configure_logging
 from fax_runtime.outbox import OutboxRelay
 from fax_runtime.telemetry import setup_tracing
+from fax_runtime.transient import UNBOUNDED, retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,12 @@ async def run_worker(spec: WorkerSpec, runtime: RuntimeSettings, health_host: st
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    pool = await create_pool(runtime.database_url)
+    # A worker started while a dependency is away (a restart during an outage) waits for it instead of exiting.
+    pool = await retry_transient(
+        lambda: create_pool(runtime.database_url), what="connecting to Postgres", policy=UNBOUNDED
+    )
     blobs = BlobStore(runtime.s3)
-    await blobs.ensure_bucket()
+    await retry_transient(blobs.ensure_bucket, what="reaching S3", policy=UNBOUNDED)
     broker = create_broker(runtime.amqp_url)
     context = WorkerContext(broker=broker, pool=pool, blobs=blobs)
     await spec.wire(context)
@@ -70,7 +74,7 @@ async def run_worker(spec: WorkerSpec, runtime: RuntimeSettings, health_host: st
     health = HealthServer(health_host, health_port, healthy)
     tasks: list[asyncio.Task[None]] = []
     try:
-        await broker.start()
+        await retry_transient(broker.start, what="connecting to RabbitMQ", policy=UNBOUNDED)
         await declare_dead_letters(broker, spec.name, spec.consumes)
         if spec.relay_outbox:
             tasks.append(asyncio.create_task(OutboxRelay(pool, runtime.amqp_url).run(), name="outbox-relay"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from faststream import AckPolicy
 
@@ -10,6 +11,7 @@ from fax_contracts import DocumentStored, JobSubmitted
 from fax_fetcher.config import FetcherSettings
 from fax_fetcher.handlers import DocumentPreparer
 from fax_fetcher.previews import DocumentPreviewer
+from fax_fetcher.reconciler import StalledDocuments
 from fax_fetcher.store import FetcherStore
 from fax_jobs import DocumentJobStore
 from fax_render.render import Converters, converter_sandbox
@@ -35,5 +37,21 @@ def create_worker(settings: FetcherSettings) -> WorkerSpec:
         context.broker.subscriber(
             event_queue(SERVICE, DocumentStored), events_exchange, ack_policy=AckPolicy.NACK_ON_ERROR
         )(previewer.on_document_stored)
+
+        async def backlog() -> int:
+            declared = await context.broker.declare_queue(event_queue(SERVICE, JobSubmitted))
+            return declared.declaration_result.message_count or 0
+
+        reconciler = StalledDocuments(
+            DocumentJobStore(context.pool), preparer.on_job_submitted, backlog, after_s=settings.redrive_after_s
+        )
+        task = asyncio.create_task(reconciler.run(), name="stalled-documents")
+
+        async def stop() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        context.on_close.append(stop)
 
     return WorkerSpec(name=SERVICE, consumes=[JobSubmitted, DocumentStored], wire=wire)

@@ -21,6 +21,8 @@ class FetcherSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_image_pixels: int = 100_000_000  # decoded pixels per image page: decompression bombs stop here
     render_memory_bytes: int = 1024 * 1024 * 1024  # address space of one converter run
     render_max_file_bytes: int = 256 * 1024 * 1024  # largest file one converter run may write
+    # A queued job with no document this long after it was submitted, changed or last re-driven is prepared again.
+    redrive_after_s: int = 600
     health_host: str = "127.0.0.1"
     health_port: int = 8001
 
@@ -36,6 +38,7 @@ class FetcherSettings(msgspec.Struct, frozen=True, kw_only=True):
             max_image_pixels=env_int(env, "FAX_MAX_IMAGE_PIXELS", 100_000_000),
             render_memory_bytes=env_int(env, "FAX_RENDER_MEMORY_MB", 1024) * 1024 * 1024,
             render_max_file_bytes=env_int(env, "FAX_RENDER_MAX_FILE_MB", 256) * 1024 * 1024,
+            redrive_after_s=env_int(env, "FAX_FETCH_REDRIVE_AFTER", 600),
             health_host=env_str(env, "FAX_FETCHER_HEALTH_HOST", "127.0.0.1"),
             health_port=env_int(env, "FAX_FETCHER_HEALTH_PORT", 8001),
         )

@@ -1,4 +1,5 @@
-"""Composition root of the notifier: mailer, HTTP client, SMS provider, dispatcher, sweeper and subscribers."""
+"""Composition root of the notifier: mailer, HTTP client, SMS provider, dispatcher, reconciler, sweeper and
+subscribers."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from fax_notifier.domain import Channel
 from fax_notifier.handlers import FileLinks, NotificationHandlers
 from fax_notifier.http import GuardedHttp
 from fax_notifier.mail import Mailer, SmtpMailer
+from fax_notifier.reconciler import UnnotifiedOutcomes
 from fax_notifier.sms import create_sms_provider
 from fax_notifier.store import NotifierStore
 from fax_runtime import signing
@@ -71,7 +73,14 @@ class Notifier:
             ),
             name=settings.public_name,
         )
-        self.sweeper = Sweeper(self.dispatcher, settings.sweep_interval)
+        self.reconciler = UnnotifiedOutcomes(
+            store,
+            self.handlers,
+            after_s=settings.reconcile_after,
+            # Outcomes older than the callbacks' retry period are past telling.
+            horizon_s=max(settings.callback_retry_for, settings.message_retry_for),
+        )
+        self.sweeper = Sweeper(self.dispatcher, settings.sweep_interval, self.reconciler.reconcile)
 
     async def close(self) -> None:
         await self.sweeper.stop()

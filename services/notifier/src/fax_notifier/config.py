@@ -58,8 +58,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     message_retry_interval: float = 15 * 60.0
     message_retry_for: float = 48 * 3600.0
     sweep_interval: float = 5.0
-    # How long a claimed delivery stays invisible to the sweeper: longer than any single send may take.
+    # How long a claimed delivery stays invisible to the sweeper: longer than any single send may take. A delivery
+    # whose notifier died before closing it is sent again (same delivery id) once it runs out.
     claim_lease: float = 300.0
+    # An outcome with nothing planned this long after it happened (its event lost) is planned by the reconciler.
+    reconcile_after: float = 300.0
     allow_networks: str = ""
     public_name: str = "Fax"
     # Where callback receivers reach the API: receive callbacks carry signed links to the fax's PDF under it.
@@ -78,6 +81,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if provider not in {"", "twilio", "http"}:
             raise ConfigError(f"FAX_SMS_PROVIDER must be twilio or http, got {provider!r}")
         callback_interval = env_int(env, "FAX_CALLBACK_RETRY_INTERVAL", 15 * 60)
+        claim_lease = env_int(env, "FAX_NOTIFY_CLAIM_LEASE", 300)
+        if claim_lease < 10:
+            raise ConfigError(f"FAX_NOTIFY_CLAIM_LEASE must be at least 10 seconds, got {claim_lease}")
         callback_for = env_int(env, "FAX_CALLBACK_RETRY_FOR", 48 * 3600)
         return cls(
             runtime=RuntimeSettings.from_env(env),
@@ -111,6 +117,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             message_retry_interval=float(env_int(env, "FAX_NOTIFY_RETRY_INTERVAL", callback_interval)),
             message_retry_for=float(env_int(env, "FAX_NOTIFY_RETRY_FOR", callback_for)),
             sweep_interval=float(env_int(env, "FAX_NOTIFY_SWEEP_INTERVAL", 5)),
+            claim_lease=float(claim_lease),
+            reconcile_after=float(env_int(env, "FAX_NOTIFY_RECONCILE_AFTER", 300)),
             allow_networks=env_str(env, "FAX_FETCH_ALLOW_NETWORKS", ""),
             public_name=env_str(env, "FAX_NOTIFY_PUBLIC_NAME", "Fax"),
             public_api_url=env_str(env, "FAX_PUBLIC_API_URL", "http://127.0.0.1:8000").rstrip("/"),

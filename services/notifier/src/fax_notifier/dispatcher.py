@@ -1,8 +1,10 @@
 """Sends claimed deliveries over their channel and records the outcome; the sweeper sends the ones that are due.
 
-Exactly once per (event, channel, recipient): the row is created once, claimed under a lease, and closed as sent
-in the same transaction that logs the attempt. The one window left is a crash between the relay accepting a message
-and that commit; it ends in one resend after the lease, never a lost notification.
+Once per (outcome, channel, recipient): the row is created once, claimed under a lease, and closed as sent in the
+same transaction that logs the attempt; that close is retried until it commits, so Postgres away as a delivery ends
+delays it, never reopens it. The one window left is a crash between the recipient accepting a message and that
+commit: it ends in one resend after the claim lease (``FAX_NOTIFY_CLAIM_LEASE``), never a lost notification, and
+the resend carries the same ``X-Fax-Delivery-Id`` (a callback) or Message-ID (an email) for the recipient to drop.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from fax_notifier.attachments import FaxAttachments
 from fax_notifier.domain import Channel, Kind, encode_callback_body, sign
@@ -21,10 +24,16 @@ from fax_notifier.store import ClaimedDelivery, NotifierStore
 from fax_notifier.templates import render_email, render_sms
 from fax_notifier.transport import Outcome, SendResult
 from fax_runtime.metrics import default_metrics
+from fax_runtime.transient import UNBOUNDED, RetryPolicy, retry_transient
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Fax-Signature"
+DELIVERY_ID_HEADER = "X-Fax-Delivery-Id"
+DELIVERY_ID_FIELD = "delivery_id"  # the same id in the body, where the signature covers it
+# What a delivery reads before sending (the account's secret, an attachment): an outage is waited out this long,
+# after which the attempt is rescheduled like any transient failure.
+BEFORE_SENDING = RetryPolicy(give_up_after_s=30.0)
 
 
 class Dispatcher:
@@ -74,10 +83,19 @@ class Dispatcher:
             result = SendResult(Outcome.RETRY, f"{type(exc).__name__}: {exc}")
         if result.outcome is Outcome.RETRY and delivery.expired:
             result = SendResult(Outcome.FAILED, f"gave up after {delivery.attempts} attempts: {result.detail}")
+        # Until it commits: a sent delivery left open would be sent again once its lease runs out.
         if result.outcome is Outcome.RETRY:
-            await self._store.retry_later(delivery, result.detail, self._intervals[delivery.channel])
+            await retry_transient(
+                lambda: self._store.retry_later(delivery, result.detail, self._intervals[delivery.channel]),
+                what=f"delivery {delivery.id}: rescheduling it",
+                policy=UNBOUNDED,
+            )
         else:
-            await self._store.finish(delivery, result.outcome.value, result.detail)
+            await retry_transient(
+                lambda: self._store.finish(delivery, result.outcome.value, result.detail),
+                what=f"delivery {delivery.id}: closing it as {result.outcome.value}",
+                policy=UNBOUNDED,
+            )
         outcome = {Outcome.SENT: "delivered", Outcome.RETRY: "retrying", Outcome.FAILED: "failed"}[result.outcome]
         default_metrics().notifications.labels(delivery.channel.value, outcome).inc()
         log.info(
@@ -98,19 +116,30 @@ class Dispatcher:
         rendered = render_email(Kind(delivery.kind), payload["context"])
         attachment = None
         if payload.get("attach_fax_of"):
-            attachment = await self._attachments.for_job(payload["attach_fax_of"], payload.get("tiff_key"))
+            attachment = await retry_transient(
+                lambda: self._attachments.for_job(payload["attach_fax_of"], payload.get("tiff_key")),
+                what=f"delivery {delivery.id}: reading its attachment",
+                policy=BEFORE_SENDING,
+            )
         # A stable Message-ID per delivery lets a mail client fold the rare resend after a crash into one message.
         domain = self._sender.rpartition("@")[2] or "localhost"
         message = build_message(
-            self._sender, delivery.recipient, rendered, attachment, f"<{delivery.id}.{delivery.event_id}@{domain}>"
+            self._sender, delivery.recipient, rendered, attachment, f"<{delivery.delivery_key}@{domain}>"
         )
         return await self._mailer.send(message, delivery.recipient)
 
     async def _callback(self, delivery: ClaimedDelivery) -> SendResult:
         payload = delivery.payload
-        body, content_type = encode_callback_body(payload["fields"], payload["body_type"])
-        headers = {"Content-Type": content_type, "User-Agent": "fax-notifier"}
-        secret = await self._store.callback_secret(delivery.account_id)
+        delivery_id = str(delivery.delivery_key)
+        body, content_type = encode_callback_body(
+            {**payload["fields"], DELIVERY_ID_FIELD: delivery_id}, payload["body_type"]
+        )
+        headers = {"Content-Type": content_type, "User-Agent": "fax-notifier", DELIVERY_ID_HEADER: delivery_id}
+        secret = await retry_transient(
+            lambda: self._store.callback_secret(delivery.account_id),
+            what=f"delivery {delivery.id}: reading the account's callback secret",
+            policy=BEFORE_SENDING,
+        )
         if secret:
             headers[SIGNATURE_HEADER] = sign(secret, int(time.time()), body)
         return await self._http.request(payload["method"], delivery.recipient, data=body, headers=headers)
@@ -122,11 +151,15 @@ class Dispatcher:
 
 
 class Sweeper:
-    """Every ``interval`` seconds, send what is due; runs as a task for the life of the worker."""
+    """Every ``interval`` seconds, plan what the reconciler finds unnotified, then send what is due; runs as a task
+    for the life of the worker."""
 
-    def __init__(self, dispatcher: Dispatcher, interval: float) -> None:
+    def __init__(
+        self, dispatcher: Dispatcher, interval: float, reconcile: Callable[[], Awaitable[int]] | None = None
+    ) -> None:
         self._dispatcher = dispatcher
         self._interval = interval
+        self._reconcile = reconcile
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -141,9 +174,11 @@ class Sweeper:
     async def _run(self) -> None:
         while True:
             try:
+                if self._reconcile is not None:
+                    await self._reconcile()
                 # A full batch means more may be waiting: go again without sleeping.
                 while await self._dispatcher.sweep() >= 100:
                     pass
             except Exception:
-                log.exception("notification sweep failed; trying again in %.0f s", self._interval)
+                log.warning("notification sweep failed; trying again in %.0f s", self._interval, exc_info=True)
             await asyncio.sleep(self._interval)

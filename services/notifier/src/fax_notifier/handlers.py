@@ -1,4 +1,4 @@
-"""Thin event handlers: read what the event is about, plan its deliveries once, send the new ones."""
+"""Thin event handlers: read what the event is about, plan its deliveries once per outcome, send the new ones."""
 
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ class NotificationHandlers:
                 await self._store.reception(event.fax_id),
             )
             planned += plan_callback(callback, fields, Kind.INBOUND_RECEIVED)
-        await self._plan_and_send(event.event_id, event.account_id, None, planned)
+        await self._plan_and_send(f"inbound:{event.fax_id}", event.event_id, event.account_id, None, planned)
 
     async def on_inbound_failed(self, event: InboundFailed) -> None:
         settings = await self._faxbox(event.faxbox_id, event.account_id)
@@ -116,12 +116,12 @@ class NotificationHandlers:
         planned = plan_messages(
             Kind.INBOUND_FAILURE, context, inbound_email_recipients(settings), inbound_sms_recipients(settings)
         )
-        await self._plan_and_send(event.event_id, event.account_id, None, planned)
+        await self._plan_and_send(f"inbound:{event.fax_id}", event.event_id, event.account_id, None, planned)
 
     async def on_intake_rejected(self, event: IntakeRejected) -> None:
         context = {"name": self._name, "to_number": event.to_number, "error": event.error, "from_number": event.sender}
         planned = plan_messages(Kind.INTAKE_REJECTED, context, recipients(event.sender), [])
-        await self._plan_and_send(event.event_id, event.account_id, None, planned)
+        await self._plan_and_send(f"event:{event.event_id}", event.event_id, event.account_id, None, planned)
 
     async def _outbound(self, event_id: uuid.UUID, job_id: uuid.UUID, *, success: bool, error: str, code: str) -> None:
         job = await self._store.job(job_id)
@@ -153,12 +153,19 @@ class NotificationHandlers:
             receipt(receipt_job_id(job.request, job.id, job.int_id), success=success, code=code, message=message),
             kind,
         )
-        await self._plan_and_send(event_id, job.account_id, job.id, planned)
+        await self._plan_and_send(f"job:{job.id}", event_id, job.account_id, job.id, planned)
 
     async def _plan_and_send(
-        self, event_id: uuid.UUID, account_id: str, job_id: uuid.UUID | None, planned: list[PlannedDelivery]
+        self,
+        subject: str,
+        event_id: uuid.UUID,
+        account_id: str,
+        job_id: uuid.UUID | None,
+        planned: list[PlannedDelivery],
     ) -> None:
-        new = await self._store.plan(event_id, account_id, job_id, planned, self._retry_for)
+        """Plan the outcome's deliveries once per ``subject`` (a finished job, a received fax: whoever plans it
+        first, its event or the reconciler), and send those that are new."""
+        new = await self._store.plan(subject, event_id, account_id, job_id, planned, self._retry_for)
         await self._dispatcher.send_new(new)
 
     async def _faxbox(self, faxbox_id: str | None, account_id: str) -> dict[str, Any] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 from typing import Any
@@ -33,9 +34,11 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ClaimedDelivery(msgspec.Struct, frozen=True, kw_only=True):
-    """A delivery this process now owns until its lease runs out."""
+    """A delivery this process now owns until its lease runs out. ``delivery_key`` names it to its recipient
+    (``X-Fax-Delivery-Id``), the same on every attempt."""
 
     id: int
+    delivery_key: uuid.UUID
     event_id: uuid.UUID
     channel: Channel
     recipient: str
@@ -55,6 +58,7 @@ def _json(value: Any) -> Any:
 def _claimed(row: asyncpg.Record) -> ClaimedDelivery:
     return ClaimedDelivery(
         id=row["id"],
+        delivery_key=row["delivery_key"],
         event_id=row["event_id"],
         channel=Channel(row["channel"]),
         recipient=row["recipient"],
@@ -65,6 +69,33 @@ def _claimed(row: asyncpg.Record) -> ClaimedDelivery:
         attempts=row["attempts"],
         expired=row["expired"],
     )
+
+
+class UnnotifiedJob(msgspec.Struct, frozen=True, kw_only=True):
+    """A finished job nothing was planned for."""
+
+    id: uuid.UUID
+    account_id: str
+    status: str
+    attempts: int
+    pages: int | None
+    error_message: str
+    result_code: int
+
+
+class UnnotifiedReception(msgspec.Struct, frozen=True, kw_only=True):
+    """A received (or failed) inbound fax nothing was planned for."""
+
+    id: uuid.UUID
+    account_id: str
+    faxbox_id: str | None
+    status: str
+    from_number: str
+    to_number: str
+    pages: int
+    tiff_key: str | None
+    error_message: str
+    completed_at: dt.datetime
 
 
 class NotifierStore:
@@ -95,23 +126,27 @@ class NotifierStore:
 
     async def plan(
         self,
+        subject: str,
         event_id: uuid.UUID,
         account_id: str,
         job_id: uuid.UUID | None,
         deliveries: list[PlannedDelivery],
         retry_for: dict[Channel, float],
     ) -> list[int]:
-        """Record the deliveries an event causes; the ids of those that are new and still to be sent.
+        """Record the deliveries an outcome causes; the ids of those that are new and still to be sent.
 
-        The unique (event, channel, recipient) key makes a redelivered event a no-op. An invalid recipient is
-        recorded as failed straight away, with an attempt row saying why: reported, never retried.
+        ``subject`` names the outcome (``job:<id>``, ``inbound:<id>``, ``event:<id>``): the unique (subject,
+        channel, recipient) key makes a redelivered event, or one the reconciler planned first, a no-op. An invalid
+        recipient is recorded as failed straight away, with an attempt row saying why: reported, never retried.
         """
         new: list[int] = []
         async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(Q["plan_subject"], subject)
             for delivery in deliveries:
                 status = "failed" if delivery.invalid else "pending"
                 delivery_id = await conn.fetchval(
                     Q["plan_delivery"],
+                    subject,
                     event_id,
                     delivery.channel.value,
                     delivery.recipient,
@@ -154,3 +189,11 @@ class NotifierStore:
 
     async def callback_secret(self, account_id: str) -> str | None:
         return await self._pool.fetchval(Q["callback_secret"], account_id)
+
+    async def unnotified_jobs(self, since: dt.datetime, until: dt.datetime) -> list[UnnotifiedJob]:
+        rows = await self._pool.fetch(Q["unnotified_jobs"], since, until)
+        return [msgspec.convert(dict(row), UnnotifiedJob) for row in rows]
+
+    async def unnotified_receptions(self, since: dt.datetime, until: dt.datetime) -> list[UnnotifiedReception]:
+        rows = await self._pool.fetch(Q["unnotified_receptions"], since, until)
+        return [msgspec.convert(dict(row), UnnotifiedReception) for row in rows]

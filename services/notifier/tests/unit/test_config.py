@@ -45,3 +45,11 @@ def test_smtp_and_retry_settings() -> None:
 def test_bad_values_are_refused(name: str, value: str) -> None:
     with pytest.raises(ConfigError):
         Settings.from_env({**BASE, name: value})
+
+
+def test_the_claim_lease_and_the_reconciler_delay_are_settings() -> None:
+    settings = Settings.from_env({**BASE, "FAX_NOTIFY_CLAIM_LEASE": "45", "FAX_NOTIFY_RECONCILE_AFTER": "90"})
+    assert (settings.claim_lease, settings.reconcile_after) == (45, 90)
+    assert (Settings.from_env(BASE).claim_lease, Settings.from_env(BASE).reconcile_after) == (300, 300)
+    with pytest.raises(ConfigError, match="FAX_NOTIFY_CLAIM_LEASE"):
+        Settings.from_env({**BASE, "FAX_NOTIFY_CLAIM_LEASE": "2"})

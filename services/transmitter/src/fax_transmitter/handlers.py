@@ -6,6 +6,13 @@ and the sweeper of any transmitter ends those attempts as failed (retrying them 
 its answered calls up at the far end, which keeps streaming into its media ports: each answered call is saved with
 its attempt, and whoever ends the attempt (the sweeper, or at once the dead process's successor on the same SIP
 address) hangs the call up.
+
+What a call established is recorded until it commits, with the lease renewed meanwhile: each page the far end
+confirms, then the outcome. Postgres away as a call ends delays the record, never loses it; and an attempt whose
+every page was confirmed is never dialled again, even if its transmitter dies before the outcome is written (the
+reaper completes it). The one window left is between the far end's confirmation of the last page (its MCF) and the
+commit of that page's record, a database round trip after it: a transmitter killed within it, or one that dies
+while Postgres is away at that moment, leaves an attempt that is dialled again.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import tempfile
 import time
@@ -26,6 +34,7 @@ from fax_media.t30 import TransmissionOutcome
 from fax_runtime.blobs import BlobStore
 from fax_runtime.logs import fax_context
 from fax_runtime.metrics import default_metrics
+from fax_runtime.transient import UNBOUNDED, RetryPolicy, retry_transient
 from fax_transmitter.config import TransmitterSettings
 from fax_transmitter.inbound import InboundStore
 from fax_transmitter.lines import AnsweredCall, CallRequest, CallRoute, Line
@@ -34,6 +43,10 @@ from fax_transmitter.options import fax_options_for
 from fax_transmitter.outcome import RetryDelays, call_not_made, record_call, retry_delay_s, should_retry, tx_result
 
 log = logging.getLogger(__name__)
+
+# Reading the fax from S3 before dialling: an outage of minutes is waited out (the lease renewed meanwhile); after
+# that the attempt fails as not made, and is retried later if attempts remain.
+DOCUMENT_READ = RetryPolicy(give_up_after_s=600.0)
 
 
 class Transmitter:
@@ -46,6 +59,9 @@ class Transmitter:
         self._line = line
         self._calls: set[asyncio.Task[None]] = set()
         self._saves: set[asyncio.Task[None]] = set()
+        # The jobs whose attempt this process runs, until its outcome is recorded: never reaped by our own sweeper.
+        self._running: set[uuid.UUID] = set()
+        self._sweep_failed_at: float | None = None
         self._delays = RetryDelays(
             busy_s=settings.retry_delay_busy_s,
             no_answer_s=settings.retry_delay_no_answer_s,
@@ -97,6 +113,7 @@ class Transmitter:
 
     async def _run(self, job: ClaimedAttempt) -> None:
         job_id, attempt = job.id, job.attempts
+        self._running.add(job_id)
         metrics = default_metrics()
         metrics.job_transitions.labels("processing").inc()
         metrics.calls_active.labels("outbound").inc()
@@ -106,36 +123,51 @@ class Transmitter:
         reporter = asyncio.create_task(self._report_progress(job_id, attempt, progress))
         routes: list[CallRoute] = []
         try:
-            outcome = await self._place_call(job_id, attempt, job, progress.put_nowait, routes.append)
-        except Exception as exc:
-            # The attempt is claimed: whatever broke, it must end recorded, or the job would hang in 'processing'.
-            log.exception("job %s: attempt %d could not be made", job_id, attempt)
-            outcome = call_not_made(f"transmitter error: {exc}")
+            try:
+                outcome = await self._place_call(job_id, attempt, job, progress.put_nowait, routes.append)
+            except Exception as exc:
+                # The attempt is claimed: whatever broke, it must end recorded, or the job would hang in 'processing'.
+                log.exception("job %s: attempt %d could not be made", job_id, attempt)
+                outcome = call_not_made(f"transmitter error: {exc}")
+            finally:
+                metrics.calls_active.labels("outbound").dec()
+            # The confirmed pages first, then the outcome; the lease is renewed until both have committed.
+            await progress.join()
+            retry = await self._record_outcome(job, outcome, routes[-1] if routes else None)
         finally:
             heartbeat.cancel()
-            await progress.join()
             reporter.cancel()
-            metrics.calls_active.labels("outbound").dec()
-        elapsed = int((dt.datetime.now(dt.UTC) - job.created_at).total_seconds())
-        result = tx_result(
-            outcome,
-            time_elapsed=elapsed,
-            attempt=attempt,
-            route=routes[-1] if routes else None,
-            earlier=attempt_log(job.tx_result),
-        )
-        retry = False
-        if outcome.success:
-            await self._jobs.record_success(job_id, attempt, result)
-            log.info("job %s: sent %d page(s) at %d bit/s", job_id, outcome.pages_sent, outcome.bit_rate)
-        else:
-            retry = should_retry(outcome, attempt=attempt, retries=job.retries)
-            delay = retry_delay_s(outcome, self._delays)
-            await self._jobs.record_failure(job_id, attempt, result, retry, delay)
-            log.info("job %s: attempt %d failed (%s); retry=%s", job_id, attempt, outcome.result_text, retry)
+            self._running.discard(job_id)
         record_call(metrics, "outbound", outcome, retry=retry, seconds=time.monotonic() - began)
         metrics.job_state_seconds.labels("processing").observe(time.monotonic() - began)
         metrics.job_transitions.labels("completed" if outcome.success else "pending" if retry else "failed").inc()
+
+    async def _record_outcome(
+        self, job: ClaimedAttempt, outcome: TransmissionOutcome, route: CallRoute | None
+    ) -> bool:
+        """Record how the attempt ended, until it commits; whether the job is tried again."""
+        job_id, attempt = job.id, job.attempts
+        elapsed = int((dt.datetime.now(dt.UTC) - job.created_at).total_seconds())
+        result = tx_result(
+            outcome, time_elapsed=elapsed, attempt=attempt, route=route, earlier=attempt_log(job.tx_result)
+        )
+        if outcome.success:
+            await retry_transient(
+                lambda: self._jobs.record_success(job_id, attempt, result),
+                what=f"job {job_id}: recording its delivery",
+                policy=UNBOUNDED,
+            )
+            log.info("job %s: sent %d page(s) at %d bit/s", job_id, outcome.pages_sent, outcome.bit_rate)
+            return False
+        retry = should_retry(outcome, attempt=attempt, retries=job.retries)
+        delay = retry_delay_s(outcome, self._delays)
+        await retry_transient(
+            lambda: self._jobs.record_failure(job_id, attempt, result, retry, delay),
+            what=f"job {job_id}: recording its failed attempt",
+            policy=UNBOUNDED,
+        )
+        log.info("job %s: attempt %d failed (%s); retry=%s", job_id, attempt, outcome.result_text, retry)
+        return retry
 
     async def _keep_lease(self, job_id: uuid.UUID, attempt: int) -> None:
         lease = self._settings.call_lease_s
@@ -144,14 +176,19 @@ class Transmitter:
             try:
                 await self._jobs.renew_lease(job_id, attempt, lease)
             except Exception:
-                log.exception("job %s: could not renew the call's lease", job_id)
+                log.warning("job %s: could not renew the call's lease", job_id, exc_info=True)
 
     async def _report_progress(self, job_id: uuid.UUID, attempt: int, pages: asyncio.Queue[int]) -> None:
         # One consumer per call keeps the progress events in page order.
         while True:
             pages_sent = await pages.get()
             try:
-                await self._jobs.record_progress(job_id, attempt, pages_sent)
+                # Until it commits: a page recorded as confirmed is what keeps a delivered fax from being redialled.
+                await retry_transient(
+                    functools.partial(self._jobs.record_progress, job_id, attempt, pages_sent),
+                    what=f"job {job_id}: recording page {pages_sent}",
+                    policy=UNBOUNDED,
+                )
             except Exception:
                 log.exception("job %s: could not record progress", job_id)
             finally:
@@ -181,7 +218,11 @@ class Transmitter:
         options = fax_options_for(request, self._settings.station_ident)
         with tempfile.TemporaryDirectory(prefix="fax-tx-") as tmp:
             tiff = Path(tmp) / "fax.tif"
-            await self._blobs.download(job.tiff_key, tiff)
+            await retry_transient(
+                lambda: self._blobs.download(job.tiff_key, tiff),
+                what=f"job {job_id}: reading its fax from S3",
+                policy=DOCUMENT_READ,
+            )
             return await self._line.place_call(
                 CallRequest(
                     job_id=job_id,
@@ -204,16 +245,27 @@ class Transmitter:
         cancelled)."""
         while True:
             try:
-                abandoned = await self._jobs.reap_abandoned_attempts()
-                self._line.hang_up_abandoned(ended.call for ended in abandoned if ended.call)
-                due = await self._jobs.due_jobs(self._settings.retry_delay_s, held_back_s=int(poll_seconds))
-                for job_id in due:
-                    await self.start_attempt(job_id)
+                await self.sweep_once(held_back_s=int(poll_seconds))
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("sweep failed")
+                self._sweep_failed_at = time.monotonic()
+                log.warning("sweep failed; trying again in %.0f s", poll_seconds, exc_info=True)
             await asyncio.sleep(poll_seconds)
+
+    async def sweep_once(self, held_back_s: int) -> None:
+        # After an outage every live transmitter's leases may have run out while none could renew them; they get one
+        # lease period to renew before anything is taken for abandoned.
+        failed_at = self._sweep_failed_at
+        if failed_at is None or time.monotonic() - failed_at > self._settings.call_lease_s:
+            abandoned = await self._jobs.reap_abandoned_attempts(running=frozenset(self._running))
+            for ended in abandoned:
+                if ended.completed:
+                    log.info("job %s: every page was confirmed before its transmitter stopped: delivered", ended.job_id)
+            self._line.hang_up_abandoned(ended.call for ended in abandoned if ended.call)
+        due = await self._jobs.due_jobs(self._settings.retry_delay_s, held_back_s=held_back_s)
+        for job_id in due:
+            await self.start_attempt(job_id)
 
     async def drain(self, grace_s: float) -> None:
         """Let calls in progress finish (a stopping pod); those still up after ``grace_s`` are cut, and their

@@ -247,3 +247,169 @@ async def test_the_sweeper_ends_attempts_whose_lease_ran_out_and_starts_their_re
         sweeper.cancel()
     assert jobs.jobs[job_id].attempts == 2 and len(line.calls) == 1
     assert _events(jobs)[0] == (TransmissionFailed.__name__, 1, None, False)
+
+
+class PostgresAway(MemoryJobs[AnsweredCall]):
+    """Jobs whose database is away for the next ``outage`` writes of an attempt's outcome."""
+
+    def __init__(self, clock: Clock, outage: int) -> None:
+        super().__init__(clock)
+        self.outage = outage
+
+    def _away(self) -> None:
+        if self.outage > 0:
+            self.outage -= 1
+            raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+
+    async def record_success(self, job_id: uuid.UUID, attempt: int, tx_result: dict[str, Any]) -> None:
+        self._away()
+        await super().record_success(job_id, attempt, tx_result)
+
+
+class HeldCall(ScriptedLine):
+    """A line whose call, once its pages are confirmed, stays up until ``hang_up`` is set."""
+
+    def __init__(self, outcome: TransmissionOutcome) -> None:
+        super().__init__(outcome)
+        self.up = asyncio.Event()
+        self.hang_up = asyncio.Event()
+
+    async def place_call(self, call: CallRequest) -> TransmissionOutcome:
+        self.up.set()
+        await self.hang_up.wait()
+        return await super().place_call(call)
+
+
+@pytest.fixture
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fax_runtime.transient import RetryPolicy
+    from fax_transmitter import handlers
+
+    monkeypatch.setattr(handlers, "UNBOUNDED", RetryPolicy(first_delay_s=0.001, give_up_after_s=None))
+    monkeypatch.setattr(handlers, "DOCUMENT_READ", RetryPolicy(first_delay_s=0.001, give_up_after_s=1))
+
+
+async def test_a_delivery_recorded_while_postgres_is_away_is_recorded_once_it_is_back_and_never_redialled(
+    blobs: MemoryBlobs, clock: Clock, no_backoff: None
+) -> None:
+    """Before the fix the outcome's write failed once and was given up: the job stayed ``processing``, its lease ran
+    out, and the sweeper took the attempt for an interrupted one and dialled the fax again."""
+    jobs = PostgresAway(clock, outage=5)
+    job_id = await _ready(jobs, blobs, retries=2)
+    line = ScriptedLine(DELIVERED, DELIVERED)
+    transmitter = _transmitter(jobs, blobs, line)
+
+    await transmitter.attempt(job_id)
+    clock.now += SETTINGS.call_lease_s + 1
+    await transmitter.sweep_once(held_back_s=5)
+
+    job = jobs.jobs[job_id]
+    assert (job.status, job.attempts, len(line.calls)) == (COMPLETED, 1, 1)
+    assert [name for name, *_ in _events(jobs)].count(TransmissionCompleted.__name__) == 1
+
+
+async def test_the_sweeper_never_takes_an_attempt_its_own_process_still_runs(
+    jobs: MemoryJobs[AnsweredCall], blobs: MemoryBlobs, clock: Clock
+) -> None:
+    """A lease that ran out while Postgres was away belongs to a call that is still up here: its outcome comes."""
+    job_id = await _ready(jobs, blobs, retries=2)
+    line = HeldCall(DELIVERED)
+    transmitter = _transmitter(jobs, blobs, line)
+    assert await transmitter.start_attempt(job_id)
+    await line.up.wait()
+
+    clock.now += SETTINGS.call_lease_s + 1  # no renewal got through meanwhile
+    await transmitter.sweep_once(held_back_s=5)
+    assert jobs.jobs[job_id].status == PROCESSING
+
+    line.hang_up.set()
+    await _until(lambda: jobs.jobs[job_id].status == COMPLETED)
+    assert len(line.calls) == 1
+
+
+async def test_after_an_outage_the_sweeper_gives_leases_one_lease_period_to_be_renewed(
+    jobs: MemoryJobs[AnsweredCall], blobs: MemoryBlobs, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another transmitter's call, whose lease ran out while no one could reach Postgres, is renewed by its own
+    heartbeat once Postgres is back: this sweeper leaves it alone for a lease period after its own failed sweep."""
+    job_id = await _ready(jobs, blobs)
+    assert await jobs.claim_attempt(job_id, max_calls_per_account=10, lease_s=60)  # a live sibling's call
+    transmitter = _transmitter(jobs, blobs, ScriptedLine())
+    reap = jobs.reap_abandoned_attempts
+    monkeypatch.setattr(jobs, "reap_abandoned_attempts", _raising(ConnectionRefusedError()))
+    sweeper = asyncio.create_task(transmitter.sweep(poll_seconds=0.001))
+    try:
+        await asyncio.sleep(0.01)  # sweeps fail: Postgres is away
+        monkeypatch.setattr(jobs, "reap_abandoned_attempts", reap)
+        clock.now += 61
+        await asyncio.sleep(0.01)
+        assert jobs.jobs[job_id].status == PROCESSING, "the sibling has a lease period to renew"
+    finally:
+        sweeper.cancel()
+
+
+def _raising(error: Exception) -> Callable[..., Any]:
+    async def fail(*_: Any, **__: Any) -> Any:
+        raise error
+
+    return fail
+
+
+async def test_an_attempt_whose_every_page_was_confirmed_is_completed_not_redialled(
+    jobs: MemoryJobs[AnsweredCall], blobs: MemoryBlobs, clock: Clock
+) -> None:
+    """Before the fix the reaper took such an attempt for a failed one, and the fax was sent again."""
+    job_id = await _ready(jobs, blobs, retries=3)
+    attempt = await jobs.claim_attempt(job_id, max_calls_per_account=10, lease_s=60)
+    assert attempt is not None
+    # The far end confirmed both pages; the transmitter died before the call ended.
+    await jobs.record_progress(job_id, 1, 1)
+    await jobs.record_progress(job_id, 1, 2)
+    line = ScriptedLine(DELIVERED)
+    clock.now += 61
+
+    await _transmitter(jobs, blobs, line).sweep_once(held_back_s=5)
+    clock.now += SETTINGS.retry_delay_s
+    await _transmitter(jobs, blobs, line).sweep_once(held_back_s=5)
+
+    job = jobs.jobs[job_id]
+    assert (job.status, job.attempts, job.error_message, line.calls) == (COMPLETED, 1, "", [])
+    assert _events(jobs)[-1] == (TransmissionCompleted.__name__, 1, 2, None)
+
+
+async def test_pages_confirmed_in_an_earlier_attempt_do_not_complete_the_next(
+    jobs: MemoryJobs[AnsweredCall], blobs: MemoryBlobs, clock: Clock
+) -> None:
+    job_id = await _ready(jobs, blobs, retries=3)
+    assert await jobs.claim_attempt(job_id, max_calls_per_account=10, lease_s=60)
+    await jobs.record_progress(job_id, 1, 2)
+    await jobs.record_failure(job_id, 1, {"error_message": "no final report", "pages_sent": 2}, True, 0)
+    assert await jobs.claim_attempt(job_id, max_calls_per_account=10, lease_s=60)  # dies before any page
+    clock.now += 61
+
+    (ended,) = await jobs.reap_abandoned_attempts()
+
+    assert (ended.completed, ended.retried, jobs.jobs[job_id].status) == (False, True, PENDING)
+
+
+async def test_a_fax_unreadable_while_s3_is_away_is_read_once_it_is_back(
+    jobs: MemoryJobs[AnsweredCall], clock: Clock, no_backoff: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the fix an S3 outage spent the attempt (``transmitter error``), and the last one failed the job."""
+    blobs = MemoryBlobs()
+    job_id = await _ready(jobs, blobs)
+    outage = iter([ConnectionRefusedError(), ConnectionRefusedError()])
+    download = blobs.download
+
+    async def flaky(key: str, path: Any) -> None:
+        error = next(outage, None)
+        if error is not None:
+            raise error
+        await download(key, path)
+
+    monkeypatch.setattr(blobs, "download", flaky)
+    line = ScriptedLine(DELIVERED)
+
+    await _transmitter(jobs, blobs, line).attempt(job_id)
+
+    assert (jobs.jobs[job_id].status, len(line.calls)) == (COMPLETED, 1)

@@ -23,3 +23,19 @@ SET status = 'failed', error_message = $2::text,
 WHERE id = $1::uuid AND status IN ('attaching_files', 'pending') AND tiff_key IS NULL
   AND request_revision = $3::int
 RETURNING account_id;
+
+-- name: stalled_documents
+-- Queued jobs whose document nobody prepared $1 seconds after they were submitted, changed or last re-driven: their
+-- fax.job.submitted was lost (dead-lettered, or gone with the broker's queues). Each is stamped for the fetcher that
+-- takes it (SKIP LOCKED: another fetcher's pass takes other rows, and none takes it again for $1 seconds), which
+-- prepares it as if the event had come; a render recorded meanwhile makes that a no-op (job_to_prepare).
+UPDATE fax_jobs SET updated_at = now()
+WHERE id IN (
+    SELECT id FROM fax_jobs
+    WHERE status IN ('attaching_files', 'pending') AND tiff_key IS NULL
+      AND updated_at < now() - make_interval(secs => $1::int)
+    ORDER BY updated_at
+    LIMIT $2::int
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id, account_id;

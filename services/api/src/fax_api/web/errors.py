@@ -14,19 +14,24 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 
 from fax_api.web.faxto import FaxtoError, faxto_error_response, faxto_failure
 from fax_api.web.kazoo import KazooError, error_response
 from fax_api.web.uapi import UapiError, uapi_error_response, uapi_failure
+from fax_runtime.transient import is_transient
 
 FAXTO_PREFIX = "/api"  # Fax.to: /api/v2 and the v1 send path
 UAPI_PREFIX = "/uapi"  # VoipNow UAPI
 
 # UAPI codes for failures its text does not name; a client error never gets internal_server_error.
 _UAPI_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 413: "request_too_large", 415: "unsupported_media_type"}  # fmt: skip
+               405: "method_not_allowed", 413: "request_too_large", 415: "unsupported_media_type",
+               503: "service_unavailable"}  # fmt: skip
 _MESSAGES = {404: "No such call: {method} {path}", 405: "{method} is not allowed on {path}"}
+# While Postgres or S3 is away every dialect answers 503 with Retry-After: the request was fine, make it again.
+RETRY_AFTER_S = 5
+UNAVAILABLE = "Temporarily unavailable: try again shortly"
 # Kazoo's message for failures raised outside its handlers.
 _KAZOO_MESSAGES = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type"}
 
@@ -44,7 +49,9 @@ def dialect_error(
     more than that it happened, whatever raised it. ``headers`` (a 405's Allow) go with the answer.
     """
     allow = (headers or {}).get("allow", "")
-    if status_code >= 500:
+    if status_code == HTTP_503_SERVICE_UNAVAILABLE:
+        message = UNAVAILABLE
+    elif status_code >= 500:
         message = "Internal error: the request could not be completed"
     elif status_code in _MESSAGES:
         message = _MESSAGES[status_code].format(method=method, path=path) + (f" (allowed: {allow})" if allow else "")
@@ -53,7 +60,7 @@ def dialect_error(
     if _under(path, FAXTO_PREFIX):
         return faxto_failure(status_code, message, headers)
     if _under(path, UAPI_PREFIX):
-        code = "internal_server_error" if status_code >= 500 else _UAPI_CODES.get(status_code, "invalid_request")
+        code = _UAPI_CODES.get(status_code) or ("internal_server_error" if status_code >= 500 else "invalid_request")
         return uapi_failure(status_code, code, message, headers)
     return None
 
@@ -67,6 +74,18 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
 
 
 def _unexpected_error(request: Request, exc: Exception) -> Response:
+    if is_transient(exc):
+        # Postgres or S3 is away: nothing was wrong with the request, which the client should make again shortly.
+        request.logger.warning("a dependency is unavailable: %s: %s", type(exc).__name__, exc)
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
+        answer = dialect_error(request.method, request.url.path, HTTP_503_SERVICE_UNAVAILABLE, "", headers)
+        if answer is not None:
+            return answer
+        response = error_response(
+            request, KazooError(HTTP_503_SERVICE_UNAVAILABLE, "service_unavailable", {"message": UNAVAILABLE})
+        )
+        response.headers.update(headers)
+        return response
     request.logger.exception("unhandled error", exc_info=exc)
     answer = dialect_error(request.method, request.url.path, HTTP_500_INTERNAL_SERVER_ERROR, "")
     if answer is not None:

@@ -17,20 +17,28 @@ SELECT rx_result, created_at FROM inbound_faxes WHERE id = $1::uuid;
 -- The Fax.to API-settings callback: receive callbacks of faxes to the account's numbers go there.
 SELECT NULLIF(callback_url, '') FROM faxto_settings WHERE account_id = $1::text;
 
+-- name: plan_subject
+-- A subject (job:<id>, inbound:<id>, event:<id>) is planned once, by its event or by the reconciler, whichever comes
+-- first; its deliveries are planned in the same transaction, so a planned subject has all of them.
+INSERT INTO notified_subjects (subject) VALUES ($1::text)
+ON CONFLICT (subject) DO NOTHING;
+
 -- name: plan_delivery
 INSERT INTO notification_deliveries
-    (event_id, channel, recipient, kind, account_id, job_id, payload, give_up_at, status, last_error, finished_at)
-VALUES ($1::uuid, $2::text, $3::text, $4::text, $5::text, $6::uuid, $7::jsonb,
-        now() + make_interval(secs => $8::double precision), $9::text, $10::text,
-        CASE WHEN $9::text = 'pending' THEN NULL ELSE now() END)
-ON CONFLICT (event_id, channel, recipient) DO NOTHING
+    (subject, event_id, channel, recipient, kind, account_id, job_id, payload, give_up_at, status, last_error,
+     finished_at)
+VALUES ($1::text, $2::uuid, $3::text, $4::text, $5::text, $6::text, $7::uuid, $8::jsonb,
+        now() + make_interval(secs => $9::double precision), $10::text, $11::text,
+        CASE WHEN $10::text = 'pending' THEN NULL ELSE now() END)
+ON CONFLICT (subject, channel, recipient) DO NOTHING
 RETURNING id;
 
 -- name: claim_delivery
 UPDATE notification_deliveries
 SET attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => $2::double precision)
 WHERE id = $1::bigint AND status = 'pending' AND next_attempt_at <= now()
-RETURNING id, event_id, channel, recipient, kind, account_id, job_id, payload, attempts, give_up_at <= now() AS expired;
+RETURNING id, delivery_key, event_id, channel, recipient, kind, account_id, job_id, payload, attempts,
+          give_up_at <= now() AS expired;
 
 -- name: claim_due
 UPDATE notification_deliveries d
@@ -43,8 +51,8 @@ FROM (
     FOR UPDATE SKIP LOCKED
 ) due
 WHERE d.id = due.id
-RETURNING d.id, d.event_id, d.channel, d.recipient, d.kind, d.account_id, d.job_id, d.payload, d.attempts,
-          d.give_up_at <= now() AS expired;
+RETURNING d.id, d.delivery_key, d.event_id, d.channel, d.recipient, d.kind, d.account_id, d.job_id, d.payload,
+          d.attempts, d.give_up_at <= now() AS expired;
 
 -- name: record_attempt
 INSERT INTO notification_attempts (delivery_id, attempt, outcome, detail)
@@ -64,3 +72,21 @@ WHERE id = $1::bigint AND status = 'pending';
 
 -- name: callback_secret
 SELECT callback_secret FROM accounts WHERE id = $1::text;
+
+-- name: unnotified_jobs
+-- Jobs that finished between $1 and $2 with nothing planned for them: their outcome's event never reached us.
+SELECT j.id, j.account_id, j.status, j.attempts, j.pages, j.error_message,
+       coalesce((j.tx_result ->> 'result_code')::int, 0) AS result_code
+FROM fax_jobs j
+WHERE j.status IN ('completed', 'failed') AND j.updated_at > $1::timestamptz AND j.updated_at <= $2::timestamptz
+  AND NOT EXISTS (SELECT 1 FROM notified_subjects s WHERE s.subject = 'job:' || j.id::text)
+ORDER BY j.updated_at;
+
+-- name: unnotified_receptions
+-- Receptions that ended between $1 and $2 with nothing planned for them.
+SELECT i.id, i.account_id, i.faxbox_id, i.status, i.from_number, i.to_number, i.pages, i.tiff_key, i.error_message,
+       i.completed_at
+FROM inbound_faxes i
+WHERE i.status IN ('received', 'failed') AND i.completed_at > $1::timestamptz AND i.completed_at <= $2::timestamptz
+  AND NOT EXISTS (SELECT 1 FROM notified_subjects s WHERE s.subject = 'inbound:' || i.id::text)
+ORDER BY i.completed_at;

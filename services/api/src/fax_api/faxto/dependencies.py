@@ -32,6 +32,8 @@ async def faxto_params(request: Request) -> FaxtoParams:
     files: dict[str, UploadFile] = {}
     content_type = request.headers.get("content-type", "")
     if request.method == "POST":
+        # Read first: a body over the app's limit is its 413 (web.errors), not a malformed form or JSON.
+        await request.body()
         if content_type.startswith("application/json"):
             try:
                 body = await request.json()

@@ -1,0 +1,91 @@
+"""Schemathesis against the running API, from the OpenAPI document it serves: every documented operation, each
+dialect authenticated as its clients are (Kazoo's X-Auth-Token, Fax.to's api_key, UAPI's bearer token).
+
+Bounded and deterministic (a fixed seed, at most 20 generated cases an operation, plus the coverage phase's edge
+cases), so it costs a minute or two of ``make test``. Every answer must be no server error, carry a status the
+operation documents, the documented content type, and a body that matches the documented schema (the dialect's
+error envelope for every error).
+
+Nothing leaves the machine: only the API runs (no fetcher, no transmitter, so no job is rendered or dialled), and
+its network guard refuses loopback and private addresses for callback and remote-file URLs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.kazoo_api import KazooApi, kazoo_api_fixture  # noqa: F401
+
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _short_preview_wait() -> Iterator[None]:
+    """No fetcher draws previews here: file-generate-preview answers its 503 after 0.2 s, not 15 (set before the API
+    process, kazoo_api, starts)."""
+    previous = os.environ.get("FAX_FAXTO_PREVIEW_WAIT")
+    os.environ["FAX_FAXTO_PREVIEW_WAIT"] = "0.2"
+    yield
+    if previous is None:
+        del os.environ["FAX_FAXTO_PREVIEW_WAIT"]
+    else:
+        os.environ["FAX_FAXTO_PREVIEW_WAIT"] = previous
+
+
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Pages /Kids [2 0 R] /Count 1 >> endobj\n2 0 obj << /Type /Page >> endobj\n%%EOF\n"
+
+
+def targets(api: KazooApi) -> dict[str, str]:
+    """Credentials and items of tenant a for the run to aim at (``FUZZ_*``, read by schemathesis.toml): a user, a
+    faxbox, a queued and a finished fax, and a Fax.to user with an uploaded file. They are the run's own, so that
+    what it deletes or changes is nobody else's."""
+    a = api.a
+    base = f"/v2/accounts/{a.account_id}"
+    user = api.call("PUT", f"{base}/users", a.auth_token, {"data": {"username": "fuzz", "password": "fuzz-password"}})
+    faxbox = api.call("PUT", f"{base}/faxboxes", a.auth_token, {"data": {"name": "Fuzz faxbox"}})
+    fax = {"data": {"to_number": "+15553334444", "document": {"url": "http://127.0.0.1:9/fuzz.pdf"}}}
+    queued, finished = (api.call("PUT", f"{base}/faxes", a.auth_token, fax) for _ in range(2))
+    for answer in (user, faxbox, queued, finished):
+        assert answer.status_code == 201, answer.text
+    finished_id = finished.json()["data"]["id"]
+    api.sql("UPDATE fax_jobs SET status = 'failed' WHERE id = $1::uuid", finished_id)
+    registered = httpx.post(
+        f"{api.url}/api/v2/user",
+        json={"email": f"fuzz-{uuid.uuid4().hex[:8]}@example.com", "password": "fuzz-password"},
+        timeout=10,
+    )
+    assert registered.status_code == 200, registered.text
+    api_key = registered.json()["api_key"]
+    uploaded = httpx.post(
+        f"{api.url}/api/v2/files", params={"api_key": api_key}, files={"file": ("fuzz.pdf", PDF)}, timeout=10
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    return {
+        "FUZZ_ACCOUNT_ID": a.account_id,
+        "FUZZ_AUTH_TOKEN": a.auth_token,
+        "FUZZ_USER_ID": user.json()["data"]["id"],
+        "FUZZ_FAXBOX_ID": faxbox.json()["data"]["id"],
+        "FUZZ_QUEUED_FAX_ID": queued.json()["data"]["id"],
+        "FUZZ_FINISHED_FAX_ID": finished_id,
+        "FUZZ_FAXTO_API_KEY": api_key,
+        "FUZZ_DOCUMENT_ID": str(uploaded.json()["document_id"]),
+    }
+
+
+def test_the_api_keeps_to_its_document(kazoo_api: KazooApi, tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "--no-color", "run",
+         f"{kazoo_api.url}/schema/openapi.json", "--workers", "2", "--request-timeout", "30"],
+        capture_output=True, text=True, timeout=900, cwd=tmp_path, env={**os.environ, **targets(kazoo_api)},
+    )  # fmt: skip
+    report = tmp_path / "schemathesis.txt"
+    report.write_text(run.stdout + run.stderr)
+    assert run.returncode == 0, f"the whole report: {report}\n" + run.stdout[-20000:] + run.stderr[-3000:]

@@ -44,40 +44,43 @@ PDF = b"%PDF-1.4\n1 0 obj << /Type /Pages /Kids [2 0 R] /Count 1 >> endobj\n2 0 
 
 
 def targets(api: KazooApi) -> dict[str, str]:
-    """Credentials and items of tenant a for the run to aim at (``FUZZ_*``, read by schemathesis.toml): a user, a
-    faxbox, a queued and a finished fax, and a Fax.to user with an uploaded file. They are the run's own, so that
-    what it deletes or changes is nobody else's."""
+    """Credentials and items of tenant a for the run to aim at (``FUZZ_*``, read by schemathesis.toml): users,
+    faxboxes, queued and finished faxes (two of each: one for the DELETE operations), and a Fax.to user with an
+    uploaded file. They are the run's own, so that what it deletes or changes is nobody else's."""
     a = api.a
     base = f"/v2/accounts/{a.account_id}"
-    user = api.call("PUT", f"{base}/users", a.auth_token, {"data": {"username": "fuzz", "password": "fuzz-password"}})
-    faxbox = api.call("PUT", f"{base}/faxboxes", a.auth_token, {"data": {"name": "Fuzz faxbox"}})
     fax = {"data": {"to_number": "+15553334444", "document": {"url": "http://127.0.0.1:9/fuzz.pdf"}}}
-    queued, finished = (api.call("PUT", f"{base}/faxes", a.auth_token, fax) for _ in range(2))
-    for answer in (user, faxbox, queued, finished):
+    made = {
+        "USER_ID": ("users", {"data": {"username": "fuzz", "password": "fuzz-password"}}),
+        "DOOMED_USER_ID": ("users", {"data": {"username": "fuzz-doomed", "password": "fuzz-password"}}),
+        "FAXBOX_ID": ("faxboxes", {"data": {"name": "Fuzz faxbox"}}),
+        "DOOMED_FAXBOX_ID": ("faxboxes", {"data": {"name": "Fuzz faxbox to delete"}}),
+        "QUEUED_FAX_ID": ("faxes", fax),
+        "DOOMED_QUEUED_FAX_ID": ("faxes", fax),
+        "FINISHED_FAX_ID": ("faxes", fax),
+        "DOOMED_FINISHED_FAX_ID": ("faxes", fax),
+    }
+    found = {"FUZZ_ACCOUNT_ID": a.account_id, "FUZZ_AUTH_TOKEN": a.auth_token}
+    for name, (collection, body) in made.items():
+        answer = api.call("PUT", f"{base}/{collection}", a.auth_token, body)
         assert answer.status_code == 201, answer.text
-    finished_id = finished.json()["data"]["id"]
-    api.sql("UPDATE fax_jobs SET status = 'failed' WHERE id = $1::uuid", finished_id)
+        found[f"FUZZ_{name}"] = answer.json()["data"]["id"]
+    # Finished as the transmitter finishes a job that could not be sent.
+    for name in ("FUZZ_FINISHED_FAX_ID", "FUZZ_DOOMED_FINISHED_FAX_ID"):
+        api.sql("UPDATE fax_jobs SET status = 'failed' WHERE id = $1::uuid", found[name])
     registered = httpx.post(
         f"{api.url}/api/v2/user",
         json={"email": f"fuzz-{uuid.uuid4().hex[:8]}@example.com", "password": "fuzz-password"},
         timeout=10,
     )
     assert registered.status_code == 200, registered.text
-    api_key = registered.json()["api_key"]
+    found["FUZZ_FAXTO_API_KEY"] = api_key = registered.json()["api_key"]
     uploaded = httpx.post(
         f"{api.url}/api/v2/files", params={"api_key": api_key}, files={"file": ("fuzz.pdf", PDF)}, timeout=10
     )
     assert uploaded.status_code == 200, uploaded.text
-    return {
-        "FUZZ_ACCOUNT_ID": a.account_id,
-        "FUZZ_AUTH_TOKEN": a.auth_token,
-        "FUZZ_USER_ID": user.json()["data"]["id"],
-        "FUZZ_FAXBOX_ID": faxbox.json()["data"]["id"],
-        "FUZZ_QUEUED_FAX_ID": queued.json()["data"]["id"],
-        "FUZZ_FINISHED_FAX_ID": finished_id,
-        "FUZZ_FAXTO_API_KEY": api_key,
-        "FUZZ_DOCUMENT_ID": str(uploaded.json()["document_id"]),
-    }
+    found["FUZZ_DOCUMENT_ID"] = str(uploaded.json()["document_id"])
+    return found
 
 
 def test_the_api_keeps_to_its_document(kazoo_api: KazooApi, tmp_path: Path) -> None:

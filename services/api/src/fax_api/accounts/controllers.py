@@ -14,7 +14,7 @@ from fax_api.accounts.schemas import ApiAuth, User, UserAuth
 from fax_api.accounts.store import AccountStore, UsernameTaken
 from fax_api.web.auth import authorized_account
 from fax_api.web.injection import Injected
-from fax_api.web.kazoo import KazooError, bad_identifier, envelope, read_kazoo_data, revision_of
+from fax_api.web.kazoo import KazooError, bad_identifier, envelope, parse_text_id, read_kazoo_data, revision_of
 from fax_api.web.openapi import KAZOO, kazoo_body
 from fax_api.web.paging import KeysetPage, keyset_listing, keyset_page
 from fax_runtime.numbers import NotE164, e164
@@ -60,7 +60,7 @@ class UsersController(Controller):
         accounts: Injected[AccountStore],
         page: NamedDependency[KeysetPage],
     ) -> Response:
-        rows = await accounts.user_page(caller, page.start, page.limit)
+        rows = await accounts.user_page(caller, page.start_text_id(), page.limit)
         return keyset_listing(request, page, rows, user_view)
 
     @put("/", status_code=201, summary="Create a user", operation_class=KAZOO.operation(body=kazoo_body(User)))
@@ -82,7 +82,7 @@ class UsersController(Controller):
         user_id: FromPath[str],
         accounts: Injected[AccountStore],
     ) -> Response:
-        user = await accounts.get_user(caller, user_id)
+        user = await accounts.get_user(caller, parse_text_id(user_id))
         if user is None:
             raise bad_identifier(user_id)
         return _user_answer(request, user)
@@ -101,14 +101,14 @@ class UsersController(Controller):
         accounts: Injected[AccountStore],
     ) -> Response:
         user = _valid_user(await read_kazoo_data(request), password_required=False)
-        current = await accounts.get_user(caller, user_id)
+        current = await accounts.get_user(caller, parse_text_id(user_id))
         if current is None:
             raise bad_identifier(user_id)
         # Kazoo's credentials hash covers the username: a new username needs the password to rehash it.
         if user["password"] is None and user["username"] != current.username:
             raise KazooError(400, "invalid data", _required("password"))
         try:
-            updated = await accounts.update_user(caller, user_id, user)
+            updated = await accounts.update_user(caller, current.id, user)
         except UsernameTaken:
             raise _username_taken(user["username"]) from None
         if updated is None:
@@ -128,7 +128,7 @@ class UsersController(Controller):
         user_id: FromPath[str],
         accounts: Injected[AccountStore],
     ) -> Response:
-        user = await accounts.delete_user(caller, user_id)
+        user = await accounts.delete_user(caller, parse_text_id(user_id))
         if user is None:
             raise bad_identifier(user_id)
         return _user_answer(request, user)

@@ -22,7 +22,15 @@ from fax_api.faxboxes.store import AddressTaken, FaxboxFields, FaxboxStore
 from fax_api.web.auth import authorized_account
 from fax_api.web.callback_urls import check_kazoo_callback_urls
 from fax_api.web.injection import Injected
-from fax_api.web.kazoo import KazooError, bad_identifier, envelope, merge_patch, read_kazoo_data, revision_of
+from fax_api.web.kazoo import (
+    KazooError,
+    bad_identifier,
+    envelope,
+    merge_patch,
+    parse_text_id,
+    read_kazoo_data,
+    revision_of,
+)
 from fax_api.web.openapi import KAZOO, kazoo_body
 from fax_api.web.paging import KeysetPage, keyset_listing, keyset_page
 from fax_runtime.network_guard import NetworkGuard
@@ -67,7 +75,7 @@ class FaxboxesController(Controller):
         faxboxes: Injected[FaxboxStore],
         page: NamedDependency[KeysetPage],
     ) -> Response:
-        rows = await faxboxes.page(caller, page.start, page.limit)
+        rows = await faxboxes.page(caller, page.start_text_id(), page.limit)
         return keyset_listing(request, page, rows, faxbox_summary)
 
     @put("/", status_code=201, summary="Create a faxbox", operation_class=KAZOO.operation(body=kazoo_body(Faxbox)))
@@ -94,7 +102,7 @@ class FaxboxesController(Controller):
         faxbox_id: FromPath[str],
         faxboxes: Injected[FaxboxStore],
     ) -> Response:
-        faxbox = await faxboxes.get(caller, faxbox_id)
+        faxbox = await faxboxes.get(caller, parse_text_id(faxbox_id))
         if faxbox is None:
             raise bad_identifier(faxbox_id)
         return _answer(request, faxbox)
@@ -153,7 +161,7 @@ class FaxboxesController(Controller):
         faxbox_id: FromPath[str],
         faxboxes: Injected[FaxboxStore],
     ) -> Response:
-        faxbox = await faxboxes.delete(caller, faxbox_id)
+        faxbox = await faxboxes.delete(caller, parse_text_id(faxbox_id))
         if faxbox is None:
             raise bad_identifier(faxbox_id)
         return _answer(request, faxbox)
@@ -167,7 +175,7 @@ class FaxboxesController(Controller):
         build: Callable[[FaxboxRecord], FaxboxFields],
     ) -> Response:
         try:
-            faxbox = await faxboxes.update(caller, faxbox_id, build)
+            faxbox = await faxboxes.update(caller, parse_text_id(faxbox_id), build)
         except AddressTaken as exc:
             raise _address_taken(exc.address) from None
         if faxbox is None:

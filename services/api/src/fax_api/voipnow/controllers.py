@@ -27,6 +27,7 @@ from fax_api.web.injection import Injected
 from fax_api.web.openapi import FILE, STRING, UAPI, form_body
 from fax_api.web.uapi import UapiError, uapi_error_response
 from fax_jobs import FaxJob, JobStore, shared_upload_keys
+from fax_runtime.db import holds_nul
 
 ALLOWED_EXTENSIONS = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "tif": "image/tiff", "tiff": "image/tiff",
                       "pdf": "application/pdf", "txt": "text/plain"}  # fmt: skip
@@ -123,7 +124,7 @@ class VoipNowFaxesController(Controller):
         settings: Injected[ApiSettings],
     ) -> Response:
         """Send the ``files`` parts to every number of the ``request`` part's ``recipients``."""
-        if not extension or extension == "@self":
+        if not extension or extension == "@self" or holds_nul(extension):
             raise UapiError(400, "fx_extension_invalid", "extension must be an extension number")
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             raise UapiError(400, "fx_file_invalid", "The request must be multipart/form-data with 'files' parts")

@@ -3,12 +3,12 @@
 Each dialect (``KAZOO``, ``FAXTO``, ``UAPI``) is described once: its error envelope (the schema of the msgspec Struct
 every error of the dialect is encoded with), what each error status means in it (one response of that envelope per
 status under ``components/responses``: ``Kazoo404``, ``Faxto401`` ...), its security scheme and what a request the
-scheme refuses gets. A route declares its operation with
-its dialect's ``operation(...)``, naming the statuses its own code answers; the operation adds the statuses that
-follow from its shape, so that no route has to repeat them:
+scheme refuses gets. A route declares its operation with its dialect's ``operation(...)``, naming the statuses its
+own code answers; the operation adds the statuses that follow from its shape, so that no route has to repeat them:
 
 - its security requirement (the controller's ``security``) adds the scheme's refusals (Kazoo: 401, 403; ...);
 - a request body adds 400 (malformed) and 413 (larger than the app's limit);
+- what every call of the dialect can answer (Fax.to: 400, its parameters are read for every call) is added to all;
 
 and every error status is answered with the dialect's envelope. Litestar's own error entries (its
 ``ValidationException`` shape, which this API never answers) are dropped.
@@ -21,7 +21,7 @@ and the operation carries the body (``kazoo_body``, ``upload_body``, ``form_body
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -30,6 +30,7 @@ from litestar.openapi.spec import (
     OpenAPIMediaType,
     OpenAPIResponse,
     Operation,
+    Parameter,
     Reference,
     RequestBody,
     Schema,
@@ -44,6 +45,7 @@ from fax_api.web.uapi import UapiErrorEnvelope
 
 STRING = Schema(type=OpenAPIType.STRING)
 FILE = Schema(type=OpenAPIType.STRING, format="binary")  # type: ignore[arg-type]
+INTEGER = Schema(type=OpenAPIType.INTEGER)
 # What any operation with a request body can answer: a body it cannot read, or one over the app's size limit.
 BODY_ERRORS = (400, 413)
 
@@ -57,7 +59,8 @@ class Dialect:
     scheme_name: str
     scheme: SecurityScheme
     refusals: tuple[int, ...]  # what a request the scheme refuses is answered
-    meanings: Mapping[int, str] = field(default_factory=dict)  # each error status's description
+    meanings: Mapping[int, str]  # what each status the dialect answers means in it
+    always: tuple[int, ...] = ()  # what any operation of the dialect can answer
 
     @property
     def security(self) -> list[SecurityRequirement]:
@@ -65,10 +68,18 @@ class Dialect:
         return [{self.scheme_name: []}]
 
     def operation(
-        self, *statuses: int, body: RequestBody | None = None, produces: Sequence[str] = ()
+        self,
+        *statuses: int,
+        body: RequestBody | None = None,
+        query: Sequence[Parameter] = (),
+        produces: Sequence[str] = (),
     ) -> type[Operation]:
         """An ``operation_class`` answering ``statuses`` (errors in the dialect's envelope; a 2xx without a body),
-        plus what its security and body add; ``produces``: the success response's media types, when not JSON."""
+        plus what its security and body add. ``query``: the query parameters a handler reads itself (litestar
+        documents those it decodes); ``produces``: the success response's media types, when not JSON."""
+        unknown = set(statuses) - self.meanings.keys()
+        if unknown:
+            raise ValueError(f"{self.name} has no meaning for {sorted(unknown)}: add it to its meanings")
         dialect = self
 
         @dataclass
@@ -76,6 +87,8 @@ class Dialect:
             def __post_init__(self) -> None:
                 if body is not None:
                     self.request_body = body
+                if query:
+                    self.parameters = [*(self.parameters or []), *query]
                 dialect.document(self, statuses, produces)
 
         DialectOperation.__name__ = f"{self.envelope.__name__}Operation"
@@ -89,14 +102,11 @@ class Dialect:
             for answer in responses.values():
                 if isinstance(answer, OpenAPIResponse) and answer.content:
                     answer.content = dict.fromkeys(produces, binary)
-        errors = {status for status in statuses if status >= 400}
+        errors = {status for status in statuses if status >= 400} | set(self.always)
         if any(self.scheme_name in requirement for requirement in operation.security or []):
             errors.update(self.refusals)
         if operation.request_body is not None:
             errors.update(BODY_ERRORS)
-        unknown = errors - self.meanings.keys()
-        if unknown:
-            raise ValueError(f"{self.name} has no response for {sorted(unknown)}: add it to its meanings")
         for status in sorted(errors):
             responses[str(status)] = Reference(f"#/components/responses/{self.name}{status}")
         for status in (status for status in statuses if status < 300):
@@ -149,8 +159,10 @@ FAXTO = Dialect(
         "field of the form or JSON body.",
     ),
     refusals=(401,),
+    always=(400,),
     meanings={
-        400: "A parameter is missing or invalid, or the body is not a well-formed form or JSON: message says which",
+        400: "A parameter is missing or invalid, or the parameters cannot be read (a body that is not a well-formed "
+        "form or JSON, a NUL character): message says which",
         401: "Invalid or missing api_key (login: wrong email or password)",
         402: "Insufficient balance for this fax",
         404: "Not found: the document, fax job, country or DID group named",
@@ -190,6 +202,11 @@ def components() -> Components:
         responses={name: answer for d in DIALECTS for name, answer in d.error_responses().items()},
         security_schemes={d.scheme_name: d.scheme for d in DIALECTS},
     )
+
+
+def query_parameter(name: str, schema: Schema = STRING, *, required: bool = False, description: str = "") -> Parameter:
+    """A query parameter a handler reads itself."""
+    return Parameter(name=name, param_in="query", schema=schema, required=required, description=description or None)  # type: ignore[call-arg]
 
 
 def _inline(schema: Any, definitions: dict[str, Any]) -> Any:

@@ -17,8 +17,8 @@ from fax_api.faxto.sending import FaxSender, fax_sender
 from fax_api.faxto.store import FaxtoStore
 from fax_api.web.faxto import FaxtoError
 from fax_api.web.injection import Injected
-from fax_api.web.openapi import FAXTO, FILE, STRING, form_body
-from fax_api.web.paging import NumberedPage
+from fax_api.web.openapi import FAXTO, FILE, INTEGER, STRING, form_body, query_parameter
+from fax_api.web.paging import NUMBERED_PAGE_QUERY, NumberedPage
 from fax_runtime import signing
 from fax_runtime.numbers import NotE164, e164
 
@@ -28,6 +28,14 @@ _SEND_BODY = form_body(
     required=("fax_number",),
     description="document_id of an uploaded file, or the document itself as a multipart 'file' part",
 )  # fmt: skip
+_FAX_NUMBER = query_parameter("fax_number", required=True, description="in international format, e.g. +441224459292")
+_SEND_QUERY = (
+    _FAX_NUMBER,
+    query_parameter("document_id", INTEGER, required=True, description="an uploaded file's document_id"),
+    query_parameter("tsi_number"),
+    query_parameter("delete_file", description="1, true or yes: remove the file once the fax is queued"),
+    query_parameter("callback_url"),
+)
 
 
 class FaxtoFaxesController(Controller):
@@ -42,17 +50,17 @@ class FaxtoFaxesController(Controller):
         when the fax completes and given back if it fails. Answers the job's ``fax_job_id`` (an integer)."""
         return views.sent(await sender.send(call))
 
-    @get(["/v2/fax", "/v1/fax"], operation_class=FAXTO.operation(400, 402, 404, 422))
+    @get(["/v2/fax", "/v1/fax"], operation_class=FAXTO.operation(400, 402, 404, 422, query=_SEND_QUERY))
     async def send_by_get(self, call: NamedDependency[FaxtoCall], sender: Injected[FaxSender]) -> dict[str, Any]:
         """The same send, its parameters in the query string ("a POST or GET call", the text's Encoding)."""
         return views.sent(await sender.send(call))
 
-    @get("/v2/fax/{document_id:int}/costs", operation_class=FAXTO.operation(400, 404))
+    @get("/v2/fax/{document_id:int}/costs", operation_class=FAXTO.operation(400, 404, query=(_FAX_NUMBER,)))
     async def cost(
         self, call: NamedDependency[FaxtoCall], faxto: Injected[FaxtoStore], document_id: FromPath[int]
     ) -> dict[str, Any]:
         number = rules.fax_number(call.values)
-        document = await faxto.document(call.user.account_id, document_id)
+        document = await faxto.document(call.user.account_id, rules.document_id(document_id))
         if document is None:
             raise FaxtoError(404, "Document not found")
         return {"status": "success", "cost": views.money(rules.send_cost(number, document.total_pages))}
@@ -76,7 +84,10 @@ class FaxtoFaxesController(Controller):
         jobs = await faxto.history(call.user.account_id)
         return {"status": "success", "history": [views.history_entry(job) for job in jobs]}
 
-    @get(["/v2/incoming-faxes", "/v2/incoming-faxes/{recipient:str}"], operation_class=FAXTO.operation(400))
+    @get(
+        ["/v2/incoming-faxes", "/v2/incoming-faxes/{recipient:str}"],
+        operation_class=FAXTO.operation(400, query=NUMBERED_PAGE_QUERY),
+    )
     async def incoming(
         self,
         request: Request,

@@ -19,7 +19,7 @@ from fax_api.faxto.store import FaxtoStore
 from fax_api.faxto.uploads import keep_remote_file, keep_upload
 from fax_api.web.faxto import FaxtoError
 from fax_api.web.injection import Injected
-from fax_api.web.openapi import FAXTO, FILE, STRING, form_body
+from fax_api.web.openapi import FAXTO, FILE, INTEGER, STRING, form_body, query_parameter
 from fax_api.web.paging import positive
 from fax_runtime import signing
 from fax_runtime.network_guard import NetworkGuard
@@ -29,6 +29,8 @@ _FILES_BODY = form_body(
     {"file": FILE, "AddRemoteFile": STRING},
     description="a multipart 'file' part, or AddRemoteFile: a URL the platform fetches",
 )
+
+_DOCUMENT_ID = query_parameter("document_id", INTEGER, required=True, description="an uploaded file's document_id")
 
 
 def _not_found() -> FaxtoError:
@@ -70,18 +72,23 @@ class FaxtoFilesController(Controller):
     async def delete_file(
         self, call: NamedDependency[FaxtoCall], faxto: Injected[FaxtoStore], document_id: FromPath[int]
     ) -> dict[str, Any]:
-        if not await faxto.delete_document(call.user.account_id, document_id):
+        if not await faxto.delete_document(call.user.account_id, rules.document_id(document_id)):
             raise _not_found()
         return {"status": "success"}
 
-    @get("/file-clean", operation_class=FAXTO.operation(400, 404))
+    @get("/file-clean", operation_class=FAXTO.operation(400, 404, query=(_DOCUMENT_ID,)))
     async def clean(self, call: NamedDependency[FaxtoCall], faxto: Injected[FaxtoStore]) -> dict[str, Any]:
         """The document as it will be faxed: its stored record with page count and fax file names (the example
         response of the spec's Clean File API). The document was checked and counted when it was uploaded."""
         document = await _document(faxto, call)
         return {"status": "success", **views.document_view(document), "server_document_id": None, "team_user_id": None}
 
-    @get("/file-generate-preview", operation_class=FAXTO.operation(400, 404, 422, 503))
+    @get(
+        "/file-generate-preview",
+        operation_class=FAXTO.operation(
+            400, 404, 422, 503, query=(_DOCUMENT_ID, query_parameter("page", INTEGER, description="default 1"))
+        ),
+    )
     async def preview(
         self,
         request: Request,

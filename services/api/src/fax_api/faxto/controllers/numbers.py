@@ -14,11 +14,18 @@ from fax_api.faxto.dependencies import FaxtoCall
 from fax_api.faxto.store import FaxtoStore
 from fax_api.web.faxto import FaxtoError
 from fax_api.web.injection import Injected
-from fax_api.web.openapi import FAXTO, STRING, form_body
-from fax_api.web.paging import NumberedPage
+from fax_api.web.openapi import FAXTO, INTEGER, STRING, form_body, query_parameter
+from fax_api.web.paging import NUMBERED_PAGE_QUERY, NumberedPage
 
 T = TypeVar("T")
 _PROVISION_BODY = form_body({"did_group_id": STRING}, description="did_group_id: the DID group (any, without it)")
+_DID_GROUP_QUERY = (
+    query_parameter("didGroupIds", description="comma-separated DID group ids"),
+    query_parameter("stateId"),
+    query_parameter("cityNamePattern"),
+    query_parameter("areaCode"),
+)
+_PROVISION_QUERY = (query_parameter("did_group_id", INTEGER, description="the DID group (any, without it)"),)
 _API_KEY_BODY = form_body({"api_key": STRING}, description="no field but the api_key, here or in the query string")
 
 
@@ -54,7 +61,7 @@ class FaxtoNumbersController(Controller):
     ) -> dict[str, Any]:
         return {"status": "success", "areacodes": _known(inventory.area_codes(country_code, state_id), country_code)}
 
-    @get("/countries/{country_code:str}/didgroups", operation_class=FAXTO.operation(400, 404))
+    @get("/countries/{country_code:str}/didgroups", operation_class=FAXTO.operation(400, 404, query=_DID_GROUP_QUERY))
     async def did_groups(self, call: NamedDependency[FaxtoCall], country_code: FromPath[str]) -> dict[str, Any]:
         query = call.values
         try:
@@ -71,7 +78,7 @@ class FaxtoNumbersController(Controller):
         """A free number (of ``did_group_id`` when given) becomes the caller's: its faxes arrive in its inbox."""
         return await self._provision(call, faxto, call.values.get("did_group_id"))
 
-    @get("/provision-numbers", operation_class=FAXTO.operation(404, 409))
+    @get("/provision-numbers", operation_class=FAXTO.operation(404, 409, query=_PROVISION_QUERY))
     async def provision_by_get(self, call: NamedDependency[FaxtoCall], faxto: Injected[FaxtoStore]) -> dict[str, Any]:
         """The same provisioning, its parameters in the query string."""
         return await self._provision(call, faxto, call.values.get("did_group_id"))
@@ -117,7 +124,7 @@ class FaxtoNumbersController(Controller):
             "data": views.provisioned_number(number),
         }
 
-    @get("/numbers", operation_class=FAXTO.operation(400))
+    @get("/numbers", operation_class=FAXTO.operation(400, query=NUMBERED_PAGE_QUERY))
     async def numbers(
         self,
         request: Request,

@@ -1,13 +1,15 @@
 """Schemathesis against the running API, from the OpenAPI document it serves: every documented operation, each
 dialect authenticated as its clients are (Kazoo's X-Auth-Token, Fax.to's api_key, UAPI's bearer token).
 
-Bounded and deterministic (a fixed seed, at most 20 generated cases an operation, plus the coverage phase's edge
-cases), so it costs a minute or two of ``make test``. Every answer must be no server error, carry a status the
-operation documents, the documented content type, and a body that matches the documented schema (the dialect's
-error envelope for every error).
+Bounded and deterministic (schemathesis.toml: a fixed seed, 20 generated cases an operation plus the coverage
+phase's edge cases, about 4500 requests), so it costs a minute or two of ``make test``. Every answer must be no server
+error, carry a status the operation documents, the documented content type, and a body that matches the documented
+schema (the dialect's error envelope for every error).
 
-Nothing leaves the machine: only the API runs (no fetcher, no transmitter, so no job is rendered or dialled), and
-its network guard refuses loopback and private addresses for callback and remote-file URLs.
+What it writes has no effect outside: only the API runs (no fetcher, transmitter or notifier), so no document is
+fetched, no number dialled and no callback made for the jobs and settings it creates. The one request the API makes
+itself for a tenant, a Fax.to AddRemoteFile, goes through the network guard (loopback, private and metadata
+addresses refused); on a machine with no route out, as here and in CI, it reaches nothing.
 """
 
 from __future__ import annotations

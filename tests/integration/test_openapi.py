@@ -1,6 +1,8 @@
-"""The OpenAPI document the running API serves describes every route of the app, with its methods and bodies.
+"""The OpenAPI document the running API serves describes every route of the app, with its methods, bodies, errors
+and authentication.
 
-Routes are enumerated from the app, so a route added later without a description fails here.
+Routes are enumerated from the app, so a route added later without a description fails here. Whether the API
+answers as its document says is schemathesis's run (test_openapi_fuzz.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,15 @@ from tests.integration.kazoo_api import KazooApi, kazoo_api_fixture  # noqa: F40
 
 # Operations that take no request body at all.
 BODILESS = {("PUT", "/v2/accounts/{account_id}/api_key")}
+# Each dialect's paths, its error responses (components/responses/<dialect><status>) and its security scheme.
+DIALECTS = [("/v2/", "Kazoo", "kazooAuthToken"), ("/api/", "Faxto", "faxtoApiKey"), ("/uapi/", "Uapi", "uapiToken")]
+# The calls that get a dialect's credentials need none.
+UNAUTHENTICATED = {
+    ("PUT", "/v2/user_auth"),
+    ("PUT", "/v2/api_auth"),
+    ("POST", "/api/v2/user"),
+    ("POST", "/api/v2/user/login"),
+}
 
 
 def documented_routes() -> set[tuple[str, str]]:
@@ -82,3 +93,34 @@ def test_faxbox_body_carries_the_kazoo_schema(document: dict) -> None:
     assert faxbox["properties"]["retries"]["default"] == 1
     auth = document["paths"]["/v2/user_auth"]["put"]["requestBody"]["content"]["application/json"]["schema"]
     assert "credentials" in auth["properties"]["data"]["required"]
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(ROUTES))
+def test_errors_and_authentication_are_the_dialects(document: dict, method: str, path: str) -> None:
+    """Every error an operation lists is in its dialect's envelope, and its security is its dialect's scheme."""
+    operation = document["paths"][path][method.lower()]
+    _, dialect, scheme = next(d for d in DIALECTS if path.startswith(d[0]))
+    errors = {code: answer for code, answer in operation["responses"].items() if int(code) >= 400}
+    assert errors, f"{method} {path} lists no error"
+    for code, answer in errors.items():
+        assert answer == {"$ref": f"#/components/responses/{dialect}{code}"}, (code, answer)
+        assert f"{dialect}{code}" in document["components"]["responses"]
+    if (method, path) in UNAUTHENTICATED:
+        assert "security" not in operation
+    else:
+        assert operation["security"] == [{scheme: []}]
+        assert document["components"]["securitySchemes"][scheme]
+
+
+def test_each_dialects_error_envelope_is_its_own(document: dict) -> None:
+    responses = document["components"]["responses"]
+    kazoo = responses["Kazoo404"]["content"]["application/json"]["schema"]
+    assert set(kazoo["required"]) == {"data", "error", "message", "status", "request_id"}
+    faxto = responses["Faxto401"]["content"]["application/json"]["schema"]
+    assert faxto["properties"]["status"] == {"enum": ["failed"], "default": "failed"}
+    uapi = responses["Uapi400"]["content"]["application/json"]["schema"]
+    assert uapi["required"] == ["error"] and set(uapi["properties"]["error"]["required"]) == {"code", "message"}
+    schemes = document["components"]["securitySchemes"]
+    assert (schemes["kazooAuthToken"]["in"], schemes["kazooAuthToken"]["name"]) == ("header", "X-Auth-Token")
+    assert (schemes["faxtoApiKey"]["in"], schemes["faxtoApiKey"]["name"]) == ("query", "api_key")
+    assert (schemes["uapiToken"]["type"], schemes["uapiToken"]["scheme"]) == ("http", "bearer")

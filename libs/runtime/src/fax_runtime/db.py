@@ -1,6 +1,9 @@
-"""Postgres connection pools (asyncpg) with JSON codecs."""
+"""Postgres connection pools (asyncpg) with JSON codecs, and what Postgres cannot hold (NUL in text, integers
+beyond bigint)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -17,3 +20,19 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 async def create_pool(database_url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     return await asyncpg.create_pool(database_url, min_size=min_size, max_size=max_size, init=_init_connection)
+
+
+# The largest bigint (bigserial ids): a larger integer names no row, and asyncpg refuses to send it.
+BIGINT_MAX = 2**63 - 1
+
+
+def holds_nul(value: Any) -> bool:
+    """Whether ``value`` (text, or decoded JSON: its keys and strings at any depth) holds a NUL character, which
+    Postgres's text and jsonb cannot store: such input can only be refused, before it reaches a query."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(holds_nul(key) or holds_nul(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return any(holds_nul(item) for item in value)
+    return False

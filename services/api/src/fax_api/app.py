@@ -38,6 +38,7 @@ from fax_api.faxto.store import FaxtoStore
 from fax_api.monitoring.controllers import healthz, metrics
 from fax_api.monitoring.store import MonitoringStore
 from fax_api.voipnow.controllers import VoipNowFaxesController
+from fax_api.web import openapi
 from fax_api.web.errors import EXCEPTION_HANDLERS
 from fax_jobs import JobStore
 from fax_runtime import signing
@@ -142,6 +143,8 @@ def create_app(settings: ApiSettings, connect: ConnectServices = connect_service
         dependencies=dependencies,
         exception_handlers=EXCEPTION_HANDLERS,
         plugins=[OpenTelemetryPlugin(OpenTelemetryConfig(exclude=["/healthz", "/metrics"]))],
-        openapi_config=OpenAPIConfig(title="Fax platform API", version="0.1.0", path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="Fax platform API", version="0.1.0", path="/schema", components=openapi.components()
+        ),
         request_max_body_size=60 * 1024 * 1024,
     )

@@ -110,16 +110,17 @@ def _client(env: dict[str, str], **services: Any) -> TestClient:
 
 
 def test_a_kazoo_listing_pages_over_the_store_it_is_given() -> None:
-    faxboxes = MemoryFaxboxes(*(_faxbox("acct-a", f"f{i}") for i in range(3)), _faxbox("acct-b", "f9"))
+    ids = [f"{i:032x}" for i in range(4)]  # Kazoo ids: 32 hex digits
+    faxboxes = MemoryFaxboxes(*(_faxbox("acct-a", faxbox_id) for faxbox_id in ids[:3]), _faxbox("acct-b", ids[3]))
     with _client({}, faxboxes=faxboxes) as client:
         path = "/v2/accounts/acct-a/faxboxes"
         first = client.get(path, params={"page_size": 2}, headers={"X-Auth-Token": "token-a"}).json()
-        assert [row["id"] for row in first["data"]] == ["f0", "f1"]
-        assert first["start_key"] == ["f0"] and first["next_start_key"] == "f2"
+        assert [row["id"] for row in first["data"]] == ids[:2]
+        assert first["start_key"] == [ids[0]] and first["next_start_key"] == ids[2]
         second = client.get(
             path, params={"page_size": 2, "start_key": first["next_start_key"]}, headers={"X-Auth-Token": "token-a"}
         ).json()
-        assert [row["id"] for row in second["data"]] == ["f2"] and "next_start_key" not in second
+        assert [row["id"] for row in second["data"]] == [ids[2]] and "next_start_key" not in second
         assert client.get(path).status_code == 401
         assert client.get(path, headers={"X-Auth-Token": "token-b"}).status_code == 403
 

@@ -14,8 +14,8 @@ from fax_api.accounts.schemas import ApiAuth, User, UserAuth
 from fax_api.accounts.store import AccountStore, UsernameTaken
 from fax_api.web.auth import authorized_account
 from fax_api.web.injection import Injected
-from fax_api.web.kazoo import KazooError, bad_identifier, envelope, read_kazoo_data, revision_of
-from fax_api.web.openapi import kazoo_body
+from fax_api.web.kazoo import KazooError, bad_identifier, envelope, parse_text_id, read_kazoo_data, revision_of
+from fax_api.web.openapi import KAZOO, kazoo_body
 from fax_api.web.paging import KeysetPage, keyset_listing, keyset_page
 from fax_runtime.numbers import NotE164, e164
 
@@ -50,8 +50,9 @@ class UsersController(Controller):
     path = "/v2/accounts/{account_id:str}/users"
     dependencies = {"caller": Provide(authorized_account), "page": Provide(keyset_page, sync_to_thread=False)}
     tags = ["users"]
+    security = KAZOO.security
 
-    @get("/", summary="List the account's users")
+    @get("/", summary="List the account's users", operation_class=KAZOO.operation(400))
     async def list_users(
         self,
         request: Request,
@@ -59,10 +60,10 @@ class UsersController(Controller):
         accounts: Injected[AccountStore],
         page: NamedDependency[KeysetPage],
     ) -> Response:
-        rows = await accounts.user_page(caller, page.start, page.limit)
+        rows = await accounts.user_page(caller, page.start_text_id(), page.limit)
         return keyset_listing(request, page, rows, user_view)
 
-    @put("/", status_code=201, summary="Create a user", operation_class=kazoo_body(User))
+    @put("/", status_code=201, summary="Create a user", operation_class=KAZOO.operation(body=kazoo_body(User)))
     async def create_user(
         self, request: Request, caller: NamedDependency[str], accounts: Injected[AccountStore]
     ) -> Response:
@@ -73,7 +74,7 @@ class UsersController(Controller):
             raise _username_taken(user["username"]) from None
         return _user_answer(request, created, status_code=201)
 
-    @get("/{user_id:str}", summary="A user")
+    @get("/{user_id:str}", summary="A user", operation_class=KAZOO.operation(404))
     async def get_user(
         self,
         request: Request,
@@ -81,12 +82,17 @@ class UsersController(Controller):
         user_id: FromPath[str],
         accounts: Injected[AccountStore],
     ) -> Response:
-        user = await accounts.get_user(caller, user_id)
+        user = await accounts.get_user(caller, parse_text_id(user_id))
         if user is None:
             raise bad_identifier(user_id)
         return _user_answer(request, user)
 
-    @post("/{user_id:str}", status_code=200, summary="Replace a user", operation_class=kazoo_body(User))
+    @post(
+        "/{user_id:str}",
+        status_code=200,
+        summary="Replace a user",
+        operation_class=KAZOO.operation(404, body=kazoo_body(User)),
+    )
     async def replace_user(
         self,
         request: Request,
@@ -95,21 +101,26 @@ class UsersController(Controller):
         accounts: Injected[AccountStore],
     ) -> Response:
         user = _valid_user(await read_kazoo_data(request), password_required=False)
-        current = await accounts.get_user(caller, user_id)
+        current = await accounts.get_user(caller, parse_text_id(user_id))
         if current is None:
             raise bad_identifier(user_id)
         # Kazoo's credentials hash covers the username: a new username needs the password to rehash it.
         if user["password"] is None and user["username"] != current.username:
             raise KazooError(400, "invalid data", _required("password"))
         try:
-            updated = await accounts.update_user(caller, user_id, user)
+            updated = await accounts.update_user(caller, current.id, user)
         except UsernameTaken:
             raise _username_taken(user["username"]) from None
         if updated is None:
             raise bad_identifier(user_id)
         return _user_answer(request, updated)
 
-    @delete("/{user_id:str}", status_code=200, summary="Remove a user (and revoke their tokens)")
+    @delete(
+        "/{user_id:str}",
+        status_code=200,
+        summary="Remove a user (and revoke their tokens)",
+        operation_class=KAZOO.operation(404),
+    )
     async def delete_user(
         self,
         request: Request,
@@ -117,7 +128,7 @@ class UsersController(Controller):
         user_id: FromPath[str],
         accounts: Injected[AccountStore],
     ) -> Response:
-        user = await accounts.delete_user(caller, user_id)
+        user = await accounts.delete_user(caller, parse_text_id(user_id))
         if user is None:
             raise bad_identifier(user_id)
         return _user_answer(request, user)
@@ -127,8 +138,9 @@ class ApiKeyController(Controller):
     path = "/v2/accounts/{account_id:str}/api_key"
     dependencies = {"caller": Provide(authorized_account)}
     tags = ["accounts"]
+    security = KAZOO.security
 
-    @get("/", summary="The account's API key (for api_auth)")
+    @get("/", summary="The account's API key (for api_auth)", operation_class=KAZOO.operation())
     async def get_api_key(
         self, request: Request, caller: NamedDependency[str], accounts: Injected[AccountStore]
     ) -> Response:
@@ -137,7 +149,12 @@ class ApiKeyController(Controller):
             raise bad_identifier(caller)
         return envelope(request, {"api_key": api_key})
 
-    @put("/", status_code=201, summary="Replace the API key; the old key and its tokens stop working")
+    @put(
+        "/",
+        status_code=201,
+        summary="Replace the API key; the old key and its tokens stop working",
+        operation_class=KAZOO.operation(),
+    )
     async def rotate_api_key(
         self, request: Request, caller: NamedDependency[str], accounts: Injected[AccountStore]
     ) -> Response:
@@ -159,7 +176,12 @@ class TokenController(Controller):
     path = "/v2"
     tags = ["auth"]
 
-    @put("/user_auth", status_code=201, summary="A token from user credentials", operation_class=kazoo_body(UserAuth))
+    @put(
+        "/user_auth",
+        status_code=201,
+        summary="A token from user credentials",
+        operation_class=KAZOO.operation(401, body=kazoo_body(UserAuth)),
+    )
     async def user_auth(self, request: Request, accounts: Injected[AccountStore]) -> Response:
         doc = await read_kazoo_data(request)
         errors: dict[str, Any] = {}
@@ -186,7 +208,10 @@ class TokenController(Controller):
         return envelope(request, auth_view(issued.account_id, issued.user_id), status_code=201, auth_token=issued.token)
 
     @put(
-        "/api_auth", status_code=201, summary="A token from the account's API key", operation_class=kazoo_body(ApiAuth)
+        "/api_auth",
+        status_code=201,
+        summary="A token from the account's API key",
+        operation_class=KAZOO.operation(401, body=kazoo_body(ApiAuth)),
     )
     async def api_auth(self, request: Request, accounts: Injected[AccountStore]) -> Response:
         api_key = (await read_kazoo_data(request)).get("api_key")

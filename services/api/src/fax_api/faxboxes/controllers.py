@@ -22,8 +22,16 @@ from fax_api.faxboxes.store import AddressTaken, FaxboxFields, FaxboxStore
 from fax_api.web.auth import authorized_account
 from fax_api.web.callback_urls import check_kazoo_callback_urls
 from fax_api.web.injection import Injected
-from fax_api.web.kazoo import KazooError, bad_identifier, envelope, merge_patch, read_kazoo_data, revision_of
-from fax_api.web.openapi import kazoo_body
+from fax_api.web.kazoo import (
+    KazooError,
+    bad_identifier,
+    envelope,
+    merge_patch,
+    parse_text_id,
+    read_kazoo_data,
+    revision_of,
+)
+from fax_api.web.openapi import KAZOO, kazoo_body
 from fax_api.web.paging import KeysetPage, keyset_listing, keyset_page
 from fax_runtime.network_guard import NetworkGuard
 
@@ -57,8 +65,9 @@ class FaxboxesController(Controller):
     path = "/v2/accounts/{account_id:str}/faxboxes"
     dependencies = {"caller": Provide(authorized_account), "page": Provide(keyset_page, sync_to_thread=False)}
     tags = ["faxboxes"]
+    security = KAZOO.security
 
-    @get("/", summary="List the account's faxboxes")
+    @get("/", summary="List the account's faxboxes", operation_class=KAZOO.operation(400))
     async def list_faxboxes(
         self,
         request: Request,
@@ -66,10 +75,10 @@ class FaxboxesController(Controller):
         faxboxes: Injected[FaxboxStore],
         page: NamedDependency[KeysetPage],
     ) -> Response:
-        rows = await faxboxes.page(caller, page.start, page.limit)
+        rows = await faxboxes.page(caller, page.start_text_id(), page.limit)
         return keyset_listing(request, page, rows, faxbox_summary)
 
-    @put("/", status_code=201, summary="Create a faxbox", operation_class=kazoo_body(Faxbox))
+    @put("/", status_code=201, summary="Create a faxbox", operation_class=KAZOO.operation(body=kazoo_body(Faxbox)))
     async def create_faxbox(
         self,
         request: Request,
@@ -85,7 +94,7 @@ class FaxboxesController(Controller):
             raise _address_taken(exc.address) from None
         return _answer(request, faxbox, status_code=201)
 
-    @get("/{faxbox_id:str}", summary="A faxbox")
+    @get("/{faxbox_id:str}", summary="A faxbox", operation_class=KAZOO.operation(404))
     async def get_faxbox(
         self,
         request: Request,
@@ -93,12 +102,17 @@ class FaxboxesController(Controller):
         faxbox_id: FromPath[str],
         faxboxes: Injected[FaxboxStore],
     ) -> Response:
-        faxbox = await faxboxes.get(caller, faxbox_id)
+        faxbox = await faxboxes.get(caller, parse_text_id(faxbox_id))
         if faxbox is None:
             raise bad_identifier(faxbox_id)
         return _answer(request, faxbox)
 
-    @post("/{faxbox_id:str}", status_code=200, summary="Replace a faxbox", operation_class=kazoo_body(Faxbox))
+    @post(
+        "/{faxbox_id:str}",
+        status_code=200,
+        summary="Replace a faxbox",
+        operation_class=KAZOO.operation(404, body=kazoo_body(Faxbox)),
+    )
     async def replace_faxbox(
         self,
         request: Request,
@@ -111,7 +125,11 @@ class FaxboxesController(Controller):
         await check_kazoo_callback_urls(guard, fields[2])
         return await self._update(request, caller, faxbox_id, faxboxes, lambda _current: fields)
 
-    @patch("/{faxbox_id:str}", summary="Change some fields of a faxbox", operation_class=kazoo_body(FaxboxPatch))
+    @patch(
+        "/{faxbox_id:str}",
+        summary="Change some fields of a faxbox",
+        operation_class=KAZOO.operation(404, body=kazoo_body(FaxboxPatch)),
+    )
     async def patch_faxbox(
         self,
         request: Request,
@@ -130,7 +148,12 @@ class FaxboxesController(Controller):
             lambda current: _validated(merge_patch(faxbox_document(current), changes)),
         )
 
-    @delete("/{faxbox_id:str}", status_code=200, summary="Remove a faxbox (its numbers are unassigned)")
+    @delete(
+        "/{faxbox_id:str}",
+        status_code=200,
+        summary="Remove a faxbox (its numbers are unassigned)",
+        operation_class=KAZOO.operation(404),
+    )
     async def delete_faxbox(
         self,
         request: Request,
@@ -138,7 +161,7 @@ class FaxboxesController(Controller):
         faxbox_id: FromPath[str],
         faxboxes: Injected[FaxboxStore],
     ) -> Response:
-        faxbox = await faxboxes.delete(caller, faxbox_id)
+        faxbox = await faxboxes.delete(caller, parse_text_id(faxbox_id))
         if faxbox is None:
             raise bad_identifier(faxbox_id)
         return _answer(request, faxbox)
@@ -152,7 +175,7 @@ class FaxboxesController(Controller):
         build: Callable[[FaxboxRecord], FaxboxFields],
     ) -> Response:
         try:
-            faxbox = await faxboxes.update(caller, faxbox_id, build)
+            faxbox = await faxboxes.update(caller, parse_text_id(faxbox_id), build)
         except AddressTaken as exc:
             raise _address_taken(exc.address) from None
         if faxbox is None:

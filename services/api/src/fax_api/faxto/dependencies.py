@@ -15,6 +15,7 @@ from fax_api.faxto.rows import FaxtoUser
 from fax_api.faxto.store import FaxtoStore
 from fax_api.web.faxto import FaxtoError
 from fax_api.web.injection import Injected
+from fax_runtime.db import holds_nul
 
 
 @dataclass(frozen=True)
@@ -27,11 +28,13 @@ class FaxtoParams:
 
 async def faxto_params(request: Request) -> FaxtoParams:
     """The ``params`` dependency: Fax.to takes a call's parameters from the query string, a url-encoded or multipart
-    form, or a JSON body, as its clients send them."""
+    form, or a JSON body, as its clients send them; any of them malformed (or holding a NUL) is a 400."""
     values: dict[str, Any] = dict(request.query_params)
     files: dict[str, UploadFile] = {}
     content_type = request.headers.get("content-type", "")
     if request.method == "POST":
+        # Read first: a body over the app's limit is its 413 (web.errors), not a malformed form or JSON.
+        await request.body()
         if content_type.startswith("application/json"):
             try:
                 body = await request.json()
@@ -49,6 +52,9 @@ async def faxto_params(request: Request) -> FaxtoParams:
                     files[name] = value
                 else:
                     values[name] = value
+    # Names, values and file names are stored or looked up as text, which cannot hold a NUL.
+    if holds_nul(values) or any(holds_nul(upload.filename or "") for upload in files.values()):
+        raise FaxtoError(400, "Parameters cannot contain NUL characters")
     return FaxtoParams(values, files)
 
 

@@ -13,6 +13,7 @@ from fax_api.faxes.rules import FaxValidationError, validate_fax_request
 from fax_api.faxto.rates import fax_cost
 from fax_api.faxto.rows import FaxtoDocument, FaxtoUser
 from fax_api.web.faxto import FaxtoError
+from fax_runtime.db import BIGINT_MAX
 from fax_runtime.numbers import NotE164, e164
 
 
@@ -48,10 +49,14 @@ def fax_job_id(raw: str) -> int | uuid.UUID | None:
 
 
 def document_id(value: Any) -> int:
+    """A call's ``document_id``: a document's number (a bigserial, so from 1 to BIGINT_MAX)."""
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
-        raise FaxtoError(400, "document_id is required and must be a number") from None
+        number = 0
+    if not 1 <= number <= BIGINT_MAX:
+        raise FaxtoError(400, "document_id is required and must be a document's number")
+    return number
 
 
 def send_cost(number: str, pages: int) -> Decimal:

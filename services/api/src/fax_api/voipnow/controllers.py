@@ -24,9 +24,10 @@ from fax_api.config import ApiSettings
 from fax_api.faxes.rules import FaxValidationError, validate_fax_request
 from fax_api.web.auth import uapi_account
 from fax_api.web.injection import Injected
-from fax_api.web.openapi import FILE, STRING, form_body
+from fax_api.web.openapi import FILE, STRING, UAPI, form_body
 from fax_api.web.uapi import UapiError, uapi_error_response
 from fax_jobs import FaxJob, JobStore, shared_upload_keys
+from fax_runtime.db import holds_nul
 
 ALLOWED_EXTENSIONS = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "tif": "image/tiff", "tiff": "image/tiff",
                       "pdf": "application/pdf", "txt": "text/plain"}  # fmt: skip
@@ -61,7 +62,9 @@ def _recipients(raw: Any, limit: int) -> list[str]:
 async def _form(request: Request) -> FormMultiDict:
     try:
         return await request.form()
-    except ClientException:  # litestar's parser refused the body
+    except ClientException as exc:  # litestar's parser refused the body
+        if exc.status_code == 413:
+            raise UapiError(413, "request_too_large", "The request is larger than allowed") from None
         raise UapiError(
             400,
             "fx_file_invalid",
@@ -99,15 +102,19 @@ _CREATE_FAXES_BODY = form_body(
     required=("files", "request"),
     description='multipart: one or more "files" parts (jpg, tif, pdf, txt) and a "request" part, '
     'a JSON object with "recipients"',
+    media_types=("multipart/form-data",),
 )
 
 
 class VoipNowFaxesController(Controller):
     path = "/uapi/faxes"
     tags = ["VoipNow UAPI"]
+    security = UAPI.security
     dependencies = {"caller": Provide(uapi_account)}
 
-    @post("/{user_id:str}/{extension:str}", status_code=200, operation_class=_CREATE_FAXES_BODY)
+    @post(
+        "/{user_id:str}/{extension:str}", status_code=200, operation_class=UAPI.operation(204, body=_CREATE_FAXES_BODY)
+    )
     async def create_faxes(
         self,
         request: Request,
@@ -117,7 +124,7 @@ class VoipNowFaxesController(Controller):
         settings: Injected[ApiSettings],
     ) -> Response:
         """Send the ``files`` parts to every number of the ``request`` part's ``recipients``."""
-        if not extension or extension == "@self":
+        if not extension or extension == "@self" or holds_nul(extension):
             raise UapiError(400, "fx_extension_invalid", "extension must be an extension number")
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             raise UapiError(400, "fx_file_invalid", "The request must be multipart/form-data with 'files' parts")

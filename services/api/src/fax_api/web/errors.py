@@ -70,7 +70,9 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
     if answer is not None:
         return answer
     message = _KAZOO_MESSAGES.get(exc.status_code, "error")
-    return error_response(request, KazooError(exc.status_code, message, {"message": str(exc.detail)}))
+    answer = error_response(request, KazooError(exc.status_code, message, {"message": str(exc.detail)}))
+    answer.headers.update(exc.headers or {})  # a 405's Allow
+    return answer
 
 
 def _unexpected_error(request: Request, exc: Exception) -> Response:

@@ -15,6 +15,8 @@ from typing import Any, Literal
 import msgspec
 from litestar import Request, Response
 
+from fax_runtime.db import holds_nul
+
 # Erlang's calendar counts seconds from year 0; Kazoo timestamps ("created": 63626410973) use it.
 GREGORIAN_UNIX_OFFSET = 62_167_219_200
 
@@ -50,6 +52,11 @@ def parse_id(raw: str) -> uuid.UUID:
         return uuid.UUID(hex=raw)
     except ValueError:
         raise bad_identifier(raw) from None
+
+
+def parse_text_id(raw: str) -> str:
+    """A user's or faxbox's id, kept as text: 32 hex digits as parse_id reads them; anything else is an unknown id."""
+    return parse_id(raw).hex
 
 
 def gregorian_seconds(moment: dt.datetime) -> int:
@@ -115,7 +122,7 @@ async def read_kazoo_envelope(request: Request, *, data_required: bool = True) -
 
     An empty body is an empty envelope, ``{"data": {}}`` (Kazoo's own curl examples send no body: validation then
     names each required field). Anything else must be a JSON object whose ``data``, when present (or required), is an
-    object.
+    object, and that holds no NUL character (documents are stored as jsonb, which cannot hold one).
     """
     body = await request.body()
     if not body.strip():
@@ -129,6 +136,8 @@ async def read_kazoo_envelope(request: Request, *, data_required: bool = True) -
         raise KazooError(
             400, "invalid request body", {"message": "the request must be a JSON object with a data object"}
         )
+    if holds_nul(decoded):
+        raise KazooError(400, "invalid request body", {"message": "the request cannot contain NUL characters"})
     return {**decoded, "data": data}
 
 

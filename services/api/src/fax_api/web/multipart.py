@@ -13,6 +13,8 @@ from typing import Any
 
 import msgspec
 
+from fax_runtime.db import holds_nul
+
 MULTIPART_TYPES = ("multipart/mixed", "multipart/related", "multipart/form-data")
 JSON_TYPES = ("application/json", "text/json")
 # What the fetcher can render (it sniffs the bytes again); octet-stream is taken on trust and sniffed there.
@@ -113,4 +115,6 @@ def _kazoo_data(payload: bytes) -> dict[str, Any]:
     inner = decoded.get("data", decoded)
     if not isinstance(inner, dict):
         raise MultipartError(400, "the JSON part's data must be an object")
+    if holds_nul(decoded):
+        raise MultipartError(400, "the JSON part cannot contain NUL characters")
     return inner

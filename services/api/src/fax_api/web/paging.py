@@ -20,6 +20,7 @@ from litestar.params import Parameter
 
 from fax_api.web.faxto import FaxtoError
 from fax_api.web.kazoo import KazooError, envelope
+from fax_api.web.openapi import INTEGER, query_parameter
 
 MAX_PAGE_SIZE = 500
 
@@ -68,8 +69,13 @@ class KeysetPage:
         """The key to start at ("" for the first page)."""
         return requested_start_key(self.start_key)
 
+    def start_text_id(self) -> str:
+        """The id to start at as text, for listings keyed by text ids (users, faxboxes); "" for the first page."""
+        start = self.start_id()
+        return start.hex if start else ""
+
     def start_id(self) -> uuid.UUID | None:
-        """The fax id to start at, for listings keyed by fax id; None for the first page."""
+        """The id to start at, for listings keyed by fax id; None for the first page."""
         if not self.start_key:
             return None
         try:
@@ -81,7 +87,7 @@ class KeysetPage:
                 {
                     "start_key": {
                         "type": {
-                            "message": "Value is not a fax id (next_start_key of a listing)",
+                            "message": "Value is not an id (next_start_key of a listing)",
                             "cause": self.start_key,
                         }
                     }
@@ -124,6 +130,13 @@ def positive(params: Mapping[str, Any], name: str, default: int, maximum: int) -
     if not 1 <= value <= maximum:
         raise FaxtoError(400, f"{name} must be between 1 and {maximum}")
     return value
+
+
+# Fax.to's paging, as the OpenAPI document shows it (the handlers read it from the call's parameters).
+NUMBERED_PAGE_QUERY = (
+    query_parameter("page", INTEGER, description="the page, from 1"),
+    query_parameter("per_page", INTEGER, description="rows a page, 1 to 100 (default 20)"),
+)
 
 
 @dataclass(frozen=True)

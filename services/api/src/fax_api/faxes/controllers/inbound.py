@@ -8,7 +8,7 @@ from litestar import Controller, Request, Response, delete, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
 
-from fax_api.faxes.attachments import attachment_response, no_attachment, wanted_format
+from fax_api.faxes.attachments import MEDIA_TYPES, attachment_response, no_attachment, wanted_format
 from fax_api.faxes.rows import InboundFax
 from fax_api.faxes.rules import (
     INBOX_STATES,
@@ -22,6 +22,7 @@ from fax_api.faxes.store import FaxStore
 from fax_api.web.auth import authorized_account
 from fax_api.web.injection import Injected
 from fax_api.web.kazoo import bad_identifier, envelope, parse_id, revision_of
+from fax_api.web.openapi import KAZOO
 from fax_api.web.paging import KeysetPage, keyset_listing, keyset_page
 
 FOLDERS = {"inbox": INBOX_STATES, "incoming": INCOMING_STATES}
@@ -38,9 +39,10 @@ class _InboundFolder(Controller):
 
     dependencies = _DEPENDENCIES
     tags = ["faxes"]
+    security = KAZOO.security
     folder = "inbox"
 
-    @get("/", summary="List the folder's faxes, newest first")
+    @get("/", summary="List the folder's faxes, newest first", operation_class=KAZOO.operation(400))
     async def list_faxes(
         self,
         request: Request,
@@ -51,7 +53,7 @@ class _InboundFolder(Controller):
         rows = await faxes.page_inbound(caller, FOLDERS[self.folder], page.start_id(), page.limit)
         return keyset_listing(request, page, rows, inbound_summary)
 
-    @get("/{fax_id:str}", summary="A fax of the folder")
+    @get("/{fax_id:str}", summary="A fax of the folder", operation_class=KAZOO.operation(404))
     async def get_fax(
         self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], faxes: Injected[FaxStore]
     ) -> Response:
@@ -60,7 +62,12 @@ class _InboundFolder(Controller):
             raise bad_identifier(fax_id)
         return _answer(request, fax)
 
-    @delete("/{fax_id:str}", status_code=200, summary="Remove a fax and its documents")
+    @delete(
+        "/{fax_id:str}",
+        status_code=200,
+        summary="Remove a fax and its documents",
+        operation_class=KAZOO.operation(404),
+    )
     async def delete_fax(
         self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], faxes: Injected[FaxStore]
     ) -> Response:
@@ -73,6 +80,7 @@ class _InboundFolder(Controller):
         "/{fax_id:str}/attachment",
         summary="The received fax: image/tiff (default) or application/pdf, as the Accept header asks",
         media_type="image/tiff",
+        operation_class=KAZOO.operation(404, 406, produces=MEDIA_TYPES.values()),
     )
     async def get_attachment(
         self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], faxes: Injected[FaxStore]
@@ -92,6 +100,7 @@ class _InboundFolder(Controller):
         "/{fax_id:str}/attachment",
         status_code=200,
         summary="Remove a fax's documents; the record stays and says attachment_deleted",
+        operation_class=KAZOO.operation(404),
     )
     async def delete_attachment(
         self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], faxes: Injected[FaxStore]
@@ -116,8 +125,13 @@ class SmtpLogController(Controller):
     path = "/v2/accounts/{account_id:str}/faxes/smtplog"
     dependencies = _DEPENDENCIES
     tags = ["faxes"]
+    security = KAZOO.security
 
-    @get("/", summary="Mail to the account's faxboxes: the fax each queued, or why it could not, newest first")
+    @get(
+        "/",
+        summary="Mail to the account's faxboxes: the fax each queued, or why it could not, newest first",
+        operation_class=KAZOO.operation(400),
+    )
     async def list_smtplog(
         self,
         request: Request,
@@ -128,7 +142,7 @@ class SmtpLogController(Controller):
         rows = await faxes.page_smtplog(caller, page.start_id(), page.limit)
         return keyset_listing(request, page, rows, smtplog_summary)
 
-    @get("/{attempt_id:str}", summary="One smtplog entry")
+    @get("/{attempt_id:str}", summary="One smtplog entry", operation_class=KAZOO.operation(404))
     async def get_smtplog(
         self,
         request: Request,

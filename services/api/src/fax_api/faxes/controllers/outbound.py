@@ -15,7 +15,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
 
 from fax_api.config import ApiSettings
-from fax_api.faxes.attachments import attachment_response, no_attachment, wanted_format
+from fax_api.faxes.attachments import MEDIA_TYPES, attachment_response, no_attachment, wanted_format
 from fax_api.faxes.rules import (
     FaxValidationError,
     job_summary,
@@ -39,7 +39,7 @@ from fax_api.web.kazoo import (
     revision_of,
 )
 from fax_api.web.multipart import MultipartError, is_multipart, parse_fax_upload
-from fax_api.web.openapi import kazoo_body, upload_body
+from fax_api.web.openapi import KAZOO, kazoo_body, upload_body
 from fax_api.web.paging import KeysetPage, keyset_listing, keyset_page
 from fax_jobs import FINISHED_STATES, QUEUED_STATES, DocumentsGone, FaxJob, JobNotChangeable, JobStore
 from fax_runtime.blobs import fax_pdf_key
@@ -72,12 +72,13 @@ class FaxesController(Controller):
     path = "/v2/accounts/{account_id:str}/faxes"
     dependencies = {"caller": Provide(authorized_account), "page": Provide(keyset_page, sync_to_thread=False)}
     tags = ["faxes"]
+    security = KAZOO.security
 
     @put(
         ["/", "/outgoing"],
         status_code=201,
         summary="Create an outgoing fax from a document URL, or with the document uploaded in the same request",
-        operation_class=upload_body(OutgoingFax),
+        operation_class=KAZOO.operation(415, body=upload_body(OutgoingFax)),
     )
     async def create_fax(
         self,
@@ -111,7 +112,11 @@ class FaxesController(Controller):
         job = await jobs.submit_job(caller, fax_request, [(d.body, d.content_type) for d in upload.documents])
         return _answer(request, job, status_code=201)
 
-    @get("/outgoing", summary="List outgoing faxes (attaching_files, pending or processing), newest first")
+    @get(
+        "/outgoing",
+        summary="List outgoing faxes (attaching_files, pending or processing), newest first",
+        operation_class=KAZOO.operation(400),
+    )
     async def list_outgoing(
         self,
         request: Request,
@@ -122,7 +127,7 @@ class FaxesController(Controller):
         rows = await jobs.page_jobs(caller, QUEUED_STATES, page.start_id(), page.limit)
         return keyset_listing(request, page, rows, job_summary)
 
-    @get("/outgoing/{fax_id:str}", summary="A queued outgoing fax")
+    @get("/outgoing/{fax_id:str}", summary="A queued outgoing fax", operation_class=KAZOO.operation(404))
     async def get_outgoing(
         self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: Injected[JobStore]
     ) -> Response:
@@ -132,7 +137,7 @@ class FaxesController(Controller):
         "/outgoing/{fax_id:str}",
         status_code=200,
         summary="Replace a queued fax (409 once it is processing or finished); attempts start over",
-        operation_class=kazoo_body(OutgoingFax),
+        operation_class=KAZOO.operation(404, 409, body=kazoo_body(OutgoingFax)),
     )
     async def replace_outgoing(
         self,
@@ -149,7 +154,7 @@ class FaxesController(Controller):
     @patch(
         "/outgoing/{fax_id:str}",
         summary="Change some fields of a queued fax (409 once it is processing or finished)",
-        operation_class=kazoo_body(OutgoingFaxPatch),
+        operation_class=KAZOO.operation(404, 409, body=kazoo_body(OutgoingFaxPatch)),
     )
     async def patch_outgoing(
         self,
@@ -163,7 +168,12 @@ class FaxesController(Controller):
         await check_kazoo_callback_urls(guard, changes)
         return await self._revise(request, caller, fax_id, jobs, lambda current: merge_patch(current, changes))
 
-    @delete("/outgoing/{fax_id:str}", status_code=200, summary="Remove a queued fax (409 once it is processing)")
+    @delete(
+        "/outgoing/{fax_id:str}",
+        status_code=200,
+        summary="Remove a queued fax (409 once it is processing)",
+        operation_class=KAZOO.operation(404, 409),
+    )
     async def delete_outgoing(
         self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: Injected[JobStore]
     ) -> Response:
@@ -175,7 +185,7 @@ class FaxesController(Controller):
             raise bad_identifier(fax_id)
         return _answer(request, job)
 
-    @get("/outbox", summary="List sent or failed faxes, newest first")
+    @get("/outbox", summary="List sent or failed faxes, newest first", operation_class=KAZOO.operation(400))
     async def list_outbox(
         self,
         request: Request,
@@ -186,7 +196,7 @@ class FaxesController(Controller):
         rows = await jobs.page_jobs(caller, FINISHED_STATES, page.start_id(), page.limit)
         return keyset_listing(request, page, rows, job_summary)
 
-    @get("/outbox/{fax_id:str}", summary="A sent or failed fax")
+    @get("/outbox/{fax_id:str}", summary="A sent or failed fax", operation_class=KAZOO.operation(404))
     async def get_outbox(
         self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: Injected[JobStore]
     ) -> Response:
@@ -196,7 +206,7 @@ class FaxesController(Controller):
         "/outbox/{fax_id:str}",
         status_code=201,
         summary="Resubmit a sent or failed fax: a new job with the same request and documents",
-        operation_class=kazoo_body(OutboxAction),
+        operation_class=KAZOO.operation(404, 409, body=kazoo_body(OutboxAction)),
     )
     async def resubmit_outbox(
         self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: Injected[JobStore]
@@ -223,7 +233,12 @@ class FaxesController(Controller):
             raise bad_identifier(fax_id)
         return _answer(request, job, status_code=201)
 
-    @delete("/outbox/{fax_id:str}", status_code=200, summary="Remove a sent or failed fax and its documents")
+    @delete(
+        "/outbox/{fax_id:str}",
+        status_code=200,
+        summary="Remove a sent or failed fax and its documents",
+        operation_class=KAZOO.operation(404),
+    )
     async def delete_outbox(
         self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: Injected[JobStore]
     ) -> Response:
@@ -239,6 +254,7 @@ class FaxesController(Controller):
         "/outbox/{fax_id:str}/attachment",
         summary="The fax as sent: image/tiff (default) or application/pdf, as the Accept header asks",
         media_type="image/tiff",
+        operation_class=KAZOO.operation(404, 406, produces=MEDIA_TYPES.values()),
     )
     async def get_outbox_attachment(
         self,
@@ -265,6 +281,7 @@ class FaxesController(Controller):
         "/outbox/{fax_id:str}/attachment",
         status_code=200,
         summary="Remove a sent fax's documents; the record stays and says attachment_deleted",
+        operation_class=KAZOO.operation(404),
     )
     async def delete_outbox_attachment(
         self, request: Request, caller: NamedDependency[str], fax_id: FromPath[str], jobs: Injected[JobStore]

@@ -17,46 +17,55 @@ from fax_api.faxto.sending import FaxSender, fax_sender
 from fax_api.faxto.store import FaxtoStore
 from fax_api.web.faxto import FaxtoError
 from fax_api.web.injection import Injected
-from fax_api.web.openapi import FILE, STRING, form_body
-from fax_api.web.paging import NumberedPage
+from fax_api.web.openapi import FAXTO, FILE, INTEGER, STRING, form_body, query_parameter
+from fax_api.web.paging import NUMBERED_PAGE_QUERY, NumberedPage
 from fax_runtime import signing
 from fax_runtime.numbers import NotE164, e164
 
 _SEND_BODY = form_body(
-    {"api_key": STRING, "fax_number": STRING, "document_id": STRING, "file": FILE, "tsi_number": STRING,
-     "delete_file": STRING, "callback_url": STRING},
-    required=("api_key", "fax_number"),
+    {"fax_number": STRING, "document_id": STRING, "file": FILE, "tsi_number": STRING, "delete_file": STRING,
+     "callback_url": STRING},
+    required=("fax_number",),
     description="document_id of an uploaded file, or the document itself as a multipart 'file' part",
 )  # fmt: skip
+_FAX_NUMBER = query_parameter("fax_number", required=True, description="in international format, e.g. +441224459292")
+_SEND_QUERY = (
+    _FAX_NUMBER,
+    query_parameter("document_id", INTEGER, required=True, description="an uploaded file's document_id"),
+    query_parameter("tsi_number"),
+    query_parameter("delete_file", description="1, true or yes: remove the file once the fax is queued"),
+    query_parameter("callback_url"),
+)
 
 
 class FaxtoFaxesController(Controller):
     path = "/api"
     tags = TAGS
+    security = FAXTO.security
     dependencies = {**DEPENDENCIES, "sender": Provide(fax_sender, sync_to_thread=False)}
 
-    @post(["/v2/fax", "/v1/fax"], status_code=200, operation_class=_SEND_BODY)
+    @post(["/v2/fax", "/v1/fax"], status_code=200, operation_class=FAXTO.operation(402, 404, 422, body=_SEND_BODY))
     async def send(self, call: NamedDependency[FaxtoCall], sender: Injected[FaxSender]) -> dict[str, Any]:
         """Send ``document_id`` (or an uploaded ``file``) to ``fax_number``; the cost is reserved now, charged
         when the fax completes and given back if it fails. Answers the job's ``fax_job_id`` (an integer)."""
         return views.sent(await sender.send(call))
 
-    @get(["/v2/fax", "/v1/fax"])
+    @get(["/v2/fax", "/v1/fax"], operation_class=FAXTO.operation(400, 402, 404, 422, query=_SEND_QUERY))
     async def send_by_get(self, call: NamedDependency[FaxtoCall], sender: Injected[FaxSender]) -> dict[str, Any]:
         """The same send, its parameters in the query string ("a POST or GET call", the text's Encoding)."""
         return views.sent(await sender.send(call))
 
-    @get("/v2/fax/{document_id:int}/costs")
+    @get("/v2/fax/{document_id:int}/costs", operation_class=FAXTO.operation(400, 404, query=(_FAX_NUMBER,)))
     async def cost(
         self, call: NamedDependency[FaxtoCall], faxto: Injected[FaxtoStore], document_id: FromPath[int]
     ) -> dict[str, Any]:
         number = rules.fax_number(call.values)
-        document = await faxto.document(call.user.account_id, document_id)
+        document = await faxto.document(call.user.account_id, rules.document_id(document_id))
         if document is None:
             raise FaxtoError(404, "Document not found")
         return {"status": "success", "cost": views.money(rules.send_cost(number, document.total_pages))}
 
-    @get("/v2/fax/{fax_job_id:str}/status")
+    @get("/v2/fax/{fax_job_id:str}/status", operation_class=FAXTO.operation(404))
     async def status(
         self, call: NamedDependency[FaxtoCall], faxto: Injected[FaxtoStore], fax_job_id: FromPath[str]
     ) -> dict[str, Any]:
@@ -70,12 +79,15 @@ class FaxtoFaxesController(Controller):
             "user_cash_balance": views.money(await faxto.balance(account_id)),
         }
 
-    @get("/v2/fax-history")
+    @get("/v2/fax-history", operation_class=FAXTO.operation())
     async def history(self, call: NamedDependency[FaxtoCall], faxto: Injected[FaxtoStore]) -> dict[str, Any]:
         jobs = await faxto.history(call.user.account_id)
         return {"status": "success", "history": [views.history_entry(job) for job in jobs]}
 
-    @get(["/v2/incoming-faxes", "/v2/incoming-faxes/{recipient:str}"])
+    @get(
+        ["/v2/incoming-faxes", "/v2/incoming-faxes/{recipient:str}"],
+        operation_class=FAXTO.operation(400, query=NUMBERED_PAGE_QUERY),
+    )
     async def incoming(
         self,
         request: Request,

@@ -19,17 +19,18 @@ from fax_api.faxto.store import FaxtoStore
 from fax_api.faxto.uploads import keep_remote_file, keep_upload
 from fax_api.web.faxto import FaxtoError
 from fax_api.web.injection import Injected
-from fax_api.web.openapi import FILE, STRING, form_body
+from fax_api.web.openapi import FAXTO, FILE, INTEGER, STRING, form_body, query_parameter
 from fax_api.web.paging import positive
 from fax_runtime import signing
 from fax_runtime.network_guard import NetworkGuard
 
 PREVIEW_POLL_SECONDS = 0.2
 _FILES_BODY = form_body(
-    {"api_key": STRING, "file": FILE, "AddRemoteFile": STRING},
-    required=("api_key",),
+    {"file": FILE, "AddRemoteFile": STRING},
     description="a multipart 'file' part, or AddRemoteFile: a URL the platform fetches",
 )
+
+_DOCUMENT_ID = query_parameter("document_id", INTEGER, required=True, description="an uploaded file's document_id")
 
 
 def _not_found() -> FaxtoError:
@@ -47,9 +48,10 @@ async def _document(faxto: FaxtoStore, call: FaxtoCall) -> FaxtoDocument:
 class FaxtoFilesController(Controller):
     path = "/api/v2"
     tags = TAGS
+    security = FAXTO.security
     dependencies = DEPENDENCIES
 
-    @post("/files", status_code=200, operation_class=_FILES_BODY)
+    @post("/files", status_code=200, operation_class=FAXTO.operation(body=_FILES_BODY))
     async def upload(
         self, call: NamedDependency[FaxtoCall], faxto: Injected[FaxtoStore], guard: Injected[NetworkGuard]
     ) -> dict[str, Any]:
@@ -62,26 +64,31 @@ class FaxtoFilesController(Controller):
             raise FaxtoError(400, "A multipart 'file' part or an AddRemoteFile URL is required")
         return {"status": "success", "document_id": document.id, "document": views.document_view(document)}
 
-    @get("/files")
+    @get("/files", operation_class=FAXTO.operation())
     async def files(self, call: NamedDependency[FaxtoCall], faxto: Injected[FaxtoStore]) -> list[dict[str, Any]]:
         return [views.file_entry(d) for d in await faxto.documents(call.user.account_id)]
 
-    @delete("/files/{document_id:int}", status_code=200)
+    @delete("/files/{document_id:int}", status_code=200, operation_class=FAXTO.operation(404))
     async def delete_file(
         self, call: NamedDependency[FaxtoCall], faxto: Injected[FaxtoStore], document_id: FromPath[int]
     ) -> dict[str, Any]:
-        if not await faxto.delete_document(call.user.account_id, document_id):
+        if not await faxto.delete_document(call.user.account_id, rules.document_id(document_id)):
             raise _not_found()
         return {"status": "success"}
 
-    @get("/file-clean")
+    @get("/file-clean", operation_class=FAXTO.operation(400, 404, query=(_DOCUMENT_ID,)))
     async def clean(self, call: NamedDependency[FaxtoCall], faxto: Injected[FaxtoStore]) -> dict[str, Any]:
         """The document as it will be faxed: its stored record with page count and fax file names (the example
         response of the spec's Clean File API). The document was checked and counted when it was uploaded."""
         document = await _document(faxto, call)
         return {"status": "success", **views.document_view(document), "server_document_id": None, "team_user_id": None}
 
-    @get("/file-generate-preview")
+    @get(
+        "/file-generate-preview",
+        operation_class=FAXTO.operation(
+            400, 404, 422, 503, query=(_DOCUMENT_ID, query_parameter("page", INTEGER, description="default 1"))
+        ),
+    )
     async def preview(
         self,
         request: Request,

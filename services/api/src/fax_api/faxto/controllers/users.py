@@ -15,14 +15,14 @@ from fax_api.faxto.store import EmailTaken, FaxtoStore
 from fax_api.web.callback_urls import check_faxto_callback_url
 from fax_api.web.faxto import FaxtoError
 from fax_api.web.injection import Injected
-from fax_api.web.openapi import STRING, form_body
+from fax_api.web.openapi import FAXTO, STRING, form_body
 from fax_runtime.network_guard import NetworkGuard
 
 _CREDENTIALS_BODY = form_body({"email": STRING, "password": STRING}, required=("email", "password"))
-_SUBUSER_BODY = form_body({"api_key": STRING, "email": STRING, "password": STRING}, required=("api_key", "email"))
+_SUBUSER_BODY = form_body({"email": STRING, "password": STRING}, required=("email", "password"))
 _SETTINGS_BODY = form_body(
-    {"api_key": STRING, "callback_url": STRING},
-    required=("api_key", "callback_url"),
+    {"callback_url": STRING},
+    required=("callback_url",),
     description="callback_url: where delivery receipts and receive callbacks are posted; empty to stop them",
 )
 
@@ -36,7 +36,7 @@ class FaxtoUsersController(Controller):
     tags = TAGS
     dependencies = DEPENDENCIES
 
-    @post("/user", status_code=200, operation_class=_CREDENTIALS_BODY)
+    @post("/user", status_code=200, operation_class=FAXTO.operation(409, body=_CREDENTIALS_BODY))
     async def register(self, params: NamedDependency[FaxtoParams], faxto: Injected[FaxtoStore]) -> dict[str, Any]:
         """Register a user: a new account with its own balance; answers the user's api_key."""
         email, password = credentials(params.values)
@@ -46,7 +46,7 @@ class FaxtoUsersController(Controller):
             raise _email_taken() from None
         return {"status": "success", "api_key": user.api_key}
 
-    @post("/user/login", status_code=200, operation_class=_CREDENTIALS_BODY)
+    @post("/user/login", status_code=200, operation_class=FAXTO.operation(401, body=_CREDENTIALS_BODY))
     async def login(self, params: NamedDependency[FaxtoParams], faxto: Injected[FaxtoStore]) -> dict[str, Any]:
         email, password = credentials(params.values)
         user = await faxto.login(email, password)
@@ -54,7 +54,9 @@ class FaxtoUsersController(Controller):
             raise FaxtoError(401, "Wrong email or password")
         return {"status": "success", "api_key": user.api_key}
 
-    @post("/subuser", status_code=200, operation_class=_SUBUSER_BODY)
+    @post(
+        "/subuser", status_code=200, security=FAXTO.security, operation_class=FAXTO.operation(409, body=_SUBUSER_BODY)
+    )
     async def subuser(self, call: NamedDependency[FaxtoCall], faxto: Injected[FaxtoStore]) -> dict[str, Any]:
         """A sub-user of the caller: the same account and balance, its own api_key."""
         email, password = credentials(call.values)
@@ -64,12 +66,12 @@ class FaxtoUsersController(Controller):
             raise _email_taken() from None
         return {"status": "success", "api_key": subuser.api_key}
 
-    @get("/settings")
+    @get("/settings", security=FAXTO.security, operation_class=FAXTO.operation())
     async def settings(self, call: NamedDependency[FaxtoCall], faxto: Injected[FaxtoStore]) -> dict[str, Any]:
         """The account's API settings: the callback URL of delivery receipts and receive callbacks."""
         return {"status": "success", "callback_url": await faxto.callback_url(call.user.account_id)}
 
-    @post("/settings", status_code=200, operation_class=_SETTINGS_BODY)
+    @post("/settings", status_code=200, security=FAXTO.security, operation_class=FAXTO.operation(body=_SETTINGS_BODY))
     async def change_settings(
         self, call: NamedDependency[FaxtoCall], faxto: Injected[FaxtoStore], guard: Injected[NetworkGuard]
     ) -> dict[str, Any]:
@@ -81,6 +83,6 @@ class FaxtoUsersController(Controller):
         await faxto.set_callback_url(call.user.account_id, url)
         return {"status": "success", "callback_url": url}
 
-    @get("/balance")
+    @get("/balance", security=FAXTO.security, operation_class=FAXTO.operation())
     async def balance(self, call: NamedDependency[FaxtoCall], faxto: Injected[FaxtoStore]) -> dict[str, Any]:
         return {"status": "success", "balance": views.money(await faxto.balance(call.user.account_id))}

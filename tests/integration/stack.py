@@ -106,10 +106,9 @@ class DevstackRun:
                 pytest.fail(f"devstack exited with {self.process.returncode} before it was healthy:\n{self.report()}")
             # The banner comes once the devstack itself saw /healthz answer 200 and began supervising.
             with contextlib.suppress(httpx.HTTPError):
-                if (
-                    httpx.get(f"{self.api_url}/healthz", timeout=2).status_code == 200
-                    and "Fax platform ready" in self.output_path.read_text(errors="replace")
-                ):
+                if httpx.get(
+                    f"{self.api_url}/healthz", timeout=2
+                ).status_code == 200 and "Fax platform ready" in self.output_path.read_text(errors="replace"):
                     return
             if time.monotonic() > deadline:
                 pytest.fail(f"/healthz not 200 after {seconds:.0f} s:\n{self.report()}")

@@ -142,9 +142,7 @@ class Transmitter:
         metrics.job_state_seconds.labels("processing").observe(time.monotonic() - began)
         metrics.job_transitions.labels("completed" if outcome.success else "pending" if retry else "failed").inc()
 
-    async def _record_outcome(
-        self, job: ClaimedAttempt, outcome: TransmissionOutcome, route: CallRoute | None
-    ) -> bool:
+    async def _record_outcome(self, job: ClaimedAttempt, outcome: TransmissionOutcome, route: CallRoute | None) -> bool:
         """Record how the attempt ended, until it commits; whether the job is tried again."""
         job_id, attempt = job.id, job.attempts
         elapsed = int((dt.datetime.now(dt.UTC) - job.created_at).total_seconds())

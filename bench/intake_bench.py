@@ -1,9 +1,10 @@
 """Fax intake through the Kazoo API: JSON submissions and 1-page multipart uploads per second, and their latency.
 
-One API process (``python -m fax_api``, as deployed: uvicorn, one worker, its outbox relay publishing every
-``fax.job.submitted`` to RabbitMQ) on the devstack's Postgres, RabbitMQ and S3 (started under ``--state-dir`` on
-``--port-base``, or the services named by ``FAX_TEST_DATABASE_URL`` etc.). The load comes from this process over
-keep-alive HTTP/1.1 connections with pre-built requests, so the client costs little of the shared 2 cores.
+The API as deployed (``python -m fax_api``: uvicorn, ``FAX_API_WORKERS`` processes, one by default, each with its
+outbox relay publishing every ``fax.job.submitted`` to RabbitMQ) on the devstack's Postgres, RabbitMQ and S3
+(started under ``--state-dir`` on ``--port-base``, or the services named by ``FAX_TEST_DATABASE_URL`` etc.). The
+load comes from this process over keep-alive HTTP/1.1 connections with pre-built requests, so the client costs
+little of the shared 2 cores.
 
 - JSON: Kazoo's own create example (``PUT /faxes``), one job row + one outbox row per request.
 - upload: the overview's ``multipart/mixed`` create with a 1-page PDF: one S3 PUT, then the job + outbox rows.
@@ -11,6 +12,10 @@ keep-alive HTTP/1.1 connections with pre-built requests, so the client costs lit
   this process: the same single statement (INSERT fax_jobs + INSERT outbox + pg_notify), with no HTTP,
   validation, token lookup or envelope; and a bare litestar endpoint on uvicorn (decode the body, answer 201), the
   framework floor without plugins or database.
+
+Nothing lost: after the runs, every fax the API accepted (201) must have its job row and its ``fax.job.submitted``
+event delivered to a queue this benchmark bound to the exchange before the first request; the benchmark fails
+otherwise.
 
     uv run python bench/intake_bench.py --requests 3000 --uploads 500 --concurrency 16
 """
@@ -31,11 +36,12 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import aio_pika
 import asyncpg
 import httpx
 from minio import Minio
 
-from fax_contracts import JobSubmitted, encode_event, routing_key
+from fax_contracts import EXCHANGE, JobSubmitted, decode_event, encode_event, routing_key
 from fax_devstack.infra import InfraPorts, LocalInfra, ProvidedServices
 from fax_jobs.store import Q
 from fax_runtime.outbox import NOTIFY_CHANNEL
@@ -68,45 +74,22 @@ uvicorn.run(Litestar([create]), host="127.0.0.1", port=int(sys.argv[1]), log_lev
 """
 
 
-# --what-if: the API as it is, with three changes outside the faxes code applied in memory (nothing in the tree is
-# edited), to size them for whoever owns that code: no per-release RESET round trip on the pool's connections, a
-# 5-second token -> account cache, no OpenTelemetry spans (OTEL_SDK_DISABLED, set by the caller).
-WHAT_IF_LAUNCHER = """
-import time
-import asyncpg
-import fax_runtime.db
-import fax_api.app
-from fax_api.accounts.store import AccountStore
-
-async def _no_reset(conn):
-    pass
-
-async def _pool(database_url, *, min_size=1, max_size=10):
-    return await asyncpg.create_pool(database_url, min_size=min_size, max_size=max_size,
-                                     init=fax_runtime.db._init_connection, reset=_no_reset)
-
-fax_runtime.db.create_pool = _pool
-fax_api.app.create_pool = _pool
-_lookup = AccountStore.account_for_token
-_cache = {}
-
-async def _cached(self, token):
-    hit = _cache.get(token)
-    if hit and hit[1] > time.monotonic():
-        return hit[0]
-    owner = await _lookup(self, token)
-    _cache[token] = (owner, time.monotonic() + 5)
-    return owner
-
-AccountStore.account_for_token = _cached
-from fax_api.__main__ import main
-main()
-"""
-
-
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its descendants (Linux ``/proc``): the API's workers included."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+    return total
 
 
 def one_page_pdf() -> bytes:
@@ -126,8 +109,13 @@ def http_request(host: str, path: str, token: str, content_type: str, body: byte
     return head.encode() + body
 
 
-async def drive(port: int, request: bytes, count: int, concurrency: int) -> tuple[float, list[float], int]:
-    """Send ``request`` ``count`` times over ``concurrency`` keep-alive connections: (seconds, latencies, non-201)."""
+async def drive(
+    port: int, request: bytes, count: int, concurrency: int, accepted: list[bytes] | None = None
+) -> tuple[float, list[float], int]:
+    """Send ``request`` ``count`` times over ``concurrency`` keep-alive connections: (seconds, latencies, non-201).
+
+    The bodies of the 201 answers are added to ``accepted``, to be checked after the clock stopped.
+    """
     latencies: list[float] = []
     failures = 0
     remaining = count
@@ -146,10 +134,12 @@ async def drive(port: int, request: bytes, count: int, concurrency: int) -> tupl
                     name, _, value = line.partition(b":")
                     if name.strip().lower() == b"content-length":
                         length = int(value)
-                await reader.readexactly(length)
+                body = await reader.readexactly(length)
                 latencies.append(time.perf_counter() - started)
                 if b" 201 " not in status_line:
                     failures += 1
+                elif accepted is not None:
+                    accepted.append(body)
         finally:
             writer.close()
 
@@ -198,6 +188,20 @@ async def anchor(database_url: str, account_id: str, count: int, concurrency: in
         await pool.close()
 
 
+async def outbox_drained(database_url: str) -> float:
+    """Wait until the relay has published every outbox row; return how long that took."""
+    started = time.perf_counter()
+    conn = await asyncpg.connect(database_url)
+    try:
+        for _ in range(6000):
+            if not await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"):
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await conn.close()
+    return time.perf_counter() - started
+
+
 def line(name: str, count: int, seconds: float, latencies: list[float], failures: int = 0) -> dict:
     return {
         "path": name,
@@ -210,10 +214,9 @@ def line(name: str, count: int, seconds: float, latencies: list[float], failures
 
 
 @contextlib.contextmanager
-def api_process(env: dict[str, str], port: int, log_path: Path, what_if: bool = False):
-    command = [sys.executable, "-c", WHAT_IF_LAUNCHER] if what_if else [sys.executable, "-m", "fax_api"]
+def api_process(env: dict[str, str], port: int, log_path: Path):
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=log)
+        process = subprocess.Popen([sys.executable, "-m", "fax_api"], cwd=REPO, env=env, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -270,7 +273,6 @@ async def run(args: argparse.Namespace, endpoints, database_url: str, account_id
         "FAX_S3_SECURE": "true" if endpoints.s3_secure else "false",
         "FAX_API_PORT": str(port),
         "FAX_API_READY_PEERS": "",
-        **({"OTEL_SDK_DISABLED": "true"} if args.what_if else {}),
         **dict(item.split("=", 1) for item in args.api_env),
     }
     host = f"127.0.0.1:{port}"
@@ -288,32 +290,54 @@ async def run(args: argparse.Namespace, endpoints, database_url: str, account_id
     )
     upload_request = http_request(host, path, token, f"multipart/mixed; boundary={boundary}", upload_body)
     results = []
-    with tempfile.TemporaryDirectory() as tmp, api_process(env, port, Path(tmp) / "api.log", args.what_if) as api:
-        load_before = os.getloadavg()[0]
-        await drive(
-            port, json_request, 200, args.concurrency
-        )  # warm-up: connections, caches, JIT-free but lazy imports
-        await anchor(database_url, account_id, 200, args.concurrency)
-        profiler = None
-        if args.profile:  # where the API's time goes during the JSON run (py-spy must be installed, e.g. uvx)
-            command = ["py-spy", "record", "-p", str(api.pid), "-o", args.profile, "-f", "raw", "-r", "200"]
-            profiler = await asyncio.create_subprocess_exec(
-                *command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    rounds = []
+    accepted: list[bytes] = []
+    events = await EventTap.bind(endpoints.amqp_url)
+    try:
+        with tempfile.TemporaryDirectory() as tmp, api_process(env, port, Path(tmp) / "api.log") as api:
+            load = [os.getloadavg()[0]]
+            # warm-up: connections, caches, lazy imports
+            await drive(port, json_request, 200, args.concurrency, accepted)
+            await anchor(database_url, account_id, 200, args.concurrency)
+            await outbox_drained(database_url)
+            for number in range(args.rounds):
+                profiler = None
+                if args.profile and number == 0:  # where the API's time goes (py-spy must be installed, e.g. uvx)
+                    command = ["py-spy", "record", "--subprocesses", "-p", str(api.pid), "-o", args.profile]
+                    profiler = await asyncio.create_subprocess_exec(
+                        *command, "-f", "raw", "-r", "200", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                    )
+                    await asyncio.sleep(1)
+                cpu_before = cpu_seconds(api.pid)
+                seconds, latencies, failures = await drive(
+                    port, json_request, args.requests, args.concurrency, accepted
+                )
+                relay_lag = await outbox_drained(database_url)
+                cpu_used = cpu_seconds(api.pid) - cpu_before
+                if profiler:
+                    profiler.send_signal(2)
+                    await profiler.wait()
+                api_line = line("api JSON create", args.requests, seconds, latencies, failures)
+                # CPU a request costs the API (all its processes, relay included): steadier than the rate when
+                # others load the machine.
+                api_line["api_cpu_ms_per_request"] = round(cpu_used * 1000 / args.requests, 3)
+                # From the last answer until the relay had published every event (counted in the CPU above).
+                api_line["relay_lag_s"] = round(relay_lag, 2)
+                seconds, latencies = await anchor(database_url, account_id, args.requests, args.concurrency)
+                await outbox_drained(database_url)  # the API's relay publishes the anchor's events: not in its round
+                anchor_line = line(
+                    "anchor: bare asyncpg job+outbox+NOTIFY statement", args.requests, seconds, latencies
+                )
+                rounds.append((api_line, anchor_line))
+                load.append(os.getloadavg()[0])
+            await drive(port, upload_request, 20, args.concurrency, accepted)
+            seconds, latencies, failures = await drive(port, upload_request, args.uploads, args.concurrency, accepted)
+            results.append(
+                line(f"api multipart 1-page PDF ({len(upload_body)} B)", args.uploads, seconds, latencies, failures)
             )
-            await asyncio.sleep(1)
-        seconds, latencies, failures = await drive(port, json_request, args.requests, args.concurrency)
-        if profiler:
-            profiler.send_signal(2)
-            await profiler.wait()
-        results.append(line("api JSON create", args.requests, seconds, latencies, failures))
-        seconds, latencies = await anchor(database_url, account_id, args.requests, args.concurrency)
-        results.append(line("anchor: bare asyncpg job+outbox+NOTIFY statement", args.requests, seconds, latencies))
-        await drive(port, upload_request, 20, args.concurrency)
-        seconds, latencies, failures = await drive(port, upload_request, args.uploads, args.concurrency)
-        results.append(
-            line(f"api multipart 1-page PDF ({len(upload_body)} B)", args.uploads, seconds, latencies, failures)
-        )
-        load_after = os.getloadavg()[0]
+            lost = await check_nothing_lost(database_url, accepted, events)
+    finally:
+        await events.close()
     bare = await asyncio.create_subprocess_exec(sys.executable, "-c", BARE_LITESTAR, str(port))
     try:
         for _ in range(100):
@@ -323,18 +347,86 @@ async def run(args: argparse.Namespace, endpoints, database_url: str, account_id
             await asyncio.sleep(0.1)
         await drive(port, json_request, 200, args.concurrency)
         seconds, latencies, failures = await drive(port, json_request, args.requests, args.concurrency)
-        results.append(line("anchor: bare litestar endpoint", args.requests, seconds, latencies, failures))
+        bare_line = line("anchor: bare litestar endpoint", args.requests, seconds, latencies, failures)
     finally:
         bare.terminate()
         await bare.wait()
-    json_rate, anchor_rate = results[0]["per_second"], results[1]["per_second"]
-    print(
-        json.dumps(
-            {"concurrency": args.concurrency, "loadavg_1m": [load_before, load_after], "results": results}, indent=1
+    load.append(os.getloadavg()[0])
+    ratios = [api_line["per_second"] / anchor_line["per_second"] for api_line, anchor_line in rounds]
+    report = {
+        "concurrency": args.concurrency,
+        "api_env": args.api_env,
+        "loadavg_1m": [round(value, 2) for value in load],
+        "rounds": [list(pair) for pair in rounds],
+        "results": [*results, bare_line],
+        "nothing_lost": lost,
+    }
+    print(json.dumps(report, indent=1))
+    for number, ((api_line, anchor_line), ratio) in enumerate(zip(rounds, ratios, strict=True), 1):
+        print(
+            f"round {number}: JSON create {api_line['per_second']}/s p99 {api_line['p99_ms']} ms "
+            f"({api_line['api_cpu_ms_per_request']} CPU-ms a request, relay lag {api_line['relay_lag_s']} s), "
+            f"bare asyncpg "
+            f"{anchor_line['per_second']}/s: {ratio:.2f} of the floor; / bare litestar "
+            f"{api_line['per_second'] / bare_line['per_second']:.2f}"
         )
-    )
-    print(f"JSON create / asyncpg anchor = {json_rate / anchor_rate:.2f}")
-    print(f"JSON create / bare litestar anchor = {json_rate / results[-1]['per_second']:.2f}")
+    print(f"median JSON create / asyncpg anchor = {sorted(ratios)[len(ratios) // 2]:.2f}")
+    if lost["missing_jobs"] or lost["missing_events"]:
+        raise SystemExit(f"accepted faxes were lost: {lost}")
+
+
+class EventTap:
+    """A queue bound to every ``fax.job.submitted`` on the exchange, declared before the first request."""
+
+    def __init__(self, connection: aio_pika.abc.AbstractRobustConnection, queue: aio_pika.abc.AbstractQueue) -> None:
+        self._connection = connection
+        self._queue = queue
+        self.job_ids: set[str] = set()
+        self._arrived = asyncio.Event()
+
+    @classmethod
+    async def bind(cls, amqp_url: str) -> EventTap:
+        connection = await aio_pika.connect_robust(amqp_url)
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind(exchange, routing_key(JobSubmitted))
+        tap = cls(connection, queue)
+        await queue.consume(tap._on_message, no_ack=True)
+        return tap
+
+    async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        self.job_ids.add(decode_event(message.body).job_id.hex)
+        self._arrived.set()
+
+    async def missing(self, job_ids: set[str], wait_seconds: float) -> set[str]:
+        """Those of ``job_ids`` whose event has not arrived within ``wait_seconds``."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait_seconds):
+                while not job_ids <= self.job_ids:
+                    self._arrived.clear()
+                    await self._arrived.wait()
+        return job_ids - self.job_ids
+
+    async def close(self) -> None:
+        await self._connection.close()
+
+
+async def check_nothing_lost(database_url: str, accepted: list[bytes], events: EventTap) -> dict[str, int]:
+    """Every accepted fax has its job row, and its event reached the tap (waiting up to a minute for the relay)."""
+    ids = {uuid.UUID(json.loads(body)["data"]["id"]).hex for body in accepted}
+    missing_events = await events.missing(ids, wait_seconds=60)
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetchval("SELECT count(*) FROM fax_jobs WHERE id = ANY($1::uuid[])", [*ids])
+    finally:
+        await conn.close()
+    return {
+        "accepted": len(accepted),
+        "distinct_ids": len(ids),
+        "missing_jobs": len(ids) - rows,
+        "missing_events": len(missing_events),
+    }
 
 
 def main() -> None:
@@ -345,7 +437,7 @@ def main() -> None:
     parser.add_argument("--state-dir", default=str(REPO / ".devstack" / "bench-intake"))
     parser.add_argument("--port-base", type=int, default=24000)
     parser.add_argument("--api-env", action="append", default=[], help="KEY=VALUE for the API process (variants)")
-    parser.add_argument("--what-if", action="store_true", help="size three changes outside the faxes code (see above)")
+    parser.add_argument("--rounds", type=int, default=1, help="JSON create and its anchor, alternately, this often")
     parser.add_argument("--profile", help="write a py-spy profile (collapsed stacks) of the API's JSON run here")
     parser.add_argument("--api-port", type=int, default=0, help="default: port base + 80")
     args = parser.parse_args()

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ class KazooApi:
     a: Tenant
     b: Tenant
     log_path: Path
+    pid: int  # of python -m fax_api
 
     def call(self, method: str, path: str, token: str | None = None, body: Any = None, **kwargs: Any) -> httpx.Response:
         headers = {"X-Auth-Token": token} if token else {}
@@ -102,8 +103,9 @@ async def _seed(database_url: str) -> tuple[Tenant, Tenant]:
         await pool.close()
 
 
-@pytest.fixture(scope="module", name="kazoo_api")
-def kazoo_api_fixture(infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KazooApi]:
+@contextlib.contextmanager
+def running_api(infra, log_dir: Path, settings: Mapping[str, str] | None = None) -> Iterator[KazooApi]:
+    """``python -m fax_api`` on a fresh, seeded database, with ``settings`` added to its environment."""
     database_url = fresh_database(infra.database_url)
     a, b = asyncio.run(_seed(database_url))
     port = free_port_block(1)
@@ -119,13 +121,14 @@ def kazoo_api_fixture(infra, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "FAX_API_PORT": str(port),
         "FAX_API_READY_PEERS": "",
         "FAX_SMTP_DOMAIN": SMTP_DOMAIN,
+        **(settings or {}),
     }
-    log_path = tmp_path_factory.mktemp("api") / "api.log"
+    log_path = log_dir / "api.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "fax_api"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
         )
-    api = KazooApi(f"http://127.0.0.1:{port}", database_url, a, b, log_path)
+    api = KazooApi(f"http://127.0.0.1:{port}", database_url, a, b, log_path, process.pid)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -145,3 +148,9 @@ def kazoo_api_fixture(infra, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module", name="kazoo_api")
+def kazoo_api_fixture(infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KazooApi]:
+    with running_api(infra, tmp_path_factory.mktemp("api")) as api:
+        yield api

@@ -1,7 +1,8 @@
 """One OpenTelemetry trace per fax, across every service: api -> fetcher -> transmitter -> notifier.
 
 The platform runs as ``make run`` starts it, every service exporting OTLP/HTTP to a collector in this test that
-keeps the spans in memory; the trace that starts at the API's request must reach all four services.
+keeps the spans in memory; the trace that starts at the API's request must reach all four services. The trace is
+sampled (``FAX_TRACE_SAMPLE_RATIO=1``): a recorded trace must be recorded in every service it reaches.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ def traced(infra, document_server: str) -> Iterator[tuple[RunningStack, SpanColl
         "FAX_FETCH_ALLOW_NETWORKS": "127.0.0.0/8",
         "FAX_LINE": "loopback",
         "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+        # Record every trace the API starts (by default one in ten is); the others follow its decision.
+        "FAX_TRACE_SAMPLE_RATIO": "1",
         "OTEL_BSP_SCHEDULE_DELAY": "200",
     }
     try:

@@ -7,6 +7,9 @@ from collections.abc import Mapping
 
 import msgspec
 
+# One request in ten is traced by default: enough to see where time goes, cheap on the intake's hot path.
+DEFAULT_TRACE_SAMPLE_RATIO = 0.1
+
 
 class ConfigError(ValueError):
     """A setting is missing or malformed."""
@@ -29,6 +32,20 @@ def env_int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def env_ratio(env: Mapping[str, str], name: str, default: float) -> float:
+    """A number from 0 to 1."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:  # also NaN
+        raise ConfigError(f"{name} must be a number from 0 to 1, got {raw!r}")
+    return value
 
 
 def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -60,6 +77,8 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
     amqp_url: str
     s3: S3Settings
     sandbox: str = "auto"  # FAX_SANDBOX: auto | bwrap | none, how converters are isolated (fax_runtime.sandbox)
+    # FAX_TRACE_SAMPLE_RATIO: share of the traces a process starts that are recorded (fax_runtime.telemetry).
+    trace_sample_ratio: float = DEFAULT_TRACE_SAMPLE_RATIO
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RuntimeSettings:
@@ -75,4 +94,5 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
                 secure=env_bool(env, "FAX_S3_SECURE", False),
             ),
             sandbox=env_str(env, "FAX_SANDBOX", "auto"),
+            trace_sample_ratio=env_ratio(env, "FAX_TRACE_SAMPLE_RATIO", DEFAULT_TRACE_SAMPLE_RATIO),
         )

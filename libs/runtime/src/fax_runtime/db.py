@@ -18,8 +18,25 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(typename, encoder=_encode_json, decoder=msgspec.json.decode, schema="pg_catalog")
 
 
-async def create_pool(database_url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    return await asyncpg.create_pool(database_url, min_size=min_size, max_size=max_size, init=_init_connection)
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Nothing to undo: asyncpg has already rolled back an open transaction and dropped the connection's listeners."""
+
+
+async def create_pool(
+    database_url: str, *, min_size: int = 1, max_size: int = 10, reset_sessions: bool = True
+) -> asyncpg.Pool:
+    """A pool of ``database_url`` connections.
+
+    ``reset_sessions=False`` skips the round trip asyncpg makes on every release to reset the session (advisory
+    locks, cursors, LISTEN, settings): only for code that leaves none of these on a connection it gives back.
+    """
+    return await asyncpg.create_pool(
+        database_url,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        reset=None if reset_sessions else _keep_session,
+    )
 
 
 # The largest bigint (bigserial ids): a larger integer names no row, and asyncpg refuses to send it.

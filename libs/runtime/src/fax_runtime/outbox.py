@@ -75,8 +75,11 @@ class OutboxRelay:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), self._poll_seconds)
         finally:
-            with contextlib.suppress(Exception):
+            try:
                 await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+            except Exception:
+                # Possibly still listening: never give a pool that may skip its reset (create_pool) a LISTEN session.
+                listener.terminate()
             await self._pool.release(listener)
             await connection.close()
 

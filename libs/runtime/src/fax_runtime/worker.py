@@ -51,7 +51,7 @@ class WorkerSpec:
 
 async def run_worker(spec: WorkerSpec, runtime: RuntimeSettings, health_host: str, health_port: int) -> None:
     """Run until SIGINT/SIGTERM."""
-    setup_tracing(f"fax-{spec.name}")
+    setup_tracing(f"fax-{spec.name}", runtime.trace_sample_ratio)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

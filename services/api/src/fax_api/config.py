@@ -31,6 +31,11 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     runtime: RuntimeSettings
     host: str = "127.0.0.1"
     port: int = 8000
+    # Processes serving the API (uvicorn workers), each with its own pool, token cache and outbox relay.
+    workers: int = 1
+    # How long a looked-up auth token is trusted without asking Postgres again (0: every request asks). A token
+    # revoked by another API process, or deleted in the database, still works this long in this one.
+    auth_cache_seconds: float = 5.0
     # Health URLs of the other services; /healthz is 200 only when each answers 200 (set by the embedded default).
     ready_peers: tuple[str, ...] = ()
     smtp_domain: str = "fax.localhost"
@@ -49,6 +54,8 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
             runtime=RuntimeSettings.from_env(env),
             host=env_str(env, "FAX_API_HOST", "127.0.0.1"),
             port=env_int(env, "FAX_API_PORT", 8000),
+            workers=_env_workers(env),
+            auth_cache_seconds=_env_seconds(env, "FAX_API_AUTH_CACHE_SECONDS", 5.0),
             ready_peers=peers,
             smtp_domain=env_str(env, "FAX_SMTP_DOMAIN", "fax.localhost"),
             max_upload_bytes=env_int(env, "FAX_API_MAX_UPLOAD_BYTES", 20 * 1024 * 1024),
@@ -62,6 +69,20 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
                 max_recipients=env_int(env, "FAX_VOIPNOW_MAX_RECIPIENTS", 50),
             ),
         )
+
+
+def _env_workers(env: Mapping[str, str]) -> int:
+    workers = env_int(env, "FAX_API_WORKERS", 1)
+    if workers < 1:
+        raise ConfigError(f"FAX_API_WORKERS must be at least 1, got {workers}")
+    return workers
+
+
+def _env_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    seconds = _env_number(env, name, default, float)
+    if not seconds >= 0:  # also NaN
+        raise ConfigError(f"{name} must be a number of seconds (0 or more), got {seconds}")
+    return seconds
 
 
 def _env_number(env: Mapping[str, str], name: str, default: N, number: Callable[[str], N]) -> N:

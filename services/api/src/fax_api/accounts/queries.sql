@@ -1,7 +1,8 @@
 -- Accounts, users, API keys and auth tokens (Kazoo's user_auth / api_auth). Loaded by fax_api.accounts.store.
 
+-- seconds_left in the database's own clock: a cached lookup (accounts/token_cache.py) never outlives the token.
 -- name: account_for_token
-SELECT account_id FROM auth_tokens
+SELECT account_id, extract(epoch FROM expires_at - now())::double precision AS seconds_left FROM auth_tokens
 WHERE token_sha256 = $1::bytea AND (expires_at IS NULL OR expires_at > now());
 
 -- name: insert_account

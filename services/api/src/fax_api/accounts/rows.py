@@ -29,3 +29,10 @@ class IssuedToken(msgspec.Struct, frozen=True, kw_only=True):
     account_id: str
     user_id: str | None
     token: str
+
+
+class TokenOwner(msgspec.Struct, frozen=True, kw_only=True):
+    """The account an unexpired auth token acts for, and how long the token has left (None: it does not expire)."""
+
+    account_id: str
+    seconds_left: float | None

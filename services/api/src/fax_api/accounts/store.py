@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from fax_api.accounts.rows import Account, AccountUser, IssuedToken
+from fax_api.accounts.rows import Account, AccountUser, IssuedToken, TokenOwner
 from fax_api.accounts.rules import (
     AUTH_TOKEN_TTL_SECONDS,
     credentials_hashes,
@@ -19,6 +19,7 @@ from fax_api.accounts.rules import (
     new_auth_token,
     token_digest,
 )
+from fax_api.accounts.token_cache import TokenCache
 from fax_runtime.sql import load_queries, row_as
 
 Q = load_queries("fax_api.accounts", "queries.sql")
@@ -29,11 +30,21 @@ class UsernameTaken(Exception):
 
 
 class AccountStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, token_cache: TokenCache | None = None) -> None:
         self._pool = pool
+        self._tokens = token_cache or TokenCache(0)
 
     async def account_for_token(self, token: str) -> str | None:
-        return await self._pool.fetchval(Q["account_for_token"], token_digest(token))
+        """The account of an unexpired auth token (see ``TokenCache`` for how long a revoked one may still work)."""
+        digest = token_digest(token)
+        if (account_id := self._tokens.get(digest)) is not None:
+            return account_id
+        row = await self._pool.fetchrow(Q["account_for_token"], digest)
+        if row is None:
+            return None
+        owner = row_as(TokenOwner, row)
+        self._tokens.remember(digest, owner)
+        return owner.account_id
 
     async def create_account(self, name: str, conn: asyncpg.Connection | None = None) -> Account:
         row = await (conn or self._pool).fetchrow(Q["insert_account"], uuid.uuid4().hex, name, new_api_key())
@@ -46,7 +57,9 @@ class AccountStore:
         """A new API key; the old one stops working and so do the tokens obtained with it."""
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(Q["revoke_api_auth_tokens"], account_id)
-            return await conn.fetchval(Q["replace_api_key"], account_id, new_api_key())
+            key = await conn.fetchval(Q["replace_api_key"], account_id, new_api_key())
+        self._tokens.forget_account(account_id)
+        return key
 
     async def issue_token(
         self,
@@ -138,6 +151,7 @@ class AccountStore:
 
     async def delete_user(self, account_id: str, user_id: str) -> AccountUser | None:
         row = await self._pool.fetchrow(Q["delete_user"], account_id, user_id)
+        self._tokens.forget_account(account_id)  # the user's tokens went with it
         return row_as(AccountUser, row) if row else None
 
 

@@ -23,7 +23,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.integration.stack import REPO, free_port_block, fresh_database
+from tests.integration.stack import REPO, free_port_block, fresh_database, infra_env
 
 SMTP_DOMAIN = "fax.test.example"
 
@@ -111,13 +111,7 @@ def running_api(infra, log_dir: Path, settings: Mapping[str, str] | None = None)
     port = free_port_block(1)
     env = {
         **os.environ,
-        "FAX_DATABASE_URL": database_url,
-        "FAX_AMQP_URL": infra.amqp_url,
-        "FAX_S3_ENDPOINT": infra.s3_endpoint,
-        "FAX_S3_ACCESS_KEY": infra.s3_access_key,
-        "FAX_S3_SECRET_KEY": infra.s3_secret_key,
-        "FAX_S3_BUCKET": infra.s3_bucket,
-        "FAX_S3_SECURE": "true" if infra.s3_secure else "false",
+        **infra_env(infra, database_url=database_url),
         "FAX_API_PORT": str(port),
         "FAX_API_READY_PEERS": "",
         "FAX_SMTP_DOMAIN": SMTP_DOMAIN,

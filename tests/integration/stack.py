@@ -15,10 +15,14 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import httpx
 import pytest
+
+if TYPE_CHECKING:
+    from fax_devstack.infra import Endpoints
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,6 +68,20 @@ def fresh_database(server_url: str) -> str:
 
     asyncio.run(create())
     return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+
+
+def infra_env(infra: Endpoints, *, database_url: str | None = None, bucket: str | None = None) -> dict[str, str]:
+    """The settings that point a stack at the test's services: a fresh database unless ``database_url`` is given,
+    and the test's bucket unless ``bucket`` names one of its own (the platform creates it)."""
+    return {
+        "FAX_DATABASE_URL": database_url or fresh_database(infra.database_url),
+        "FAX_AMQP_URL": infra.amqp_url,
+        "FAX_S3_ENDPOINT": infra.s3_endpoint,
+        "FAX_S3_ACCESS_KEY": infra.s3_access_key,
+        "FAX_S3_SECRET_KEY": infra.s3_secret_key,
+        "FAX_S3_BUCKET": bucket or infra.s3_bucket,
+        "FAX_S3_SECURE": "true" if infra.s3_secure else "false",
+    }
 
 
 def read_env_file(path: Path) -> dict[str, str]:

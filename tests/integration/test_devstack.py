@@ -23,7 +23,7 @@ import pytest
 from minio import Minio
 
 from fax_devstack.infra import Endpoints, InfraPorts, LocalInfra, ProvidedServices
-from tests.integration.stack import REPO, TEST_PORT_RANGE, DevstackRun, free_port_block, ports_free
+from tests.integration.stack import REPO, TEST_PORT_RANGE, DevstackRun, free_port_block, infra_env, ports_free
 
 CREDENTIAL_KEYS = {
     "FAX_ACCOUNT_ID",
@@ -96,13 +96,7 @@ def _devstack_env(infra: Endpoints, database_url: str) -> dict[str, str]:
     api_port = _free_api_port()
     return {
         **os.environ,
-        "FAX_DATABASE_URL": database_url,
-        "FAX_AMQP_URL": infra.amqp_url,
-        "FAX_S3_ENDPOINT": infra.s3_endpoint,
-        "FAX_S3_ACCESS_KEY": infra.s3_access_key,
-        "FAX_S3_SECRET_KEY": infra.s3_secret_key,
-        "FAX_S3_BUCKET": infra.s3_bucket,
-        "FAX_S3_SECURE": "true" if infra.s3_secure else "false",
+        **infra_env(infra, database_url=database_url),
         "FAX_API_PORT": str(api_port),
         "FAX_SIP_BIND": f"127.0.0.1:{api_port + 6}",
         "FAX_FAXSIM_SIP": f"127.0.0.1:{api_port + 7}",

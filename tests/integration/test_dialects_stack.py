@@ -33,7 +33,7 @@ import pytest
 from PIL import Image
 
 from tests.integration.documents import make_pdf
-from tests.integration.stack import REPO, RunningStack, fresh_database, running_stack
+from tests.integration.stack import REPO, RunningStack, infra_env, running_stack
 from tests.integration.wire_types import (
     FaxStatus,
     History,
@@ -141,12 +141,7 @@ US_PER_PAGE = 0.05  # rates.csv, prefix 1
 @pytest.fixture(scope="module")
 def stack(infra, document_server: str) -> Iterator[RunningStack]:
     env = {
-        "FAX_DATABASE_URL": fresh_database(infra.database_url),
-        "FAX_AMQP_URL": infra.amqp_url,
-        "FAX_S3_ENDPOINT": infra.s3_endpoint,
-        "FAX_S3_ACCESS_KEY": infra.s3_access_key,
-        "FAX_S3_SECRET_KEY": infra.s3_secret_key,
-        "FAX_S3_BUCKET": f"faxto-{uuid.uuid4().hex[:8]}",
+        **infra_env(infra, bucket=f"faxto-{uuid.uuid4().hex[:8]}"),
         "FAX_FETCH_ALLOW_NETWORKS": "127.0.0.0/8",  # AddRemoteFile's server and the callback receiver
         "FAX_LINE": "sip",
         "FAX_RING_TIMEOUT": "4",

@@ -14,7 +14,7 @@ import httpx
 from fax_api.accounts.rules import credentials_hashes, verify_password
 from fax_api.demo import ensure_demo_tenant
 from tests.integration.kazoo_api import KazooApi, kazoo_api_fixture  # noqa: F401
-from tests.integration.stack import REPO, fresh_database, running_stack
+from tests.integration.stack import REPO, infra_env, running_stack
 
 
 def md5_credentials(username: str, password: str) -> str:
@@ -223,12 +223,7 @@ def test_the_embedded_defaults_credentials_log_in(infra) -> None:
     """``make run``'s credentials.env: the demo user and API key get tokens that reach the demo faxbox."""
     state_dir = REPO / ".devstack" / f"test-auth-{uuid.uuid4().hex[:8]}"
     env = {
-        "FAX_DATABASE_URL": fresh_database(infra.database_url),
-        "FAX_AMQP_URL": infra.amqp_url,
-        "FAX_S3_ENDPOINT": infra.s3_endpoint,
-        "FAX_S3_ACCESS_KEY": infra.s3_access_key,
-        "FAX_S3_SECRET_KEY": infra.s3_secret_key,
-        "FAX_S3_BUCKET": infra.s3_bucket,
+        **infra_env(infra),
         "FAX_LINE": "loopback",
     }
     with running_stack(state_dir, env) as stack:

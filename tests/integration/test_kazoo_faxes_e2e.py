@@ -15,7 +15,7 @@ import pytest
 from PIL import Image, ImageSequence
 
 from tests.integration.documents import make_pdf
-from tests.integration.stack import REPO, RunningStack, fresh_database, running_stack
+from tests.integration.stack import REPO, RunningStack, infra_env, running_stack
 from tests.integration.test_walking_skeleton import wait_until_finished
 
 ONE_PAGE_POSTSCRIPT = b"""%!PS
@@ -30,12 +30,7 @@ showpage
 def stack(infra) -> Iterator[RunningStack]:
     state_dir = REPO / ".devstack" / f"test-faxes-{uuid.uuid4().hex[:8]}"
     env = {
-        "FAX_DATABASE_URL": fresh_database(infra.database_url),
-        "FAX_AMQP_URL": infra.amqp_url,
-        "FAX_S3_ENDPOINT": infra.s3_endpoint,
-        "FAX_S3_ACCESS_KEY": infra.s3_access_key,
-        "FAX_S3_SECRET_KEY": infra.s3_secret_key,
-        "FAX_S3_BUCKET": f"faxes-{uuid.uuid4().hex[:8]}",
+        **infra_env(infra, bucket=f"faxes-{uuid.uuid4().hex[:8]}"),
         "FAX_LINE": "loopback",
     }
     with running_stack(state_dir, env) as running:

@@ -25,7 +25,7 @@ from minio import Minio
 from PIL import Image, ImageSequence
 
 from tests.integration.documents import TWO_PAGE_POSTSCRIPT, SlowDocumentServer, make_pdf
-from tests.integration.stack import REPO, RunningStack, fresh_database, running_stack
+from tests.integration.stack import REPO, RunningStack, infra_env, running_stack
 from tests.integration.test_walking_skeleton import wait_until_finished
 
 ONE_PAGE_POSTSCRIPT = b"""%!PS
@@ -39,12 +39,7 @@ showpage
 def stack(infra) -> Iterator[RunningStack]:
     state_dir = REPO / ".devstack" / f"test-changes-{uuid.uuid4().hex[:8]}"
     env = {
-        "FAX_DATABASE_URL": fresh_database(infra.database_url),
-        "FAX_AMQP_URL": infra.amqp_url,
-        "FAX_S3_ENDPOINT": infra.s3_endpoint,
-        "FAX_S3_ACCESS_KEY": infra.s3_access_key,
-        "FAX_S3_SECRET_KEY": infra.s3_secret_key,
-        "FAX_S3_BUCKET": f"changes-{uuid.uuid4().hex[:8]}",
+        **infra_env(infra, bucket=f"changes-{uuid.uuid4().hex[:8]}"),
         "FAX_FETCH_ALLOW_NETWORKS": "127.0.0.0/8",
         "FAX_LINE": "loopback",
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.integration.stack import REPO, fresh_database, running_stack
+from tests.integration.stack import REPO, infra_env, running_stack
 from tests.integration.test_walking_skeleton import curl_create_fax, wait_until_finished
 
 
@@ -12,11 +12,7 @@ def test_loopback_address_is_refused_unless_allowed(infra, document_server: str)
     """Without FAX_FETCH_ALLOW_NETWORKS the fetcher must refuse a document on 127.0.0.1."""
     state_dir = REPO / ".devstack" / f"test-guard-{uuid.uuid4().hex[:8]}"
     env = {
-        "FAX_DATABASE_URL": fresh_database(infra.database_url),
-        "FAX_AMQP_URL": infra.amqp_url,
-        "FAX_S3_ENDPOINT": infra.s3_endpoint,
-        "FAX_S3_ACCESS_KEY": infra.s3_access_key,
-        "FAX_S3_SECRET_KEY": infra.s3_secret_key,
+        **infra_env(infra),
         "FAX_FETCH_ALLOW_NETWORKS": "",
     }
     with running_stack(state_dir, env) as guarded:

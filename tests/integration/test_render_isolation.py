@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from tests.integration.leak_probe import probe, read_leak
-from tests.integration.stack import REPO, RunningStack, fresh_database, running_stack
+from tests.integration.stack import REPO, RunningStack, infra_env, running_stack
 from tests.integration.test_walking_skeleton import wait_until_finished
 
 
@@ -42,12 +42,7 @@ def tmpdir_of_services() -> Iterator[Path]:
 def stack(infra, tmpdir_of_services: Path) -> Iterator[RunningStack]:
     state_dir = REPO / ".devstack" / f"test-isolation-{uuid.uuid4().hex[:8]}"
     env = {
-        "FAX_DATABASE_URL": fresh_database(infra.database_url),
-        "FAX_AMQP_URL": infra.amqp_url,
-        "FAX_S3_ENDPOINT": infra.s3_endpoint,
-        "FAX_S3_ACCESS_KEY": infra.s3_access_key,
-        "FAX_S3_SECRET_KEY": infra.s3_secret_key,
-        "FAX_S3_BUCKET": f"isolation-{uuid.uuid4().hex[:8]}",
+        **infra_env(infra, bucket=f"isolation-{uuid.uuid4().hex[:8]}"),
         "FAX_LINE": "loopback",
         "TMPDIR": str(tmpdir_of_services),
     }

@@ -27,7 +27,7 @@ from PIL import Image, ImageSequence
 
 from fax_faxsim.records import tiff_path
 from tests.integration.documents import make_pdf
-from tests.integration.stack import REPO, RunningStack, fresh_database, running_stack
+from tests.integration.stack import REPO, RunningStack, infra_env, running_stack
 
 FINISHED = ("completed", "failed")
 
@@ -36,12 +36,7 @@ FINISHED = ("completed", "failed")
 def stack(infra, document_server: str) -> Iterator[RunningStack]:
     state_dir = REPO / ".devstack" / f"test-sip-{uuid.uuid4().hex[:8]}"
     env = {
-        "FAX_DATABASE_URL": fresh_database(infra.database_url),
-        "FAX_AMQP_URL": infra.amqp_url,
-        "FAX_S3_ENDPOINT": infra.s3_endpoint,
-        "FAX_S3_ACCESS_KEY": infra.s3_access_key,
-        "FAX_S3_SECRET_KEY": infra.s3_secret_key,
-        "FAX_S3_BUCKET": f"sip-{uuid.uuid4().hex[:8]}",
+        **infra_env(infra, bucket=f"sip-{uuid.uuid4().hex[:8]}"),
         "FAX_FETCH_ALLOW_NETWORKS": "127.0.0.0/8",
         "FAX_LINE": "sip",
         "FAX_RING_TIMEOUT": "4",

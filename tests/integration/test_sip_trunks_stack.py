@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.integration.documents import make_pdf
-from tests.integration.stack import REPO, RunningStack, free_port_block, fresh_database, running_stack
+from tests.integration.stack import REPO, RunningStack, free_port_block, infra_env, running_stack
 from tests.integration.test_sip_stack import _metric, _submit, _wait_finished
 
 HOST = "127.0.0.1"
@@ -55,12 +55,7 @@ name = "faxsim-udp"
 """
     )
     env = {
-        "FAX_DATABASE_URL": fresh_database(infra.database_url),
-        "FAX_AMQP_URL": infra.amqp_url,
-        "FAX_S3_ENDPOINT": infra.s3_endpoint,
-        "FAX_S3_ACCESS_KEY": infra.s3_access_key,
-        "FAX_S3_SECRET_KEY": infra.s3_secret_key,
-        "FAX_S3_BUCKET": f"trunks-{uuid.uuid4().hex[:8]}",
+        **infra_env(infra, bucket=f"trunks-{uuid.uuid4().hex[:8]}"),
         "FAX_FETCH_ALLOW_NETWORKS": "127.0.0.0/8",
         "FAX_LINE": "sip",
         "FAX_FAXSIM_SIP": f"{HOST}:{faxsim_port}",

@@ -29,18 +29,13 @@ from PIL import Image, ImageSequence
 from fax_contracts import decode_event
 from fax_faxsim.records import tiff_path
 from tests.integration.documents import make_pdf
-from tests.integration.stack import REPO, RunningStack, fresh_database, running_stack
+from tests.integration.stack import REPO, RunningStack, infra_env, running_stack
 
 
 @pytest.fixture(scope="module")
 def stack(infra) -> Iterator[RunningStack]:
     env = {
-        "FAX_DATABASE_URL": fresh_database(infra.database_url),
-        "FAX_AMQP_URL": infra.amqp_url,
-        "FAX_S3_ENDPOINT": infra.s3_endpoint,
-        "FAX_S3_ACCESS_KEY": infra.s3_access_key,
-        "FAX_S3_SECRET_KEY": infra.s3_secret_key,
-        "FAX_S3_BUCKET": f"smtp-{uuid.uuid4().hex[:8]}",
+        **infra_env(infra, bucket=f"smtp-{uuid.uuid4().hex[:8]}"),
         "FAX_LINE": "sip",  # the mailed fax goes to faxsim over real SIP
         "FAX_SMTP_MAX_MESSAGE_BYTES": str(2 * 1024 * 1024),
         "FAX_SMTP_MAX_SESSIONS": "3",

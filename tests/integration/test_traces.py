@@ -18,7 +18,7 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.integration.stack import REPO, RunningStack, fresh_database, running_stack
+from tests.integration.stack import REPO, RunningStack, infra_env, running_stack
 
 
 class SpanCollector:
@@ -70,12 +70,7 @@ class SpanCollector:
 def traced(infra, document_server: str) -> Iterator[tuple[RunningStack, SpanCollector]]:
     collector = SpanCollector()
     env = {
-        "FAX_DATABASE_URL": fresh_database(infra.database_url),
-        "FAX_AMQP_URL": infra.amqp_url,
-        "FAX_S3_ENDPOINT": infra.s3_endpoint,
-        "FAX_S3_ACCESS_KEY": infra.s3_access_key,
-        "FAX_S3_SECRET_KEY": infra.s3_secret_key,
-        "FAX_S3_BUCKET": f"trace-{uuid.uuid4().hex[:8]}",
+        **infra_env(infra, bucket=f"trace-{uuid.uuid4().hex[:8]}"),
         "FAX_FETCH_ALLOW_NETWORKS": "127.0.0.0/8",
         "FAX_LINE": "loopback",
         "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,

@@ -37,7 +37,7 @@ from fax_faxsim.sender import SendResult, send_fax
 from fax_faxsim.simulator import FaxSimulator, SimulatorSettings
 from fax_runtime.blobs import BlobStore
 from fax_runtime.config import S3Settings
-from tests.integration.stack import REPO
+from tests.integration.stack import REPO, infra_env
 from tests.integration.test_media_calls import make_tiff
 
 HOST = "127.0.0.1"
@@ -156,13 +156,7 @@ async def test_a_restarted_transmitter_places_new_calls_untouched_by_its_predece
     health_port = _free_port(socket.SOCK_STREAM, 37450, 37500)
     env = {
         **os.environ,
-        "FAX_DATABASE_URL": database_url,
-        "FAX_AMQP_URL": infra.amqp_url,
-        "FAX_S3_ENDPOINT": infra.s3_endpoint,
-        "FAX_S3_ACCESS_KEY": infra.s3_access_key,
-        "FAX_S3_SECRET_KEY": infra.s3_secret_key,
-        "FAX_S3_BUCKET": infra.s3_bucket,
-        "FAX_S3_SECURE": "true" if infra.s3_secure else "false",
+        **infra_env(infra, database_url=database_url),
         "FAX_LINE": "sip",
         "FAX_SIP_BIND": f"{HOST}:{_free_port(socket.SOCK_DGRAM, faxsim.settings.sip_port + 1, 37450)}",
         "FAX_SIP_TRUNK": f"{HOST}:{faxsim.settings.sip_port}",

@@ -128,12 +128,12 @@ class FaxAssembler:
         pages = read_pages(data)
         for offset, page in enumerate(pages, start=1):
             check_fax_page(page, self.pages + offset)
-        out = self._out
+        out, view = self._out, memoryview(data)
         for page in pages:
             offsets = []
             for start, length in zip(page.numbers(STRIP_OFFSETS), page.numbers(STRIP_BYTE_COUNTS), strict=True):
                 offsets.append(len(out))
-                out += data[start : start + length]
+                out += view[start : start + length]  # one copy, not two
                 out += b"\x00" * (len(out) % 2)
             entries = dict(page.entries)
             entries[STRIP_OFFSETS] = Entry(STRIP_OFFSETS, 4, tuple(offsets))

@@ -292,7 +292,7 @@ async def test_corrupted_page_data_is_rejected(dense_tiff: bytes, tmp_path: Path
 
     # Pillow decodes such a page without complaint; only libtiff's decoder warnings reveal the damage. What libtiff
     # said goes to the log: the job's error text names no library.
-    assert LibTiff().decode(str(path)).startswith("bad Fax4Decode")
+    assert LibTiff().decode(bytes(corrupted)).startswith("bad Fax4Decode")
     with pytest.raises(RenderError) as caught:
         await validate_fax_tiff(path)
     assert str(caught.value) == "rendered fax is corrupt"

@@ -275,7 +275,7 @@ class _RenderJob:
     max_pages: int
     max_pixels: int
     checker: _PageChecker | None = field(default=None)
-    assembler: FaxAssembler = field(default_factory=FaxAssembler)
+    assembler: FaxAssembler | None = field(default=None)
 
     @property
     def sandbox(self) -> Sandbox:
@@ -287,23 +287,24 @@ class _RenderJob:
 
     async def render(self, sources: Sequence[Path], dest: Path) -> RenderedFax:
         work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=f".{dest.name}.", dir=dest.parent))
+        joined = work / "joined.tif"
         try:
+            self.assembler = FaxAssembler(joined)
             self.checker = _PageChecker(self.sandbox, work, self.limits)
             # Each document gets the whole page budget; the joined fax is held to it again below.
             for index, source in enumerate(sources):
                 await self._render_one(source.resolve(), work / f"doc-{index}")
             if self.assembler.pages > self.max_pages:
                 raise RenderError(f"document has more than {self.max_pages} pages, the limit")
-            await asyncio.to_thread(self._write, work / "joined.tif", dest)
+            # The pages are written already: a few bytes of page count and a rename.
+            self.assembler.finish()
+            joined.replace(dest)
             return RenderedFax(tiff_path=dest, pages=self.assembler.pages)
         finally:
-            if self.checker is not None:
-                await self.checker.close()
-            await asyncio.to_thread(shutil.rmtree, work, True)
-
-    def _write(self, joined: Path, dest: Path) -> None:
-        self.assembler.write(joined)
-        joined.replace(dest)
+            if self.assembler is not None:
+                self.assembler.close()
+            checker = self.checker.close() if self.checker is not None else asyncio.sleep(0)
+            await asyncio.gather(checker, asyncio.to_thread(shutil.rmtree, work, True))
 
     async def _render_one(self, source: Path, run: Path) -> None:
         """Convert one document into page files, check each and add it to the fax."""
@@ -387,7 +388,7 @@ class _RenderJob:
             raise _conversion_error(messages, document_format)
         if written > self.max_pages:
             raise RenderError(f"document has more than {self.max_pages} pages, the limit")
-        if await asyncio.to_thread(_count_pages, run) != written:
+        if await asyncio.to_thread(_count_pages, run):
             log.warning("ghostscript's page files are not numbered 1 to %d", written)
             raise RenderError("rendered fax is corrupt")
         for data, verdict in checks:
@@ -458,6 +459,7 @@ class _RenderJob:
         if not verdict.startswith("ok"):
             log.warning("a rendered page does not decode: %s", verdict)
             raise RenderError("rendered fax is corrupt")
+        assert self.assembler is not None
         try:
             self.assembler.add(data)
         except TiffError as error:
@@ -538,7 +540,13 @@ def _finished_pages(run: Path, known: int, exited: bool, most: int) -> int:
 
 
 def _read_pages(run: Path, after: int, upto: int) -> list[bytes]:
-    return [(run / _PAGE_NAME.format(number)).read_bytes() for number in range(after + 1, upto + 1)]
+    """Pages `after` + 1 to `upto`, each file removed once read (the job's directory is then removed faster)."""
+    pages = []
+    for number in range(after + 1, upto + 1):
+        path = run / _PAGE_NAME.format(number)
+        pages.append(path.read_bytes())
+        path.unlink()
+    return pages
 
 
 def _count_pages(run: Path) -> int:

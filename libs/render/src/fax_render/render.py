@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import fcntl
 import logging
 import math
 import re
@@ -61,6 +62,8 @@ _RASTER = (sys.executable, "-I", "-m", "fax_render.raster")
 # The page checker needs nothing outside the standard library: no site module, started from its file.
 _PAGECHECK = (sys.executable, "-I", "-S", str(Path(__file__).with_name("pagecheck.py")))
 _CHECK_INTERVAL_S = 0.02
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+_CHECKER_PIPE_BYTES = 1024 * 1024  # Linux's default most for an unprivileged process
 _FAX_COMPRESSIONS = {True: "group4", False: "group3"}
 # A reason ghostscript gives is shown only if it names no file: paths belong to the sandbox, not to the user.
 _PATHLIKE = re.compile(r"/[\w.\-]+/|\\")
@@ -308,8 +311,7 @@ class _RenderJob:
 
     async def _render_one(self, source: Path, run: Path) -> None:
         """Convert one document into page files, check each and add it to the fax."""
-        await asyncio.to_thread(run.mkdir, mode=0o700)
-        document_format = await asyncio.to_thread(sniff_file, source)
+        document_format = await asyncio.to_thread(_prepare, run, source)
         if document_format == "office":
             await asyncio.to_thread(_check_office_package, source)
             source = await self._office_to_pdf(source, run / "office")
@@ -320,7 +322,6 @@ class _RenderJob:
             await self._rasterize(source, run / "pages", document_format)
 
     async def _ghostscript(self, source: Path, run: Path, document_format: str) -> None:
-        await asyncio.to_thread(run.mkdir, mode=0o700)
         inside = self.sandbox.workdir(run)
         name = "document.pdf" if document_format == "pdf" else "document.ps"
         argv = [
@@ -395,7 +396,6 @@ class _RenderJob:
             self._add(data, await verdict)
 
     async def _rasterize(self, source: Path, run: Path, document_format: str) -> None:
-        await asyncio.to_thread(run.mkdir, mode=0o700)
         argv = [
             *_RASTER,
             "pages",
@@ -492,6 +492,10 @@ class _PageChecker:
         except SandboxError as error:
             log.error("the page checker could not start: %s", error)
             raise RenderError("fax validation unavailable") from None
+        assert self._process.stdin is not None
+        # Room for several pages in the pipe: a page is one write, not a write and a wake-up per 64 KiB.
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(self._process.stdin.get_extra_info("pipe").fileno(), _F_SETPIPE_SZ, _CHECKER_PIPE_BYTES)
         self._reader = asyncio.create_task(self._read_verdicts())
 
     async def submit(self, data: bytes) -> asyncio.Future[str]:
@@ -501,8 +505,7 @@ class _PageChecker:
         verdict: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._waiting.append(verdict)
         try:
-            self._process.stdin.write(b"%d\n" % len(data))
-            self._process.stdin.write(data)
+            self._process.stdin.writelines((b"%d\n" % len(data), data))
             await self._process.stdin.drain()
         except (BrokenPipeError, ConnectionResetError):
             pass  # the checker died: _read_verdicts answers every waiting page
@@ -524,6 +527,13 @@ class _PageChecker:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
+
+
+def _prepare(run: Path, source: Path) -> str:
+    """Make a document's directories (its converter's, ``pages``) and sniff its format: one thread hop."""
+    run.mkdir(mode=0o700)
+    (run / "pages").mkdir(mode=0o700)
+    return sniff_file(source)
 
 
 def _finished_pages(run: Path, known: int, exited: bool, most: int) -> int:

@@ -143,14 +143,15 @@ class FaxAssembler:
             entries[STRIP_OFFSETS] = Entry(STRIP_OFFSETS, 4, tuple(offsets))
             entries[PAGE_NUMBER] = Entry(PAGE_NUMBER, 3, (self.pages, 0))
             entries[NEW_SUBFILE_TYPE] = Entry(NEW_SUBFILE_TYPE, 4, (2,))
-            ordered = [entries[tag] for tag in sorted(entries)]
+            tags = sorted(entries)
+            ordered = [entries[tag] for tag in tags]
             directory = base + len(out)
             link = _write_directory(out, ordered, base)
             self._write(out)
             os.pwrite(self._fd, struct.pack("<I", directory), self._link)
             self._link = link
             # PageNumber's two SHORTs sit inline in its entry: the second is the total, known only at the end.
-            self._totals.append(directory + 2 + 12 * ordered.index(entries[PAGE_NUMBER]) + 8 + 2)
+            self._totals.append(directory + 2 + 12 * tags.index(PAGE_NUMBER) + 8 + 2)
             self.pages += 1
         return len(pages)
 

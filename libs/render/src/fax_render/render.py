@@ -8,9 +8,9 @@ ECM, G3 2-D without), and runs in `fax_runtime.sandbox`: a private directory hol
 no network, no other tenant's files, a memory, CPU and file-size limit, killed at the job's time limit.
 
 spandsp transmits whatever strips libtiff hands it and reports success even when a page is truncated, so every page
-is decoded (`fax_render.pagecheck`, sandboxed too) before it is accepted; ghostscript's pages are checked while it
-still draws the next ones. The checked pages are then joined into one file by copying their compressed strips
-(`fax_render.tiff`).
+is decoded (`fax_render.pagecheck`, sandboxed too, sent the page's bytes) before it is accepted; ghostscript's pages
+are checked while it still draws the next ones, and each checked page is appended to the fax file at once by copying
+its compressed strips (`fax_render.tiff`).
 
 A job's error text says what was wrong with the document, never a path, a Python exception or a library's message:
 those go to the log.
@@ -369,7 +369,8 @@ class _RenderJob:
                 if done and process.returncode != 0:
                     break
                 finished = _finished_pages(run, written, done, self.max_pages + 1)
-                for data in await asyncio.to_thread(_read_pages, run, written, min(finished, self.max_pages)):
+                # Pages just written are in the page cache: reading a few costs less than a thread's round trip.
+                for data in _read_pages(run, written, min(finished, self.max_pages)):
                     checks.append((data, await self.checker.submit(data)))
                 written = finished
                 while checks and checks[0][1].done():

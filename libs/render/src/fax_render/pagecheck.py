@@ -66,7 +66,8 @@ class LibTiff:
         """``ok <pages>`` if every strip of every page of the TIFF file `data` decodes cleanly, else
         ``bad <first complaint>``."""
         self.messages.clear()
-        # An anonymous file in memory: libtiff reads (and maps) it like any other, and it needs no writable place.
+        # An anonymous file in memory: it needs no writable place. Read, not mapped ("m"): mapping a page and
+        # faulting it in cost more than one copy.
         fd = os.memfd_create("page")
         try:
             view = memoryview(data)
@@ -76,7 +77,7 @@ class LibTiff:
         except OSError:
             os.close(fd)
             raise
-        handle = self._lib.TIFFFdOpen(fd, b"page", b"r")
+        handle = self._lib.TIFFFdOpen(fd, b"page", b"rm")
         if not handle:
             os.close(fd)
             return f"bad {self.messages[0] if self.messages else 'not a TIFF file'}"

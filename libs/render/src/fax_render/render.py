@@ -22,6 +22,7 @@ import asyncio
 import codecs
 import contextlib
 import fcntl
+import functools
 import logging
 import math
 import re
@@ -121,9 +122,10 @@ def converter_sandbox(mode: str = "auto") -> Sandbox:
     return Sandbox.from_setting(mode)
 
 
-def _python_readable() -> list[Path]:
+@functools.cache
+def _python_readable() -> tuple[Path, ...]:
     """What this package's Python children read: this Python and this library's own modules."""
-    return [*python_paths(), Path(fax_render.__file__).resolve().parent.parent]
+    return (*python_paths(), Path(fax_render.__file__).resolve().parent.parent)
 
 
 _default: Converters | None = None
@@ -374,7 +376,8 @@ class _RenderJob:
                     checks.append((data, await self.checker.submit(data)))
                 written = finished
                 while checks and checks[0][1].done():
-                    self._add(*checks.pop(0))
+                    data, verdict = checks.pop(0)
+                    self._add(data, verdict.result())
                 if done:
                     break
             stdout, stderr = await output
@@ -454,9 +457,8 @@ class _RenderJob:
             log.error("%s could not start: %s", what, error)
             raise RenderError(f"document converter unavailable: {what} is not installed") from None
 
-    def _add(self, data: bytes, check: asyncio.Future[str] | str) -> None:
-        """Add a page to the fax once its decode check passed (`check` is done)."""
-        verdict = check if isinstance(check, str) else check.result()
+    def _add(self, data: bytes, verdict: str) -> None:
+        """Add a page to the fax if its decode check passed."""
         if not verdict.startswith("ok"):
             log.warning("a rendered page does not decode: %s", verdict)
             raise RenderError("rendered fax is corrupt")

@@ -2,6 +2,6 @@
 rasteriser), the page check that decodes every page, PDF copies and PNG previews; every converter sandboxed.
 
 The fetcher renders every job's document with it, and faxsim the documents it sends. Importing the package loads
-nothing: the sandboxed children (``python -m fax_render.raster``, ``fax_render.pagecheck``) import only their own
-module and what it needs.
+nothing: the sandboxed children (``python -m fax_render.raster``, ``python -S .../pagecheck.py``) import only their
+own module and what it needs.
 """

@@ -8,9 +8,9 @@ ECM, G3 2-D without), and runs in `fax_runtime.sandbox`: a private directory hol
 no network, no other tenant's files, a memory, CPU and file-size limit, killed at the job's time limit.
 
 spandsp transmits whatever strips libtiff hands it and reports success even when a page is truncated, so every page
-is decoded (`fax_render.pagecheck`, sandboxed too) before it is accepted; ghostscript's pages are checked while it
-still draws the next ones. The checked pages are then joined into one file by copying their compressed strips
-(`fax_render.tiff`).
+is decoded (`fax_render.pagecheck`, sandboxed too, sent the page's bytes) before it is accepted; ghostscript's pages
+are checked while it still draws the next ones, and each checked page is appended to the fax file at once by copying
+its compressed strips (`fax_render.tiff`).
 
 A job's error text says what was wrong with the document, never a path, a Python exception or a library's message:
 those go to the log.
@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import fcntl
+import functools
 import logging
 import math
 import re
@@ -55,9 +57,14 @@ DEFAULT_FILE_BYTES = 256 * 1024 * 1024
 PREVIEW_WIDTH_PX = 864
 
 _PAGE_GLOB = "page-*.tif"
+_PAGE_NAME = "page-{:05d}.tif"
 # Isolated mode (-I): the child reads no PYTHON* variable and no user site, and does not import from its directory.
 _RASTER = (sys.executable, "-I", "-m", "fax_render.raster")
+# The page checker needs nothing outside the standard library: no site module, started from its file.
+_PAGECHECK = (sys.executable, "-I", "-S", str(Path(__file__).with_name("pagecheck.py")))
 _CHECK_INTERVAL_S = 0.02
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+_CHECKER_PIPE_BYTES = 1024 * 1024  # Linux's default most for an unprivileged process
 _FAX_COMPRESSIONS = {True: "group4", False: "group3"}
 # A reason ghostscript gives is shown only if it names no file: paths belong to the sandbox, not to the user.
 _PATHLIKE = re.compile(r"/[\w.\-]+/|\\")
@@ -110,9 +117,15 @@ class Converters:
 
 
 def converter_sandbox(mode: str = "auto") -> Sandbox:
-    """The sandbox for this package's converters: they may read this Python and this library's own modules."""
-    package_root = Path(fax_render.__file__).resolve().parent.parent
-    return Sandbox.from_setting(mode, readable=[*python_paths(), package_root])
+    """The sandbox for this package's converters (each bind mount costs a run's start: only the Python children are
+    given what they read, `_python_readable`)."""
+    return Sandbox.from_setting(mode)
+
+
+@functools.cache
+def _python_readable() -> tuple[Path, ...]:
+    """What this package's Python children read: this Python and this library's own modules."""
+    return (*python_paths(), Path(fax_render.__file__).resolve().parent.parent)
 
 
 _default: Converters | None = None
@@ -267,7 +280,7 @@ class _RenderJob:
     max_pages: int
     max_pixels: int
     checker: _PageChecker | None = field(default=None)
-    assembler: FaxAssembler = field(default_factory=FaxAssembler)
+    assembler: FaxAssembler | None = field(default=None)
 
     @property
     def sandbox(self) -> Sandbox:
@@ -279,26 +292,28 @@ class _RenderJob:
 
     async def render(self, sources: Sequence[Path], dest: Path) -> RenderedFax:
         work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=f".{dest.name}.", dir=dest.parent))
+        joined = work / "joined.tif"
         try:
+            self.assembler = FaxAssembler(joined)
             self.checker = _PageChecker(self.sandbox, work, self.limits)
             # Each document gets the whole page budget; the joined fax is held to it again below.
             for index, source in enumerate(sources):
                 await self._render_one(source.resolve(), work / f"doc-{index}")
             if self.assembler.pages > self.max_pages:
                 raise RenderError(f"document has more than {self.max_pages} pages, the limit")
-            joined = work / "joined.tif"
-            await asyncio.to_thread(self.assembler.write, joined)
-            await asyncio.to_thread(joined.replace, dest)
+            # The pages are written already: a few bytes of page count and a rename.
+            self.assembler.finish()
+            joined.replace(dest)
             return RenderedFax(tiff_path=dest, pages=self.assembler.pages)
         finally:
-            if self.checker is not None:
-                await self.checker.close()
-            await asyncio.to_thread(shutil.rmtree, work, True)
+            if self.assembler is not None:
+                self.assembler.close()
+            checker = self.checker.close() if self.checker is not None else asyncio.sleep(0)
+            await asyncio.gather(checker, asyncio.to_thread(shutil.rmtree, work, True))
 
     async def _render_one(self, source: Path, run: Path) -> None:
         """Convert one document into page files, check each and add it to the fax."""
-        await asyncio.to_thread(run.mkdir, mode=0o700)
-        document_format = await asyncio.to_thread(sniff_file, source)
+        document_format = await asyncio.to_thread(_prepare, run, source)
         if document_format == "office":
             await asyncio.to_thread(_check_office_package, source)
             source = await self._office_to_pdf(source, run / "office")
@@ -309,7 +324,6 @@ class _RenderJob:
             await self._rasterize(source, run / "pages", document_format)
 
     async def _ghostscript(self, source: Path, run: Path, document_format: str) -> None:
-        await asyncio.to_thread(run.mkdir, mode=0o700)
         inside = self.sandbox.workdir(run)
         name = "document.pdf" if document_format == "pdf" else "document.ps"
         argv = [
@@ -342,46 +356,50 @@ class _RenderJob:
         else:
             argv.append(f"{inside}/{name}")
         process = await self._start(argv, run, {name: source}, "ghostscript (gs)")
-        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout is not None and process.stderr is not None and self.checker is not None
         output = asyncio.gather(read_bounded(process.stdout), read_bounded(process.stderr))
-        queued = 0
-        checks: list[tuple[Path, asyncio.Future[str]]] = []
-        assert self.checker is not None
+        exited = asyncio.ensure_future(process.wait())
+        written = 0  # page files ghostscript has finished
+        checks: list[tuple[bytes, asyncio.Future[str]]] = []
         try:
-            # Check each page as soon as ghostscript has moved on to the next one, and add it to the fax once it
-            # passed, while ghostscript draws on.
+            # The checker starts while ghostscript does; each page is checked as soon as ghostscript has moved on to
+            # the next one, and added to the fax once it passed, while ghostscript draws on.
+            await self.checker.start()
             while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(process.wait()), _CHECK_INTERVAL_S)
-                done = process.returncode is not None
-                pages = sorted(await asyncio.to_thread(lambda: list(run.glob(_PAGE_GLOB))))
+                await asyncio.wait([exited], timeout=_CHECK_INTERVAL_S)
+                done = exited.done()
                 if done and process.returncode != 0:
                     break
-                for page in (pages if done else pages[:-1])[queued:]:
-                    queued += 1
-                    if queued <= self.max_pages:
-                        checks.append((page, await self.checker.submit(page)))
+                finished = _finished_pages(run, written, done, self.max_pages + 1)
+                # Pages just written are in the page cache: reading a few costs less than a thread's round trip.
+                for data in _read_pages(run, written, min(finished, self.max_pages)):
+                    checks.append((data, await self.checker.submit(data)))
+                written = finished
                 while checks and checks[0][1].done():
-                    await self._add(*checks.pop(0))
+                    data, verdict = checks.pop(0)
+                    self._add(data, verdict.result())
                 if done:
                     break
             stdout, stderr = await output
         finally:
             await kill(process)
+            exited.cancel()
             output.cancel()
         messages = (stdout + b"\n" + stderr).decode(errors="replace")
         counts = [int(line.split()[1]) for line in messages.splitlines() if re.fullmatch(r"PAGES \d+", line.strip())]
         if counts and counts[-1] > self.max_pages:
             raise RenderError(f"document has {counts[-1]} pages, more than the {self.max_pages} page limit")
-        if process.returncode != 0 or not queued:
+        if process.returncode != 0 or not written:
             raise _conversion_error(messages, document_format)
-        if queued > self.max_pages:
+        if written > self.max_pages:
             raise RenderError(f"document has more than {self.max_pages} pages, the limit")
-        for page, verdict in checks:
-            await self._add(page, verdict)
+        if await asyncio.to_thread(_count_pages, run):
+            log.warning("ghostscript's page files are not numbered 1 to %d", written)
+            raise RenderError("rendered fax is corrupt")
+        for data, verdict in checks:
+            self._add(data, await verdict)
 
     async def _rasterize(self, source: Path, run: Path, document_format: str) -> None:
-        await asyncio.to_thread(run.mkdir, mode=0o700)
         argv = [
             *_RASTER,
             "pages",
@@ -393,14 +411,17 @@ class _RenderJob:
             f"--max-pages={self.max_pages}",
             "document",
         ]
-        result = await _run(self.sandbox, argv, run, {"document": source}, self.limits, "the image converter")
+        result = await _run(
+            self.sandbox, argv, run, {"document": source}, self.limits, "the image converter", _python_readable()
+        )
         if result.returncode != 0:
             raise _raster_error(result.returncode, result.stderr)
-        pages = sorted(await asyncio.to_thread(lambda: list(run.glob(_PAGE_GLOB))))
+        pages = await asyncio.to_thread(_count_pages, run)
         assert self.checker is not None
-        checks = [(page, await self.checker.submit(page)) for page in pages]
-        for page, verdict in checks:
-            await self._add(page, verdict)
+        datas = await asyncio.to_thread(_read_pages, run, 0, pages)
+        checks = [(data, await self.checker.submit(data)) for data in datas]
+        for data, verdict in checks:
+            self._add(data, await verdict)
 
     async def _office_to_pdf(self, source: Path, run: Path) -> Path:
         office = shutil.which("soffice") or shutil.which("libreoffice")
@@ -436,47 +457,62 @@ class _RenderJob:
             log.error("%s could not start: %s", what, error)
             raise RenderError(f"document converter unavailable: {what} is not installed") from None
 
-    async def _add(self, page: Path, check: asyncio.Future[str]) -> None:
-        """Add a page file to the fax once its decode check passed."""
-        verdict = await check
+    def _add(self, data: bytes, verdict: str) -> None:
+        """Add a page to the fax if its decode check passed."""
         if not verdict.startswith("ok"):
             log.warning("a rendered page does not decode: %s", verdict)
             raise RenderError("rendered fax is corrupt")
+        assert self.assembler is not None
         try:
-            await asyncio.to_thread(lambda: self.assembler.add(page.read_bytes()))
+            self.assembler.add(data)
         except TiffError as error:
             log.warning("a rendered page cannot join the fax: %s", error)
             raise RenderError(f"rendered fax {error}") from None
 
 
 class _PageChecker:
-    """One `fax_render.pagecheck` child for a render job, fed page files as they are written."""
+    """One `fax_render.pagecheck` child for a render job, fed pages (their bytes) as they are written."""
 
-    def __init__(self, sandbox: Sandbox, work: Path, limits: Limits, readable: Sequence[Path] = ()) -> None:
+    def __init__(self, sandbox: Sandbox, work: Path, limits: Limits) -> None:
         self._sandbox = sandbox
         self._work = work
         self._limits = limits
-        self._readable = [work, *readable]
         self._process: asyncio.subprocess.Process | None = None
         self._waiting: list[asyncio.Future[str]] = []
         self._reader: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()
 
-    async def submit(self, path: Path) -> asyncio.Future[str]:
-        """Queue `path` for decoding; the future is its verdict, ``ok <pages>`` or ``bad <why>``."""
-        async with self._lock:
-            if self._process is None:
-                self._process = await _start_checker(self._sandbox, self._work, self._limits, self._readable)
-                self._reader = asyncio.create_task(self._read_verdicts())
-            verdict: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-            self._waiting.append(verdict)
-            assert self._process.stdin is not None
-            try:
-                self._process.stdin.write(f"{path}\n".encode())
-                await self._process.stdin.drain()
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the checker died: _read_verdicts answers every waiting page
-            return verdict
+    async def start(self) -> None:
+        """Start the child unless it runs already (`submit` does too, when needed)."""
+        if self._process is not None:
+            return
+        checker_dir = self._work / "pagecheck"
+        await asyncio.to_thread(checker_dir.mkdir, mode=0o700, exist_ok=True)
+        try:
+            # Its pages come through its stdin: it sees no directory of the job's but its own.
+            self._process = await self._sandbox.start(
+                _PAGECHECK, cwd=checker_dir, limits=self._limits, readable=_python_readable(), stdin=True
+            )
+        except SandboxError as error:
+            log.error("the page checker could not start: %s", error)
+            raise RenderError("fax validation unavailable") from None
+        assert self._process.stdin is not None
+        # Room for several pages in the pipe: a page is one write, not a write and a wake-up per 64 KiB.
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(self._process.stdin.get_extra_info("pipe").fileno(), _F_SETPIPE_SZ, _CHECKER_PIPE_BYTES)
+        self._reader = asyncio.create_task(self._read_verdicts())
+
+    async def submit(self, data: bytes) -> asyncio.Future[str]:
+        """Queue the TIFF file `data` for decoding; the future is its verdict, ``ok <pages>`` or ``bad <why>``."""
+        await self.start()
+        assert self._process is not None and self._process.stdin is not None
+        verdict: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._waiting.append(verdict)
+        try:
+            self._process.stdin.writelines((b"%d\n" % len(data), data))
+            await self._process.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the checker died: _read_verdicts answers every waiting page
+        return verdict
 
     async def _read_verdicts(self) -> None:
         assert self._process is not None and self._process.stdout is not None
@@ -496,30 +532,51 @@ class _PageChecker:
                 await self._reader
 
 
-async def _start_checker(
-    sandbox: Sandbox, work: Path, limits: Limits, readable: Sequence[Path]
-) -> asyncio.subprocess.Process:
-    checker_dir = work / "pagecheck"
-    await asyncio.to_thread(checker_dir.mkdir, mode=0o700, exist_ok=True)
-    try:
-        # The job's working directory, read-only: the pages to check are there, at the paths the fetcher sends.
-        return await sandbox.start(
-            [sys.executable, "-I", "-m", "fax_render.pagecheck"],
-            cwd=checker_dir,
-            limits=limits,
-            readable=readable,
-            stdin=True,
-        )
-    except SandboxError as error:
-        log.error("the page checker could not start: %s", error)
-        raise RenderError("fax validation unavailable") from None
+def _prepare(run: Path, source: Path) -> str:
+    """Make a document's directories (its converter's, ``pages``) and sniff its format: one thread hop."""
+    run.mkdir(mode=0o700)
+    (run / "pages").mkdir(mode=0o700)
+    return sniff_file(source)
+
+
+def _finished_pages(run: Path, known: int, exited: bool, most: int) -> int:
+    """How many page files ghostscript has finished: a page is, once the next one exists or ghostscript exited.
+
+    A stat or two per poll, on the event loop: cheaper than a thread's round trip.
+    """
+    finished = known
+    while finished < most and (run / _PAGE_NAME.format(finished + 1)).exists():
+        if not exited and not (run / _PAGE_NAME.format(finished + 2)).exists():
+            break
+        finished += 1
+    return finished
+
+
+def _read_pages(run: Path, after: int, upto: int) -> list[bytes]:
+    """Pages `after` + 1 to `upto`, each file removed once read (the job's directory is then removed faster)."""
+    pages = []
+    for number in range(after + 1, upto + 1):
+        path = run / _PAGE_NAME.format(number)
+        pages.append(path.read_bytes())
+        path.unlink()
+    return pages
+
+
+def _count_pages(run: Path) -> int:
+    return sum(1 for _ in run.glob(_PAGE_GLOB))
 
 
 async def _run(
-    sandbox: Sandbox, argv: list[str], run: Path, inputs: Mapping[str, Path], limits: Limits, what: str
+    sandbox: Sandbox,
+    argv: list[str],
+    run: Path,
+    inputs: Mapping[str, Path],
+    limits: Limits,
+    what: str,
+    readable: Sequence[Path] = (),
 ) -> Any:
     try:
-        return await sandbox.run(argv, cwd=run, inputs=inputs, limits=limits)
+        return await sandbox.run(argv, cwd=run, inputs=inputs, limits=limits, readable=readable)
     except SandboxError as error:
         log.error("%s could not start: %s", what, error)
         raise RenderError(f"document converter unavailable: {what} is not installed") from None
@@ -591,11 +648,10 @@ async def validate_fax_tiff(path: Path, *, converters: Converters | None = None,
     except TiffError as error:
         raise RenderError(f"rendered fax {error}") from None
     work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=f".{path.name}.", dir=path.parent))
-    target = await asyncio.to_thread(path.absolute)
-    checker = _PageChecker(converters.sandbox, work, limits, readable=[target])
+    checker = _PageChecker(converters.sandbox, work, limits)
     try:
         async with asyncio.timeout(timeout_s):
-            verdict = await (await checker.submit(target))
+            verdict = await (await checker.submit(data))
     except TimeoutError:
         raise RenderError(f"fax validation timed out after {timeout_s:g} s") from None
     finally:
@@ -636,6 +692,7 @@ async def write_previews(
                 {"fax.tif": tiff},
                 converters.limits(timeout_s),
                 "the preview renderer",
+                _python_readable(),
             )
         drawn = sorted(await asyncio.to_thread(lambda: list(run.glob("preview-*.png"))), key=_page_number)
         if result.returncode != 0 or not drawn:

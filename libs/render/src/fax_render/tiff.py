@@ -9,6 +9,7 @@ Decoding every page (the proof that a page is whole) is `fax_render.pagecheck`'s
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,16 +112,18 @@ def check_fax_page(page: Page, number: int) -> None:
 
 
 class FaxAssembler:
-    """Builds one little-endian multi-page TIFF from fax pages given in order, copying their compressed strips.
+    """Writes one little-endian multi-page TIFF file from fax pages given in order, copying their compressed strips.
 
-    Pages are added as their converters finish them (and their decode check passes), so the fax is assembled while
-    later pages are still being drawn; `write` then only writes it out.
+    Pages are added as their converters finish them (and their decode check passes) and written at once, so the fax
+    is on disk when its last page has passed; `finish` then only fills in the page count every page carries.
     """
 
-    def __init__(self) -> None:
-        self._out = bytearray(b"II*\x00\x00\x00\x00\x00")
+    def __init__(self, dest: Path) -> None:
+        self._fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        self._size = 0
+        self._write(b"II*\x00\x00\x00\x00\x00")
         self._link = 4  # where the offset of the next directory goes
-        self._directories: list[int] = []  # where each page's PageNumber value sits, patched with the total at the end
+        self._totals: list[int] = []  # where each page's PageNumber total sits, filled in by `finish`
         self.pages = 0
 
     def add(self, data: bytes) -> int:
@@ -128,35 +131,53 @@ class FaxAssembler:
         pages = read_pages(data)
         for offset, page in enumerate(pages, start=1):
             check_fax_page(page, self.pages + offset)
-        out = self._out
+        view = memoryview(data)
         for page in pages:
+            base, out = self._size, bytearray()
             offsets = []
             for start, length in zip(page.numbers(STRIP_OFFSETS), page.numbers(STRIP_BYTE_COUNTS), strict=True):
-                offsets.append(len(out))
-                out += data[start : start + length]
+                offsets.append(base + len(out))
+                out += view[start : start + length]  # one copy, not two
                 out += b"\x00" * (len(out) % 2)
             entries = dict(page.entries)
             entries[STRIP_OFFSETS] = Entry(STRIP_OFFSETS, 4, tuple(offsets))
             entries[PAGE_NUMBER] = Entry(PAGE_NUMBER, 3, (self.pages, 0))
             entries[NEW_SUBFILE_TYPE] = Entry(NEW_SUBFILE_TYPE, 4, (2,))
-            struct.pack_into("<I", out, self._link, len(out))
-            ordered = [entries[tag] for tag in sorted(entries)]
-            start = len(out)
-            self._link = _write_directory(out, ordered)
+            tags = sorted(entries)
+            ordered = [entries[tag] for tag in tags]
+            directory = base + len(out)
+            link = _write_directory(out, ordered, base)
+            self._write(out)
+            os.pwrite(self._fd, struct.pack("<I", directory), self._link)
+            self._link = link
             # PageNumber's two SHORTs sit inline in its entry: the second is the total, known only at the end.
-            self._directories.append(start + 2 + 12 * ordered.index(entries[PAGE_NUMBER]) + 8 + 2)
+            self._totals.append(directory + 2 + 12 * tags.index(PAGE_NUMBER) + 8 + 2)
             self.pages += 1
         return len(pages)
 
-    def write(self, dest: Path) -> None:
-        for at in self._directories:
-            struct.pack_into("<H", self._out, at, self.pages)
-        dest.write_bytes(self._out)
+    def finish(self) -> None:
+        """Fill in the page count and close the file."""
+        total = struct.pack("<H", self.pages)
+        for at in self._totals:
+            os.pwrite(self._fd, total, at)
+        self.close()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _write(self, data: bytes | bytearray) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        self._size += len(data)
 
 
-def _write_directory(out: bytearray, entries: list[Entry]) -> int:
-    """Append a directory (and, after it, the values that do not fit in an entry); return its next-offset's place."""
-    start = len(out)
+def _write_directory(out: bytearray, entries: list[Entry], base: int) -> int:
+    """Append a directory (and, after it, the values that do not fit in an entry) to `out`, which starts at `base`
+    in the file; return where the directory's next-offset is in the file."""
+    start = base + len(out)
     values_at = start + 2 + 12 * len(entries) + 4
     directory = bytearray(struct.pack("<H", len(entries)))
     extra = bytearray()

@@ -11,7 +11,15 @@ import pytest
 from PIL import Image, ImageOps
 
 from fax_render.pagecheck import LibTiff
-from fax_render.render import RenderError, render_to_fax_tiff, sniff_format, validate_fax_tiff
+from fax_render.render import (
+    RenderError,
+    _PageChecker,
+    default_converters,
+    render_to_fax_tiff,
+    sniff_format,
+    validate_fax_tiff,
+)
+from fax_runtime.sandbox import Limits
 
 TWO_PAGES_PS = b"""%!PS
 /Helvetica findfont 36 scalefont setfont
@@ -292,7 +300,7 @@ async def test_corrupted_page_data_is_rejected(dense_tiff: bytes, tmp_path: Path
 
     # Pillow decodes such a page without complaint; only libtiff's decoder warnings reveal the damage. What libtiff
     # said goes to the log: the job's error text names no library.
-    assert LibTiff().decode(str(path)).startswith("bad Fax4Decode")
+    assert LibTiff().decode(bytes(corrupted)).startswith("bad Fax4Decode")
     with pytest.raises(RenderError) as caught:
         await validate_fax_tiff(path)
     assert str(caught.value) == "rendered fax is corrupt"
@@ -324,6 +332,21 @@ async def test_missing_resolution_is_rejected(tmp_path: Path) -> None:
 
     with pytest.raises(RenderError, match="has resolution 72x72 dpi, not a fax resolution"):
         await validate_fax_tiff(path)
+
+
+async def test_the_page_check_decodes_the_bytes_it_is_sent(dense_tiff: bytes, tmp_path: Path) -> None:
+    # The checker is given the bytes the fax is assembled from, not a path: a converter that can still write its
+    # output directory cannot swap a page after it passed. It sees no directory of the job's at all.
+    checker = _PageChecker(default_converters().sandbox, tmp_path, Limits(cpu_seconds=30))
+    try:
+        whole = await checker.submit(dense_tiff)
+        cut = await checker.submit(dense_tiff[: len(dense_tiff) // 2])
+        assert await whole == "ok 2"
+        assert (await cut).startswith("bad ")
+    finally:
+        await checker.close()
+    assert _names(tmp_path) == ["pagecheck"]
+    assert set(_names(tmp_path / "pagecheck")) <= {".tmp"}  # its own directory, and nothing written there
 
 
 async def test_not_a_tiff_is_rejected(tmp_path: Path) -> None:

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -174,6 +173,10 @@ class Sandbox:
             "LANG": "C.UTF-8",
             **(env or {}),
         }
+        # The converter is looked for on the host, whose /usr the sandbox shares: a missing one is a clear error in
+        # both modes, not the exit status of the launcher (prlimit, bubblewrap) that would have run it.
+        if shutil.which(argv[0], path=environment["PATH"]) is None:
+            raise SandboxError(f"{Path(argv[0]).name} is not installed")
         if self.isolated:
             command = [*self._bwrap_args(cwd, inputs or {}, environment, readable), "--", *argv]
         else:
@@ -181,7 +184,10 @@ class Sandbox:
                 await asyncio.to_thread(shutil.copyfile, source, cwd / name)
             command = list(argv)
         try:
+            # prlimit (util-linux) sets the limits and execs the run: no preexec_fn, so Python can vfork instead
+            # of forking the whole service, which blocked the event loop for milliseconds per run.
             return await asyncio.create_subprocess_exec(
+                *_prlimit_args(limits),
                 *command,
                 stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
@@ -189,7 +195,6 @@ class Sandbox:
                 cwd=cwd,
                 env=environment,
                 start_new_session=True,
-                preexec_fn=lambda: _apply_limits(limits),
             )
         except FileNotFoundError as missing:
             raise SandboxError(f"{Path(missing.filename or command[0]).name} is not installed") from None
@@ -258,15 +263,17 @@ def python_paths() -> tuple[Path, ...]:
     return tuple(_outermost([Path(sys.base_prefix), Path(sys.prefix)]))
 
 
-def _apply_limits(limits: Limits) -> None:
-    for kind, value in (
-        (resource.RLIMIT_CPU, limits.cpu_seconds),
-        (resource.RLIMIT_AS, limits.memory_bytes),
-        (resource.RLIMIT_FSIZE, limits.file_bytes),
-        (resource.RLIMIT_NOFILE, limits.open_files),
-        (resource.RLIMIT_CORE, 0),
-    ):
-        resource.setrlimit(kind, (value, value))
+def _prlimit_args(limits: Limits) -> list[str]:
+    """prlimit's command line setting `limits`, soft and hard, for the command that follows it."""
+    return [
+        "prlimit",
+        f"--cpu={limits.cpu_seconds}",
+        f"--as={limits.memory_bytes}",
+        f"--fsize={limits.file_bytes}",
+        f"--nofile={limits.open_files}",
+        "--core=0",
+        "--",
+    ]
 
 
 def _system_binds() -> list[str]:

@@ -15,7 +15,6 @@ takes its files only on its command line.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import re
 import sys
 
@@ -88,7 +87,10 @@ def _load(soname: str, name: str) -> ctypes.CDLL:
     try:
         return ctypes.CDLL(soname)
     except OSError:
-        return ctypes.CDLL(ctypes.util.find_library(name) or soname)
+        # Imported only here: it imports subprocess and shutil, ~10 ms of every checker's start otherwise.
+        from ctypes.util import find_library
+
+        return ctypes.CDLL(find_library(name) or soname)
 
 
 def main() -> int:

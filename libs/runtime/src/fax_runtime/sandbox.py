@@ -180,8 +180,15 @@ class Sandbox:
             for name, source in (inputs or {}).items():
                 await asyncio.to_thread(shutil.copyfile, source, cwd / name)
             command = list(argv)
+        if shutil.which(command[0], path=environment["PATH"]) is None:
+            raise SandboxError(f"{Path(command[0]).name} is not installed")
+        # The limits are set by util-linux's prlimit, which then execs the command: a preexec_fn setting them would
+        # make Python fork the whole service instead of vfork (page tables and all: ~20 ms a run for a 70 MB
+        # fetcher, twice on the way from a 1-page upload to its call).
+        prlimit = _PRLIMIT and _prlimit_args(_PRLIMIT, limits)
         try:
             return await asyncio.create_subprocess_exec(
+                *(prlimit or ()),
                 *command,
                 stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
@@ -189,7 +196,7 @@ class Sandbox:
                 cwd=cwd,
                 env=environment,
                 start_new_session=True,
-                preexec_fn=lambda: _apply_limits(limits),
+                preexec_fn=None if prlimit else lambda: _apply_limits(limits),
             )
         except FileNotFoundError as missing:
             raise SandboxError(f"{Path(missing.filename or command[0]).name} is not installed") from None
@@ -256,6 +263,22 @@ async def kill(process: asyncio.subprocess.Process) -> None:
 def python_paths() -> tuple[Path, ...]:
     """What a converter written in Python needs to read: the interpreter's installation and this environment."""
     return tuple(_outermost([Path(sys.base_prefix), Path(sys.prefix)]))
+
+
+_PRLIMIT = shutil.which("prlimit")  # util-linux, on every Debian; without it the limits are set in a preexec_fn
+
+
+def _prlimit_args(prlimit: str, limits: Limits) -> list[str]:
+    """prlimit setting `limits` (soft and hard alike, as `_apply_limits`) on itself before it execs the command."""
+    return [
+        prlimit,
+        f"--cpu={limits.cpu_seconds}",
+        f"--as={limits.memory_bytes}",
+        f"--fsize={limits.file_bytes}",
+        f"--nofile={limits.open_files}",
+        "--core=0",
+        "--",
+    ]
 
 
 def _apply_limits(limits: Limits) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from fax_runtime import sandbox as sandbox_module
 from fax_runtime.sandbox import Limits, Sandbox, SandboxError, private_directory, python_paths
 
 PROBE = r"""
@@ -118,7 +119,15 @@ async def test_without_the_sandbox_the_same_probe_gets_everything(tmp_path: Path
     assert not any(name.startswith("FAX_") for name in found["environ"])  # type: ignore[union-attr]
 
 
-async def test_memory_and_file_size_are_limited(sandbox: Sandbox, tmp_path: Path) -> None:
+@pytest.mark.parametrize("setter", ["prlimit", "preexec_fn"])
+async def test_memory_and_file_size_are_limited(
+    setter: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Set by util-linux's prlimit (Python can then vfork), or in a preexec_fn where prlimit is missing."""
+    if setter == "preexec_fn":
+        monkeypatch.setattr(sandbox_module, "_PRLIMIT", None)
+    else:
+        assert sandbox_module._PRLIMIT, "prlimit (util-linux) is installed where the services run"
     limits = Limits(memory_bytes=256 * 1024 * 1024, file_bytes=1024 * 1024)
     with private_directory("limits-", parent=tmp_path) as cwd:
         memory = await sandbox.run(

@@ -303,8 +303,6 @@ class _RenderJob:
             await asyncio.to_thread(_check_office_package, source)
             source = await self._office_to_pdf(source, run / "office")
             document_format = "pdf"
-        assert self.checker is not None
-        await self.checker.start()  # the document is one that is converted: its checker boots meanwhile
         if document_format in ("pdf", "postscript"):
             await self._ghostscript(source, run / "pages", document_format)
         else:
@@ -350,6 +348,7 @@ class _RenderJob:
         checks: list[tuple[Path, asyncio.Future[str]]] = []
         assert self.checker is not None
         try:
+            await self.checker.start()  # boots while ghostscript draws the first page
             # Check each page as soon as ghostscript has moved on to the next one, and add it to the fax once it
             # passed, while ghostscript draws on.
             while True:
@@ -395,11 +394,12 @@ class _RenderJob:
             f"--max-pages={self.max_pages}",
             "document",
         ]
+        assert self.checker is not None
+        await self.checker.start()  # boots while the image converter runs
         result = await _run(self.sandbox, argv, run, {"document": source}, self.limits, "the image converter")
         if result.returncode != 0:
             raise _raster_error(result.returncode, result.stderr)
         pages = sorted(await asyncio.to_thread(lambda: list(run.glob(_PAGE_GLOB))))
-        assert self.checker is not None
         checks = [(page, await self.checker.submit(page)) for page in pages]
         for page, verdict in checks:
             await self._add(page, verdict)

@@ -345,7 +345,9 @@ def test_a_sent_fax_without_its_pdf_copy_says_so_and_serves_the_tiff(kazoo_api: 
     pdf = accepting(kazoo_api, faxes(kazoo_api, f"/outbox/{fax['id']}/attachment"), "application/pdf")
     assert pdf.status_code == 406, pdf.text
     assert pdf.json()["message"] == "not_acceptable" and pdf.json()["data"]["cause"] == fax["id"]
-    assert pdf.json()["data"]["message"] == "the fax has no PDF copy; it is available as image/tiff"
+    assert pdf.json()["data"]["message"] == (
+        "the fax has no PDF copy (not made yet, or it could not be made); it is available as image/tiff"
+    )
     tiff = accepting(kazoo_api, faxes(kazoo_api, f"/outbox/{fax['id']}/attachment"), "image/tiff")
     assert tiff.status_code == 200 and tiff.content == TIFF
 

@@ -39,6 +39,5 @@ def no_attachment(fax_id: str) -> KazooError:
 def no_pdf_copy(fax_id: str) -> KazooError:
     """The fax is there but its PDF copy is not: it could not be made (the converter failed or timed out), or it is
     still being made for a fax sent right after it was ready. The API converts nothing itself."""
-    return KazooError(
-        406, "not_acceptable", {"cause": fax_id, "message": "the fax has no PDF copy; it is available as image/tiff"}
-    )
+    message = "the fax has no PDF copy (not made yet, or it could not be made); it is available as image/tiff"
+    return KazooError(406, "not_acceptable", {"cause": fax_id, "message": message})

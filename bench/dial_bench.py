@@ -58,7 +58,7 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def stack_environment(args: argparse.Namespace, state_dir: Path) -> dict[str, str]:
-    """The platform on ports of its own (base+100.. for the services, base+500.. for media); the user's FAX_*
+    """The platform on ports of its own (base+100.. for the services, base+1000..2999 for media); the user's FAX_*
     settings are left out, so it never uses another stack's services."""
     base = args.port_base
     env = {key: value for key, value in os.environ.items() if not key.startswith("FAX_")}
@@ -69,9 +69,10 @@ def stack_environment(args: argparse.Namespace, state_dir: Path) -> dict[str, st
         "FAX_SIP_BIND": f"127.0.0.1:{base + 106}",
         "FAX_FAXSIM_SIP": f"127.0.0.1:{base + 107}",
         "FAX_SMTP_GATEWAY_PORT": str(base + 108),
-        "FAX_RTP_PORT_MIN": str(base + 500),
-        "FAX_RTP_PORT_MAX": str(base + 599),
-        "FAX_FAXSIM_MEDIA_PORTS": f"{base + 600}-{base + 699}",
+        # Every round's call rings on, holding its media ports until the run ends.
+        "FAX_RTP_PORT_MIN": str(base + 1000),
+        "FAX_RTP_PORT_MAX": str(base + 1999),
+        "FAX_FAXSIM_MEDIA_PORTS": f"{base + 2000}-{base + 2999}",
         "FAX_LINE": "sip",
         # Every round's call rings on (no answer): none may hold back the next round's claim.
         "FAX_MAX_CALLS_PER_ACCOUNT": "1000",

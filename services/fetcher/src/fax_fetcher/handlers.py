@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import shutil
 import tempfile
 import time
 import uuid
@@ -173,26 +174,32 @@ class DocumentPreparer:
         options = RenderOptions.from_request(request)
         keys = upload_keys(event.job_id, event.account_id, document)
         original: bytes | None = None  # stored with the render only once it succeeded: no failed render leaves litter
-        if keys is None:
-            fetched = await fetch_document(
-                document_request(document), guard=self._guard, max_bytes=self._settings.max_document_bytes
+        # The documents are removed once rendered: only the fax stays on disk while its copies are made.
+        inputs = work / "sources"
+        await asyncio.to_thread(inputs.mkdir)
+        try:
+            if keys is None:
+                fetched = await fetch_document(
+                    document_request(document), guard=self._guard, max_bytes=self._settings.max_document_bytes
+                )
+                sources = [inputs / "source-0"]
+                await asyncio.to_thread(sources[0].write_bytes, fetched.body)
+                original = fetched.body
+            else:
+                sources = [await self._read_upload(key, inputs / f"source-{index}") for index, key in enumerate(keys)]
+            document_format = await asyncio.to_thread(_format_of, sources[0])
+            began = time.monotonic()
+            rendered = await render_documents(
+                sources,
+                work / "fax.tif",
+                options=options,
+                timeout_s=self._settings.conversion_timeout_s,
+                max_pages=self._settings.max_pages,
+                max_pixels=self._settings.max_image_pixels,
+                converters=self._converters,
             )
-            sources = [work / "source-0"]
-            await asyncio.to_thread(sources[0].write_bytes, fetched.body)
-            original = fetched.body
-        else:
-            sources = [await self._read_upload(key, work / f"source-{index}") for index, key in enumerate(keys)]
-        document_format = await asyncio.to_thread(_format_of, sources[0])
-        began = time.monotonic()
-        rendered = await render_documents(
-            sources,
-            work / "fax.tif",
-            options=options,
-            timeout_s=self._settings.conversion_timeout_s,
-            max_pages=self._settings.max_pages,
-            max_pixels=self._settings.max_image_pixels,
-            converters=self._converters,
-        )
+        finally:
+            await asyncio.to_thread(shutil.rmtree, inputs, True)
         metrics = default_metrics()
         metrics.conversion_seconds.labels(document_format).observe(time.monotonic() - began)
         metrics.documents.labels(document_format, "ok").inc()

@@ -36,6 +36,7 @@ class Renderer:
     def __init__(self) -> None:
         self.rendered: list[list[bytes]] = []
         self.copied: list[bytes] = []
+        self.on_disk_while_copying: list[str] = []
         self.while_rendering: Callable[[], None] | None = None
         self.while_copying: Callable[[], None] | None = None
 
@@ -57,6 +58,7 @@ class Renderer:
             self.while_copying()
         body = await asyncio.to_thread(tiff.read_bytes)
         self.copied.append(body)
+        self.on_disk_while_copying = sorted(path.name for path in tiff.parent.iterdir())
         previews = []
         for page in range(1, body.count(b"|") + 2):
             previews.append(out_dir / f"preview-{page}.png")
@@ -221,6 +223,7 @@ async def test_the_document_is_recorded_ready_before_its_copies_are_made(
     await preparer.on_job_submitted(_submitted(job_id))
 
     assert seen == [(PENDING, 1, True)], "DocumentReady queued and the TIFF stored before the copies are made"
+    assert renderer.on_disk_while_copying == ["fax.pdf", "fax.tif"], "the tenant's document is removed once rendered"
     tiff_key = jobs.jobs[job_id].tiff_key
     assert tiff_key and fax_pdf_key(tiff_key) in blobs.objects and fax_preview_key(tiff_key, 1) in blobs.objects
 

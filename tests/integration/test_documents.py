@@ -26,11 +26,12 @@ from PIL import Image
 
 from fax_contracts import DocumentStored, JobSubmitted
 from fax_devstack.infra import Endpoints
+from fax_fetcher import handlers
 from fax_fetcher.config import FetcherSettings
 from fax_fetcher.handlers import DocumentPreparer
 from fax_fetcher.previews import DocumentPreviewer
 from fax_fetcher.store import FetcherStore
-from fax_jobs import DocumentJobStore, JobToPrepare
+from fax_jobs import DocumentJobStore, JobStore, JobToPrepare
 from fax_render.render import default_converters
 from fax_runtime.blobs import (
     BlobStore,
@@ -651,6 +652,77 @@ async def test_a_second_render_of_the_same_request_leaves_the_recorded_one_alone
     }
     with Image.open(io.BytesIO(harness.s3.get_object(harness.bucket, row["tiff_key"]).read())) as fax:
         assert fax.n_frames == 2
+
+
+class _Stopped(Exception):
+    """The fetcher stopping between recording the fax ready and storing its copies: the event is not acked."""
+
+
+async def _queued(harness: Harness, document: bytes) -> tuple[uuid.UUID, JobSubmitted]:
+    """A job with an uploaded document, as the API leaves it, and its fax.job.submitted (not handled yet)."""
+    job_id = uuid.uuid4()
+    upload = f"jobs/{job_id}/upload-0"
+    await harness.blobs.put_bytes(upload, document)
+    await harness.pool.execute(
+        "INSERT INTO fax_jobs (id, account_id, status, request, to_number) VALUES ($1, $2, 'attaching_files', $3, '1')",
+        job_id,
+        ACCOUNT,
+        {"document": {"uploads": [upload]}, "to_number": "1", "retries": 1},
+    )
+    return job_id, JobSubmitted(event_id=uuid.uuid4(), occurred_at=_now(), job_id=job_id, account_id=ACCOUNT)
+
+
+async def test_copies_are_made_after_the_fax_is_ready_and_again_on_redelivery_after_a_stop(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fax is recorded ready (and DocumentReady queued with it) before its PDF copy and previews exist; a
+    fetcher that stops between the two leaves the event unacked, and its redelivery makes the copies of the recorded
+    render."""
+    job_id, event = await _queued(harness, TWO_PAGE_POSTSCRIPT)
+    make_previews = handlers.write_previews
+    seen: list[asyncpg.Record] = []
+
+    async def stop_while_copying(*args: Any, **kwargs: Any) -> Any:
+        seen.append(await harness.job(job_id))
+        raise _Stopped
+
+    monkeypatch.setattr(handlers, "write_previews", stop_while_copying)
+    with pytest.raises(_Stopped):
+        await harness.preparer.on_job_submitted(event)
+    recorded = await harness.job(job_id)
+    assert [(row["status"], row["tiff_key"]) for row in seen] == [("pending", recorded["tiff_key"])]
+    assert _stored(harness, f"jobs/{job_id}/r") == {recorded["tiff_key"]}, "the fax, not its copies yet"
+
+    monkeypatch.setattr(handlers, "write_previews", make_previews)
+    await harness.preparer.on_job_submitted(event)  # the redelivery
+
+    assert await harness.job(job_id) == recorded
+    assert _stored(harness, f"jobs/{job_id}/r") == set(fax_render_keys(recorded["tiff_key"], 2)) - {
+        fax_original_key(recorded["tiff_key"])
+    }
+    assert harness.s3.get_object(harness.bucket, fax_pdf_key(recorded["tiff_key"])).read().startswith(b"%PDF")
+
+
+async def test_a_job_changed_while_its_copies_are_made_leaves_no_copies_behind(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API changes the job (JobStore.change_queued_job: commit, then remove the render the row named) after the
+    fax was recorded ready and before its copies are stored: the fetcher removes the copies it stores after."""
+    job_id, event = await _queued(harness, TWO_PAGE_POSTSCRIPT)
+    make_previews = handlers.write_previews
+    jobs = JobStore(harness.pool, harness.blobs)
+
+    async def change_while_copying(*args: Any, **kwargs: Any) -> Any:
+        previews = await make_previews(*args, **kwargs)
+        assert await jobs.change_queued_job(ACCOUNT, job_id, lambda request: {**request, "to_name": "changed"})
+        return previews
+
+    monkeypatch.setattr(handlers, "write_previews", change_while_copying)
+    await harness.preparer.on_job_submitted(event)
+
+    row = await harness.job(job_id)
+    assert (row["status"], row["tiff_key"]) == ("attaching_files", None)
+    assert _stored(harness, f"jobs/{job_id}/r") == set(), "neither the replaced fax nor its copies are left"
 
 
 def _stored(harness: Harness, prefix: str) -> set[str]:

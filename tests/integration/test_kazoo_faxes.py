@@ -82,10 +82,13 @@ def create(api: KazooApi, **changes: object) -> dict:
     return answer.json()["data"]
 
 
-def finish(api: KazooApi, s3: Minio, infra, fax_id: str, status: str = "completed", pages: int = 1) -> None:
+def finish(
+    api: KazooApi, s3: Minio, infra, fax_id: str, status: str = "completed", pages: int = 1, pdf_copy: bool = True
+) -> None:
     """What the fetcher and transmitter leave behind: the fax TIFF and PDF in S3, the job finished."""
     job = uuid.UUID(fax_id)
-    for key, body in ((f"jobs/{job}/fax.tif", TIFF), (f"jobs/{job}/fax.pdf", PDF)):
+    documents = ((f"jobs/{job}/fax.tif", TIFF), (f"jobs/{job}/fax.pdf", PDF))
+    for key, body in documents if pdf_copy else documents[:1]:
         s3.put_object(infra.s3_bucket, key, io.BytesIO(body), len(body))
     api.sql(
         "UPDATE fax_jobs SET status = $2, tiff_key = $3, pages = $4, attempts = 1, delivered_at = now(), "
@@ -332,6 +335,21 @@ def test_curl_outbox_fetch_resubmit_attachment_and_removal(kazoo_api: KazooApi, 
     assert code == 200 and kazoo_api.sql("SELECT id FROM fax_jobs WHERE id = $1", job) == []
     code, body = curl_json(kazoo_api, "GET", faxes(kazoo_api, f"/outbox/{fax['id']}"))
     assert code == 404 and body["message"] == "bad_identifier"
+
+
+def test_a_sent_fax_without_its_pdf_copy_says_so_and_serves_the_tiff(kazoo_api: KazooApi, s3: Minio, infra) -> None:
+    """The fetcher makes the PDF copy after the fax is ready to send: it can be missing (the converter failed) or not
+    made yet (a fax sent in the moments after it was ready)."""
+    fax = create(kazoo_api)
+    finish(kazoo_api, s3, infra, fax["id"], pdf_copy=False)
+    pdf = accepting(kazoo_api, faxes(kazoo_api, f"/outbox/{fax['id']}/attachment"), "application/pdf")
+    assert pdf.status_code == 406, pdf.text
+    assert pdf.json()["message"] == "not_acceptable" and pdf.json()["data"]["cause"] == fax["id"]
+    assert pdf.json()["data"]["message"] == (
+        "the fax has no PDF copy (not made yet, or it could not be made); it is available as image/tiff"
+    )
+    tiff = accepting(kazoo_api, faxes(kazoo_api, f"/outbox/{fax['id']}/attachment"), "image/tiff")
+    assert tiff.status_code == 200 and tiff.content == TIFF
 
 
 def test_resubmit_without_an_action_is_400_whatever_the_body(kazoo_api: KazooApi, s3: Minio, infra) -> None:

@@ -19,7 +19,15 @@ from fax_jobs.lifecycle import (
     may,
 )
 from fax_jobs.objects import is_shared_upload, job_object_keys, shared_upload_keys, upload_key, upload_keys
-from fax_jobs.rows import AbandonedAttempt, ClaimedAttempt, FaxJob, JobSummary, JobToPrepare, StalledDocument
+from fax_jobs.rows import (
+    AbandonedAttempt,
+    ClaimedAttempt,
+    FaxJob,
+    JobSummary,
+    JobToPrepare,
+    RecordedRender,
+    StalledDocument,
+)
 from fax_jobs.store import DocumentsGone, JobNotChangeable, JobStore, Submission
 
 __all__ = [
@@ -41,6 +49,7 @@ __all__ = [
     "JobStore",
     "JobSummary",
     "JobToPrepare",
+    "RecordedRender",
     "StalledDocument",
     "Submission",
     "Transition",

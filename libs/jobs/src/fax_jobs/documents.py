@@ -10,7 +10,7 @@ import asyncpg
 
 from fax_contracts import DocumentFailed, DocumentReady
 from fax_jobs.events import new_event
-from fax_jobs.rows import JobToPrepare, StalledDocument
+from fax_jobs.rows import JobToPrepare, RecordedRender, StalledDocument
 from fax_runtime.outbox import enqueue
 from fax_runtime.sql import load_queries, row_as
 
@@ -29,8 +29,14 @@ class DocumentJobs(Protocol):
         request was changed since ``request_revision`` was read, another render of it was recorded, or it is gone.
 
         The PDF copy and the previews need no columns: they are stored beside the TIFF, one per page
-        (`fax_runtime.blobs.fax_pdf_key`, `fax_preview_key`).
+        (`fax_runtime.blobs.fax_pdf_key`, `fax_preview_key`), after the document is recorded ready.
         """
+        ...
+
+    async def recorded_render(self, job_id: uuid.UUID) -> RecordedRender | None:
+        """The render the job's row names, whatever the job's state; None if none (not prepared yet, changed since,
+        its attachment removed) or the job is gone. A change or delete in flight is waited for: what this answers
+        is what the row says once it committed, and whoever replaced a render removes its objects after that."""
         ...
 
     async def document_failed(self, job_id: uuid.UUID, error: str, request_revision: int) -> bool:
@@ -64,6 +70,10 @@ class DocumentJobStore:
                 new_event(DocumentReady, job_id=job_id, account_id=account_id, tiff_key=tiff_key, pages=pages),
             )
         return True
+
+    async def recorded_render(self, job_id: uuid.UUID) -> RecordedRender | None:
+        row = await self._pool.fetchrow(Q["recorded_render"], job_id)
+        return row_as(RecordedRender, row) if row else None
 
     async def document_failed(self, job_id: uuid.UUID, error: str, request_revision: int) -> bool:
         async with self._pool.acquire() as conn, conn.transaction():

@@ -53,6 +53,13 @@ class JobToPrepare(msgspec.Struct, frozen=True, kw_only=True):
     request_revision: int
 
 
+class RecordedRender(msgspec.Struct, frozen=True, kw_only=True):
+    """The render a job's row names (its current request's): where its TIFF is and how many pages it has."""
+
+    tiff_key: str
+    pages: int | None
+
+
 class ClaimedAttempt(msgspec.Struct, frozen=True, kw_only=True):
     """An attempt a transmitter now owns (its lease runs): what it dials and sends."""
 

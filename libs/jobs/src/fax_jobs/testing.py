@@ -22,7 +22,7 @@ from fax_contracts import DocumentFailed, DocumentReady, Event
 from fax_jobs.attempts import ABANDONED, attempt_failed, attempt_progress, attempt_succeeded
 from fax_jobs.events import new_event
 from fax_jobs.lifecycle import ATTACHING_FILES, COMPLETED, FAILED, PENDING, PROCESSING, TRANSITION, JobState, may
-from fax_jobs.rows import AbandonedAttempt, ClaimedAttempt, JobToPrepare, StalledDocument
+from fax_jobs.rows import AbandonedAttempt, ClaimedAttempt, JobToPrepare, RecordedRender, StalledDocument
 from fax_runtime.blobs import BlobNotFound
 
 CallT = TypeVar("CallT")
@@ -119,6 +119,12 @@ class MemoryJobs(Generic[CallT]):
             new_event(DocumentReady, job_id=job_id, account_id=job.account_id, tiff_key=tiff_key, pages=pages)
         )
         return True
+
+    async def recorded_render(self, job_id: uuid.UUID) -> RecordedRender | None:
+        job = self.jobs.get(job_id)
+        if job is None or job.tiff_key is None:
+            return None
+        return RecordedRender(tiff_key=job.tiff_key, pages=job.pages)
 
     async def document_failed(self, job_id: uuid.UUID, error: str, request_revision: int) -> bool:
         job = self._waiting_for(job_id, request_revision)

@@ -21,7 +21,7 @@ from fax_fetcher.handlers import DocumentPreparer
 from fax_jobs.lifecycle import FAILED, PENDING
 from fax_jobs.testing import MemoryBlobs, MemoryJobs
 from fax_render.render import RenderedFax, RenderError
-from fax_runtime.blobs import fax_pdf_key, fax_preview_key
+from fax_runtime.blobs import fax_pdf_key, fax_preview_key, fax_render_keys
 from fax_runtime.config import RuntimeSettings, S3Settings
 
 ACCOUNT = "acc"
@@ -30,11 +30,15 @@ SETTINGS = FetcherSettings(runtime=RuntimeSettings(database_url="", amqp_url="",
 
 class Renderer:
     """Stands in for render_documents, write_pdf_copy and write_previews: one page per document, the TIFF the
-    documents' bytes in order; ``while_rendering`` runs in the middle of a render (a change arriving then)."""
+    documents' bytes in order; ``while_rendering`` runs in the middle of a render (a change arriving then),
+    ``while_copying`` while the PDF copy and previews are made (what it raises, they raise)."""
 
     def __init__(self) -> None:
         self.rendered: list[list[bytes]] = []
+        self.copied: list[bytes] = []
+        self.on_disk_while_copying: list[str] = []
         self.while_rendering: Callable[[], None] | None = None
+        self.while_copying: Callable[[], None] | None = None
 
     async def render_documents(self, sources: list[Path], dest: Path, **limits: Any) -> RenderedFax:
         documents = [await asyncio.to_thread(source.read_bytes) for source in sources]
@@ -50,8 +54,13 @@ class Renderer:
         await asyncio.to_thread(pdf.write_bytes, b"PDF:" + await asyncio.to_thread(tiff.read_bytes))
 
     async def write_previews(self, tiff: Path, out_dir: Path, **limits: Any) -> list[Path]:
+        if self.while_copying:
+            self.while_copying()
+        body = await asyncio.to_thread(tiff.read_bytes)
+        self.copied.append(body)
+        self.on_disk_while_copying = sorted(path.name for path in tiff.parent.iterdir())
         previews = []
-        for page in range(1, len(self.rendered[-1]) + 1):
+        for page in range(1, body.count(b"|") + 2):
             previews.append(out_dir / f"preview-{page}.png")
             previews[-1].write_bytes(b"PNG:%d" % page)
         return previews
@@ -193,3 +202,98 @@ async def test_a_render_of_a_request_changed_meanwhile_removes_only_its_own_obje
     await preparer.on_job_submitted(_submitted(job_id))  # the change's own fax.job.submitted
     job = jobs.jobs[job_id]
     assert job.status == PENDING and job.tiff_key and job.tiff_key.startswith(f"jobs/{job_id}/r2/")
+
+
+class Crash(Exception):
+    """The fetcher stopping mid-handler: the event is not acked, the broker redelivers it."""
+
+
+async def test_the_document_is_recorded_ready_before_its_copies_are_made(
+    preparer: DocumentPreparer, jobs: MemoryJobs[Any], blobs: MemoryBlobs, renderer: Renderer
+) -> None:
+    job_id = await _uploaded(jobs, blobs, b"the document")
+    seen: list[tuple[str | None, int, bool]] = []
+
+    def record_state() -> None:
+        job = jobs.jobs[job_id]
+        seen.append((job.status, len(jobs.outbox), job.tiff_key is not None and job.tiff_key in blobs.objects))
+
+    renderer.while_copying = record_state
+
+    await preparer.on_job_submitted(_submitted(job_id))
+
+    assert seen == [(PENDING, 1, True)], "DocumentReady queued and the TIFF stored before the copies are made"
+    assert renderer.on_disk_while_copying == ["fax.pdf", "fax.tif"], "the tenant's document is removed once rendered"
+    tiff_key = jobs.jobs[job_id].tiff_key
+    assert tiff_key and fax_pdf_key(tiff_key) in blobs.objects and fax_preview_key(tiff_key, 1) in blobs.objects
+
+
+async def test_a_redelivery_after_a_crash_before_the_copies_makes_them(
+    preparer: DocumentPreparer, jobs: MemoryJobs[Any], blobs: MemoryBlobs, renderer: Renderer
+) -> None:
+    job_id = await _uploaded(jobs, blobs, b"first", b"second")
+
+    def crash() -> None:
+        raise Crash
+
+    renderer.while_copying = crash
+    with pytest.raises(Crash):
+        await preparer.on_job_submitted(_submitted(job_id))
+    job = jobs.jobs[job_id]
+    assert job.status == PENDING and job.tiff_key and fax_pdf_key(job.tiff_key) not in blobs.objects
+
+    renderer.while_copying = None
+    await preparer.on_job_submitted(_submitted(job_id))  # the unacked event, redelivered
+
+    assert len(renderer.rendered) == 1 and len(jobs.outbox) == 1, "the recorded render is kept, not made again"
+    assert renderer.copied[-1] == b"TIFF:first|second", "the copies are made from the recorded TIFF"
+    assert blobs.objects[fax_pdf_key(job.tiff_key)] == b"PDF:TIFF:first|second"
+    assert [blobs.objects[fax_preview_key(job.tiff_key, page)] for page in (1, 2)] == [b"PNG:1", b"PNG:2"]
+
+    stored = dict(blobs.objects)
+    await preparer.on_job_submitted(_submitted(job_id))  # once more: the copies are there, nothing is done
+    assert blobs.objects == stored and len(renderer.copied) == 1
+
+
+@pytest.mark.parametrize("how", ["changed", "deleted"])
+async def test_a_job_changed_or_deleted_while_its_copies_are_made_leaves_no_litter(
+    how: str, preparer: DocumentPreparer, jobs: MemoryJobs[Any], blobs: MemoryBlobs, renderer: Renderer
+) -> None:
+    """What the API does (fax_jobs.JobStore): commit the change or delete, then remove the render the row named,
+    here before the copies are stored; the fetcher removes what it stored after."""
+    job_id = await _uploaded(jobs, blobs, b"the document")
+    upload = f"jobs/{job_id}/upload-0"
+
+    def api_replaces_the_render() -> None:
+        job = jobs.jobs[job_id]
+        assert job.tiff_key
+        render = fax_render_keys(job.tiff_key, job.pages)
+        if how == "changed":
+            jobs.change(job_id, {"to_number": "1555", "document": {"uploads": [upload]}, "to_name": "N"})
+        else:
+            del jobs.jobs[job_id]
+        for key in render:
+            blobs.objects.pop(key, None)
+
+    renderer.while_copying = api_replaces_the_render
+
+    await preparer.on_job_submitted(_submitted(job_id))
+
+    assert set(blobs.objects) == {upload}
+
+
+async def test_a_copy_that_cannot_be_made_leaves_the_fax_to_be_sent(
+    preparer: DocumentPreparer, jobs: MemoryJobs[Any], blobs: MemoryBlobs, renderer: Renderer
+) -> None:
+    job_id = await _uploaded(jobs, blobs, b"the document")
+
+    def time_out() -> None:
+        raise RenderError("page previews timed out after 5 s")
+
+    renderer.while_copying = time_out
+
+    await preparer.on_job_submitted(_submitted(job_id))
+
+    job = jobs.jobs[job_id]
+    assert job.status == PENDING and job.tiff_key in blobs.objects and fax_pdf_key(job.tiff_key) not in blobs.objects
+    assert [type(event) for event in jobs.outbox] == [DocumentReady]

@@ -15,6 +15,12 @@ WHERE id = $1::uuid AND status IN ('attaching_files', 'pending') AND tiff_key IS
   AND request_revision = $4::int
 RETURNING account_id;
 
+-- The render a job's row names, in any state (its PDF copy and previews are made after it is recorded). FOR SHARE
+-- waits out a change or delete that locked the row (change_queued_job, delete_*, remove_job_attachment): the answer
+-- is what they committed, and they remove the replaced render's objects only after that.
+-- name: recorded_render
+SELECT tiff_key, pages FROM fax_jobs WHERE id = $1::uuid AND tiff_key IS NOT NULL FOR SHARE;
+
 -- name: document_failed
 UPDATE fax_jobs
 SET status = 'failed', error_message = $2::text,

@@ -34,3 +34,10 @@ def attachment_response(request: Request, fax_id: uuid.UUID, fmt: str, body: byt
 
 def no_attachment(fax_id: str) -> KazooError:
     return KazooError(404, "bad_identifier", {"cause": fax_id, "message": "the fax has no attachment (removed?)"})
+
+
+def no_pdf_copy(fax_id: str) -> KazooError:
+    """The fax is there but its PDF copy is not: it could not be made (the converter failed or timed out), or it is
+    still being made for a fax sent right after it was ready. The API converts nothing itself."""
+    message = "the fax has no PDF copy (not made yet, or it could not be made); it is available as image/tiff"
+    return KazooError(406, "not_acceptable", {"cause": fax_id, "message": message})

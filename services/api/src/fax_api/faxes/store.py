@@ -24,6 +24,9 @@ class FaxStore:
         """A fax's stored document (TIFF or PDF); None if it is gone."""
         return await read_if_present(self._blobs, key)
 
+    async def has_document(self, key: str) -> bool:
+        return await self._blobs.size(key) is not None
+
     # Inbound faxes (inbox: received/failed, incoming: receiving) -------------------------------------------------
 
     async def page_inbound(

@@ -8,7 +8,7 @@ from litestar import Controller, Request, Response, delete, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
 
-from fax_api.faxes.attachments import MEDIA_TYPES, attachment_response, no_attachment, wanted_format
+from fax_api.faxes.attachments import MEDIA_TYPES, attachment_response, no_attachment, no_pdf_copy, wanted_format
 from fax_api.faxes.rows import InboundFax
 from fax_api.faxes.rules import (
     INBOX_STATES,
@@ -93,6 +93,8 @@ class _InboundFolder(Controller):
         key = fax.tiff_key if fmt == "tiff" else fax.pdf_key
         body = await faxes.read_document(key) if key else None
         if body is None:
+            if fmt == "pdf" and fax.tiff_key and await faxes.has_document(fax.tiff_key):
+                raise no_pdf_copy(fax_id)
             raise no_attachment(fax_id)
         return attachment_response(request, fax_uuid, fmt, body)
 

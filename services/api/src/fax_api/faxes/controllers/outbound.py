@@ -15,7 +15,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
 
 from fax_api.config import ApiSettings
-from fax_api.faxes.attachments import MEDIA_TYPES, attachment_response, no_attachment, wanted_format
+from fax_api.faxes.attachments import MEDIA_TYPES, attachment_response, no_attachment, no_pdf_copy, wanted_format
 from fax_api.faxes.rules import (
     FaxValidationError,
     job_summary,
@@ -274,6 +274,8 @@ class FaxesController(Controller):
         key = job.tiff_key if fmt == "tiff" else fax_pdf_key(job.tiff_key)
         body = await faxes.read_document(key)
         if body is None:
+            if fmt == "pdf" and await faxes.has_document(job.tiff_key):
+                raise no_pdf_copy(fax_id)
             raise no_attachment(fax_id)
         return attachment_response(request, job_id, fmt, body)
 

@@ -14,6 +14,7 @@ import contextlib
 import io
 import os
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,8 @@ from PIL import Image, ImageSequence
 from tests.integration.documents import TWO_PAGE_POSTSCRIPT, SlowDocumentServer, make_pdf
 from tests.integration.stack import REPO, RunningStack, infra_env, running_stack
 from tests.integration.test_walking_skeleton import wait_until_finished
+
+COPIES_TIMEOUT_S = 30
 
 ONE_PAGE_POSTSCRIPT = b"""%!PS
 /Helvetica findfont 48 scalefont setfont
@@ -116,16 +119,23 @@ def _problems(stack: RunningStack, s3: Minio, fax_id: str, outbox: dict, new_pag
         problems.append("the outbox attachment is not the fax that was sent")
     row = _job_row(stack, fax_id)
     render_dir = row["tiff_key"].rsplit("/", 1)[0] + "/"
-    stored = {
-        item.object_name
-        for item in s3.list_objects(
-            stack.credentials["FAX_S3_BUCKET"], prefix=f"jobs/{uuid.UUID(fax_id)}/", recursive=True
-        )
-    }
-    if litter := sorted(key for key in stored if not key.startswith(render_dir)):
-        problems.append(f"objects of another render left in S3: {litter}")
     expected = {row["tiff_key"], *(f"{render_dir}{name}" for name in ("fax.pdf", "preview-1.png", "preview-2.png"))}
     expected.add(f"{render_dir}original")  # the fetched document, kept with the render made from it
+    # The PDF copy and the previews are made after the fax is recorded ready, while it is sent: on the instant
+    # loopback line the fax can be done first, so they are waited for (a render they never come for still fails).
+    deadline = time.monotonic() + COPIES_TIMEOUT_S
+    while True:
+        stored = {
+            item.object_name
+            for item in s3.list_objects(
+                stack.credentials["FAX_S3_BUCKET"], prefix=f"jobs/{uuid.UUID(fax_id)}/", recursive=True
+            )
+        }
+        if expected <= stored or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    if litter := sorted(key for key in stored if not key.startswith(render_dir)):
+        problems.append(f"objects of another render left in S3: {litter}")
     if missing := sorted(expected - stored):
         problems.append(f"objects of the sent render missing from S3: {missing}")
     return problems

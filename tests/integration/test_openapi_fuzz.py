@@ -113,9 +113,12 @@ def targets(api: KazooApi, infra) -> dict[str, str]:
 
 @pytest.mark.timeout(900)  # a minute on a quiet machine; several on a loaded one
 def test_the_api_keeps_to_its_document(kazoo_api: KazooApi, infra, tmp_path: Path) -> None:
+    # One worker thread: with two, CPython 3.11's AST constructor (hypothesis parses the lambdas it describes) now and
+    # then lost count of its recursion depth across threads and schemathesis crashed on a SystemError (CPython
+    # gh-106905), a failure of the tool that says nothing about the API.
     run = subprocess.run(
         [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "--no-color", "run",
-         f"{kazoo_api.url}/schema/openapi.json", "--workers", "2", "--request-timeout", "30"],
+         f"{kazoo_api.url}/schema/openapi.json", "--workers", "1", "--request-timeout", "30"],
         capture_output=True, text=True, timeout=900, cwd=tmp_path, env={**os.environ, **targets(kazoo_api, infra)},
     )  # fmt: skip
     report = tmp_path / "schemathesis.txt"

@@ -37,12 +37,14 @@ from tests.integration.test_media_calls import make_tiff
 
 HOST = "127.0.0.1"
 SCENARIOS = Path(__file__).with_name("sipp")
-SIPP_PORTS = range(36000, 36050)
-UA_PORTS = range(36050, 36100)
+# Listening ports below the kernel's ephemeral range (32768-60999 here), which stacks' ports (26000-32000) also keep
+# out of: there, any test's outgoing connection may hold the port a listener is about to bind.
+SIPP_PORTS = range(32100, 32150)
+UA_PORTS = range(32150, 32200)
 SIPP_MEDIA_PORTS = range(48000, 48400, 4)  # SIPp binds its RTP echo port (+2 for video) even when unused
 SIPP_CONTROL_PORTS = range(48400, 48500)
 PROBE_PORTS = range(48900, 49000)
-STUNNEL_PORTS = range(36100, 36150)
+STUNNEL_PORTS = range(32200, 32250)
 FAX_MEDIA_PORTS = (48600, 48799)  # the transmitter's and faxsim's RTP and UDPTL ports in the fax capture
 USER, PASSWORD = "fax-user", "fax-secret"
 
@@ -619,7 +621,7 @@ async def test_real_fax_calls_over_t38_and_g711_parse_cleanly_in_wireshark(tmp_p
     middle = (low + high) // 2
     simulator = FaxSimulator(
         SimulatorSettings(
-            sip_host=HOST, sip_port=_free_udp_port(SIPP_PORTS), media_ports=(low, middle),
+            sip_host=HOST, sip_port=_free_tcp_port(SIPP_PORTS), media_ports=(low, middle),  # faxsim takes TCP too
             received_dir=tmp_path / "received",
         )
     )  # fmt: skip

@@ -41,10 +41,10 @@ SCENARIOS = Path(__file__).with_name("sipp")
 # out of: there, any test's outgoing connection may hold the port a listener is about to bind.
 SIPP_PORTS = range(32100, 32150)
 UA_PORTS = range(32150, 32200)
-SIPP_MEDIA_PORTS = range(48000, 48400, 4)  # SIPp binds its RTP echo port (+2 for video) even when unused
-SIPP_CONTROL_PORTS = range(48400, 48500)
-PROBE_PORTS = range(48900, 49000)
 STUNNEL_PORTS = range(32200, 32250)
+SIPP_MEDIA_PORTS = range(32300, 32500, 4)  # SIPp binds its RTP echo port (+2 for video) even when unused
+SIPP_CONTROL_PORTS = range(32500, 32600)
+PROBE_PORTS = range(32600, 32700)
 FAX_MEDIA_PORTS = (48600, 48799)  # the transmitter's and faxsim's RTP and UDPTL ports in the fax capture
 USER, PASSWORD = "fax-user", "fax-secret"
 
@@ -67,28 +67,27 @@ def _free_udp_port(candidates: range) -> int:
 def _free_tcp_port(candidates: range) -> int:
     """A port free for both TCP and UDP (a user agent takes both)."""
     for port in candidates:
-        if not _is_listening(port) and not _is_bound(port):
+        if port not in _ports_in_use("tcp") | _ports_in_use("udp"):
             return port
     raise RuntimeError(f"no free port in {candidates}")
 
 
-def _is_listening(port: int) -> bool:
-    # Bound, not connected to: a probe connection would be the one TCP connection SIPp's -t t1 serves.
-    with socket.socket() as probe:
-        try:
-            probe.bind((HOST, port))
-        except OSError:
-            return True
-        return False
+def _ports_in_use(table: str) -> set[int]:
+    """Local ports in the kernel's ``/proc/net/udp`` or ``/proc/net/tcp`` (any state: a TIME_WAIT connection still
+    blocks a listener's bind). Read, never probed by binding: a probe socket held for a moment while a peer starts
+    is what makes that peer's own bind fail."""
+    ports = set()
+    for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+        ports.add(int(line.split()[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
-def _is_bound(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind((HOST, port))
-        except OSError:
-            return True
-        return False
+async def _wait_listening(port: int, table: str, process: asyncio.subprocess.Process, what: str) -> None:
+    async with asyncio.timeout(10):
+        while port not in _ports_in_use(table):
+            if process.returncode is not None:
+                raise AssertionError(f"{what} exited {process.returncode} before it listened on {port}")
+            await asyncio.sleep(0.02)
 
 
 class Capture:
@@ -159,18 +158,18 @@ class Sipp:
     async def start(self, *extra: str) -> None:
         self.process = await asyncio.create_subprocess_exec(
             "sipp", "-sf", str(self.scenario), "-i", HOST, "-p", str(self.port), "-m", "1", "-timeout", "30s",
-            "-t", self.transport, "-trace_err", "-error_file", str(self.workdir / "sipp-errors.log"), "-nostdin",
+            "-t", self.transport, "-trace_err", "-error_file", str(self.workdir / "sipp-errors.log"), "-trace_msg",
+            "-message_file", str(self.workdir / "sipp-messages.log"), "-nostdin",
             "-mp", str(_free_udp_port(SIPP_MEDIA_PORTS)), "-cp", str(_free_udp_port(SIPP_CONTROL_PORTS)), *extra,
             cwd=self.workdir, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         if self.transport == "t1" and self.scenario.name.startswith("uac"):
             return  # a TCP client listens nowhere: it connects
-        listening = _is_bound if self.transport == "u1" else _is_listening
-        async with asyncio.timeout(10):
-            while not listening(self.port):
-                if self.process.returncode is not None:
-                    break
-                await asyncio.sleep(0.02)
+        try:
+            await _wait_listening(self.port, "udp" if self.transport == "u1" else "tcp", self.process, "SIPp")
+        except AssertionError as exited:
+            await self.finish()
+            raise AssertionError(f"{exited}:\n{self.errors()[-3000:]}") from None
 
     async def finish(self, limit: float = 40) -> int:
         assert self.process is not None
@@ -179,9 +178,16 @@ class Sipp:
         self.stderr = stderr.decode(errors="replace")
         return self.process.returncode
 
+    async def stop(self) -> None:
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.terminate()
+        await self.finish()
+
     def errors(self) -> str:
-        log = self.workdir / "sipp-errors.log"
-        return (log.read_text(errors="replace") if log.exists() else "") + self.stderr
+        """SIPp's errors, the tail of what it sent and received, and its stderr."""
+        logs = [self.workdir / "sipp-errors.log", self.workdir / "sipp-messages.log"]
+        return "".join(log.read_text(errors="replace")[-2000:] for log in logs if log.exists()) + self.stderr
 
 
 async def assert_sipp_passed(sipp: Sipp) -> None:
@@ -316,7 +322,12 @@ async def test_cancelling_a_ringing_call_sends_cancel_and_acks_the_487(tmp_path:
         attempt = asyncio.create_task(
             ua.invite(_target(sipp), from_number="+15550001000", offer=AUDIO_OFFER, on_progress=on_progress)
         )
-        await asyncio.wait_for(ringing.wait(), 5)
+        try:
+            await asyncio.wait_for(ringing.wait(), 5)
+        except TimeoutError:
+            attempt.cancel()
+            await sipp.stop()
+            raise AssertionError(f"no 180 within 5 s (responses {progress}):\n{sipp.errors()[-4000:]}") from None
         attempt.cancel()
         with pytest.raises(asyncio.CancelledError):
             await attempt
@@ -460,10 +471,10 @@ async def stunnel(workdir: Path, *, connect: int, client: bool, test_ca: dict[st
         "stunnel", str(config), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
     )
     try:
-        async with asyncio.timeout(10):
-            while not _is_listening(accept):
-                assert process.returncode is None, (workdir / "stunnel.log").read_text(errors="replace")
-                await asyncio.sleep(0.02)
+        try:
+            await _wait_listening(accept, "tcp", process, "stunnel")
+        except AssertionError as exited:
+            raise AssertionError(f"{exited}:\n{(workdir / 'stunnel.log').read_text(errors='replace')}") from None
         yield accept
     finally:
         if process.returncode is None:

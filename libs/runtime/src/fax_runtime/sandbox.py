@@ -215,8 +215,11 @@ class Sandbox:
             str(SANDBOX_UID),
             "--cap-drop",
             "ALL",
+            # No --new-session: the run has its own session already (start_new_session, no controlling terminal),
+            # and bubblewrap's setsid() would take its sandbox out of the process group that kill() ends. An
+            # outer bubblewrap killed before its child's --die-with-parent took hold left that child, and the
+            # converter under it, holding the run's pipes: the job hung until its timeout.
             "--die-with-parent",
-            "--new-session",
             "--clearenv",
             *self._system_args,
         ]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from fax_runtime.sandbox import Limits, Sandbox, SandboxError, private_directory, python_paths
+from fax_runtime.sandbox import Limits, Sandbox, SandboxError, kill, private_directory, python_paths
 
 PROBE = r"""
 import json, os, socket, sys
@@ -158,6 +158,54 @@ async def test_a_cancelled_run_is_killed_with_everything_it_started(sandbox: San
     await asyncio.sleep(0.5)
     survivors = [pid for pid in os.listdir("/proc") if pid.isdigit() and marker.encode() in _cmdline(pid)]
     assert survivors == []
+
+
+async def test_every_process_of_a_run_stays_in_the_group_kill_ends(sandbox: Sandbox, tmp_path: Path) -> None:
+    """kill() ends a run by its process group. Caught: bubblewrap's --new-session put its sandbox in a session of
+    its own, so a kill landing before the sandbox's --die-with-parent took hold (a converter stopped right after
+    it started, on a busy machine) left bubblewrap's child and the converter running, holding the run's pipes:
+    the page checker of a job whose document failed at once hung the render until the job's timeout."""
+    marker = f"sandbox-group-{os.getpid()}-{time.monotonic_ns()}"
+    with private_directory("group-", parent=tmp_path) as cwd:
+        process = await sandbox.start(
+            [sys.executable, "-I", "-c", "import sys, time; time.sleep(300)", marker], cwd=cwd, stdin=True
+        )
+        try:
+            run = await _until_converter_runs(process.pid)
+            assert len(run) >= 2, run  # bubblewrap's sandbox and the converter in it, at least
+            assert {pid: _process_group(pid) for pid in run} == {pid: process.pid for pid in run}
+        finally:
+            await kill(process)
+    assert [pid for pid in os.listdir("/proc") if pid.isdigit() and marker.encode() in _cmdline(pid)] == []
+
+
+async def _until_converter_runs(root: int) -> list[int]:
+    """The processes under `root`, once the converter (Python, here) runs among them."""
+    for _ in range(500):
+        run = _descendants(root)
+        if any(_cmdline(str(pid)).startswith(sys.executable.encode()) for pid in run):
+            return run
+        await asyncio.sleep(0.02)
+    raise AssertionError("the sandboxed converter did not start within 10 s")
+
+
+def _descendants(root: int) -> list[int]:
+    parents = {}
+    for entry in os.listdir("/proc"):
+        with contextlib.suppress(OSError, IndexError):
+            if entry.isdigit():
+                # /proc/<pid>/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces, so split after it.
+                parents[int(entry)] = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [root]
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def _process_group(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[2])
 
 
 def _cmdline(pid: str) -> bytes:

@@ -34,12 +34,13 @@ async def test_stop_kills_what_ignores_sigterm(tmp_path: Path) -> None:
         log_path=tmp_path / "stubborn.log",
         env=os.environ,
     )
-    await wait_until_ready("stubborn", lambda: _contains(tmp_path / "stubborn.log", "ready"), time_limit=5)
+    # A line of its own: the log's first line, written before the shell runs, quotes the whole command.
+    await wait_until_ready("stubborn", lambda: _has_line(tmp_path / "stubborn.log", "ready"), time_limit=5)
     assert await stubborn.stop(grace=0.5) == -9
 
 
-async def _contains(path: Path, text: str) -> bool:
-    return text in await asyncio.to_thread(path.read_text)
+async def _has_line(path: Path, line: str) -> bool:
+    return line in (await asyncio.to_thread(path.read_text)).splitlines()
 
 
 async def test_output_goes_to_the_log(tmp_path: Path) -> None:

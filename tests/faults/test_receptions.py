@@ -1,0 +1,192 @@
+"""Faxes received over SIP while S3 or Postgres goes away as their calls end, and stays away well after.
+
+faxsim calls the demo inbound number (the demo faxbox, whose inbound callback is the test's receiver) twice at once.
+Once both calls are answered the dependency is stopped; it stays down through the rest of the calls (pages, hangup)
+and for ``AFTER_CALLS_S`` after both ended, then starts again. Every reception must end ``received`` with its page,
+its TIFF and PDF copy served by the Kazoo inbox, exactly one ``fax.inbound.received`` event (none failed) and its
+callback, repeated only with the same delivery id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from fax_contracts import decode_event
+from tests.faults.conftest import ONE_PAGE
+from tests.faults.harness import CallbackReceiver, ControlledInfra, FaultStack, Figures, fault_platform, until
+from tests.integration.documents import make_pdf
+from tests.integration.stack import REPO
+
+CALLS = 2
+# Before the fix there was no retry at all: the first failed put or write left the reception `receiving` for good.
+# The outage outlasts the calls by this much, so that anything but retrying until the filing commits would show.
+AFTER_CALLS_S = 10
+RECEIVED_WITHIN_S = 60
+
+
+@pytest.fixture(scope="module")
+def stack(fault_infra: ControlledInfra, fax_document: str, receiver: CallbackReceiver) -> Iterator[FaultStack]:
+    with fault_platform(fault_infra, "sip", fax_document) as platform:
+        credentials = platform.running.credentials
+        answer = httpx.patch(
+            f"{platform.api_url}/v2/accounts/{platform.account}/faxboxes/{credentials['FAX_FAXBOX_ID']}",
+            headers={"X-Auth-Token": platform.token},
+            json={"data": {"notifications": {"inbound": {"callback": {"url": receiver.url, "type": "json"}}}}},
+            timeout=15,
+        )
+        assert answer.status_code == 200, answer.text
+        yield platform
+
+
+@pytest.fixture(scope="module")
+def document(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_pdf(tmp_path_factory.mktemp("inbound-docs") / "inbound.pdf", ONE_PAGE)
+
+
+def _sender_ports() -> int:
+    """The first of the ports faxsim's senders use: 500 above the session's base, clear of every port the session
+    and the fault infrastructure take from it, and below the ephemeral range."""
+    raw = os.environ.get("FAX_TEST_DEVSTACK_PORT_BASE", "").strip()
+    return (int(raw) if raw else 23000) + 500
+
+
+async def _send(stack: FaultStack, document: Path, from_number: str, index: int) -> asyncio.subprocess.Process:
+    """faxsim faxes ``document`` to the demo inbound number, calling the transmitter as a trunk would."""
+    first = _sender_ports()
+    sip = first + 2 * index  # faxsim's sender binds the port after --sip's
+    media = first + 20 + 20 * index
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fax_faxsim", "send", str(document),
+        "--to", stack.running.credentials["FAX_INBOUND_NUMBER"], "--from", from_number,
+        "--target", f"127.0.0.1:{stack.api_port + 6}", "--sip", f"127.0.0.1:{sip}",
+        "--media-ports", f"{media}-{media + 19}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=REPO,
+    )  # fmt: skip
+
+
+async def _receptions(stack: FaultStack, callers: list[str]) -> dict[str, asyncpg.Record]:
+    """The receptions of calls from ``callers``, by caller; {} while Postgres does not answer."""
+    try:
+        conn = await asyncpg.connect(stack.database_url, timeout=5)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return {}
+    try:
+        rows = await conn.fetch(
+            "SELECT id, from_number, status, pages, tiff_key, pdf_key, error_message, sip_call IS NOT NULL AS answered"
+            " FROM inbound_faxes WHERE from_number = ANY($1::text[])",
+            callers,
+        )
+        events = await conn.fetch("SELECT routing_key, payload FROM outbox WHERE routing_key LIKE 'fax.inbound.%'")
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return {}
+    finally:
+        await conn.close()
+    found = {row["from_number"]: row for row in rows}
+    stack_events = [decode_event(bytes(event["payload"])) for event in events]
+    return {
+        caller: {**dict(row), "events": [type(e).__name__ for e in stack_events if e.fax_id == row["id"]]}  # type: ignore[attr-defined]
+        for caller, row in found.items()
+    }
+
+
+async def _until(condition, seconds: float, what: str, stack: FaultStack):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = await condition()
+        if found:
+            return found
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{what} not within {seconds:.0f} s:\n{stack.running.logs()}")
+
+
+async def _reception_through_outage(
+    stack: FaultStack, infra: ControlledInfra, receiver: CallbackReceiver, document: Path, dependency: str, prefix: int
+) -> None:
+    figures = Figures(f"{dependency} stopped from mid-reception until {AFTER_CALLS_S} s after its calls ended", "sip")
+    callers = [f"+1555{prefix:03d}{2000 + n}" for n in range(CALLS)]
+    senders = [await _send(stack, document, caller, n) for n, caller in enumerate(callers)]
+    figures.accepted = CALLS
+
+    async def all_answered() -> bool:
+        found = await _receptions(stack, callers)
+        return len(found) == CALLS and all(row["answered"] for row in found.values())
+
+    await _until(all_answered, 60, "both calls answered", stack)
+    async with infra.down(dependency):
+        outputs = [(await sender.communicate())[0].decode() for sender in senders]
+        await asyncio.sleep(AFTER_CALLS_S)
+    fault_over = time.monotonic()
+    ready_task = asyncio.create_task(stack.wait_ready(120))
+    for sender, output in zip(senders, outputs, strict=True):
+        assert sender.returncode == 0 and "sent: 1 page(s)" in output, output
+
+    async def all_filed() -> dict[str, dict] | None:
+        found = await _receptions(stack, callers)
+        done = len(found) == CALLS and all(row["status"] != "receiving" for row in found.values())
+        return found if done else None
+
+    try:
+        found = await _until(all_filed, RECEIVED_WITHIN_S, "every reception filed", stack)
+        figures.drained_s = round(time.monotonic() - fault_over, 1)
+    except AssertionError:
+        found = await _receptions(stack, callers)
+    ready = await ready_task
+    figures.ready_s = None if ready is None else round(max(0.0, ready - fault_over), 1)
+    figures.terminal = sum(row["status"] != "receiving" for row in found.values())
+    figures.failed = sum(row["status"] == "failed" for row in found.values())
+    figures.stuck = CALLS - figures.terminal
+    figures.sent_twice = sum(row["events"].count("InboundReceived") > 1 for row in found.values())
+    with contextlib.suppress(AssertionError):
+        await until(lambda: all(_callbacks(receiver, row["id"]) for row in found.values()), 60, "every callback")
+    await asyncio.sleep(1)  # a duplicate right behind the first would show now
+    figures.callbacks_missing = sum(not _callbacks(receiver, row["id"]) for row in found.values())
+    figures.repeated_callbacks = sum(len(_callbacks(receiver, row["id"])) > 1 for row in found.values())
+    figures.record()
+
+    states = {caller: (row["status"], row["pages"], row["error_message"]) for caller, row in found.items()}
+    assert all(row["status"] == "received" and row["pages"] == 1 for row in found.values()), states
+    async with httpx.AsyncClient(timeout=15) as client:
+        for row in found.values():
+            assert row["events"] == ["InboundReceived"], (row["id"], row["events"])
+            attachment = f"{stack.api_url}/v2/accounts/{stack.account}/faxes/inbox/{row['id'].hex}/attachment"
+            tiff = await client.get(attachment, headers={"X-Auth-Token": stack.token, "Accept": "image/tiff"})
+            assert tiff.status_code == 200 and tiff.content[:4] in (b"II*\0", b"MM\0*"), tiff.text[:200]
+            pdf = await client.get(attachment, headers={"X-Auth-Token": stack.token, "Accept": "application/pdf"})
+            assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF"), pdf.text[:200]
+            callbacks = _callbacks(receiver, row["id"])
+            assert callbacks, f"no callback for reception {row['id']}"
+            ids = {callback.delivery_id for callback in callbacks}
+            assert len(ids) == 1 and None not in ids, f"reception {row['id']}'s callbacks: delivery ids {ids}"
+
+
+def _callbacks(receiver: CallbackReceiver, fax_id: uuid.UUID) -> list:  # type: ignore[type-arg]
+    return [callback for callback in receiver.received if callback.fields.get("uuid") == fax_id.hex]
+
+
+@pytest.mark.timeout(300)
+async def test_s3_away_as_receptions_end_files_every_fax_once(
+    stack: FaultStack, fault_infra: ControlledInfra, receiver: CallbackReceiver, document: Path
+) -> None:
+    """Caught: storing the received TIFF failed with S3 away, the exception ended the reception's handler, its
+    temporary TIFF was deleted and the reception stayed ``receiving`` for good."""
+    await _reception_through_outage(stack, fault_infra, receiver, document, "s3", 301)
+
+
+@pytest.mark.timeout(300)
+async def test_postgres_away_as_receptions_end_files_every_fax_once(
+    stack: FaultStack, fault_infra: ControlledInfra, receiver: CallbackReceiver, document: Path
+) -> None:
+    """Caught: recording ``received`` failed with Postgres away (the TIFF and PDF copy already in S3), and the
+    reception stayed ``receiving`` for good."""
+    await _reception_through_outage(stack, fault_infra, receiver, document, "postgres", 302)

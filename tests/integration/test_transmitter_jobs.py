@@ -21,7 +21,7 @@ from fax_runtime.db import create_pool
 from fax_sip import DialogIdentity
 from fax_transmitter.config import TransmitterSettings
 from fax_transmitter.handlers import Transmitter
-from fax_transmitter.inbound import InboundStore
+from fax_transmitter.inbound import InboundStore, Reception
 from fax_transmitter.lines import AnsweredCall, CallRequest, CallRoute, LoopbackLine
 
 
@@ -450,3 +450,27 @@ async def test_an_attempt_learns_the_faxbox_policy_and_the_attempts_before_it(wo
         (1, "carrier-a", True, 49),
         (2, "carrier-a", False, 0),
     ]
+
+
+async def test_a_reception_is_filed_once_however_often_its_filing_runs(world) -> None:
+    """Filing runs until it commits, so it runs again after a commit whose answer was lost: that run (and a late
+    failure) must change nothing and enqueue no second event. Before, the second run's UPDATE matched no row but its
+    ``fax.inbound.received`` was enqueued anyway: a second event, a second notification plan."""
+    pool, _, _, _ = world
+    store = InboundStore(pool)
+    reception = Reception(uuid.uuid4(), "acc", None, "call-1", "+15557770001", "", "+15550001111")
+    received = TransmissionOutcome(
+        success=True, result_code=0, result_text="OK", pages_sent=2, bit_rate=14400, ecm_used=True, bad_rows=0,
+        remote_ident="FAR END", line_seconds=40.0,
+    )  # fmt: skip
+    tiff_key = f"inbound/{reception.fax_id}/fax.tif"
+    await store.started(reception)
+
+    assert await store.received(reception, received, tiff_key, None)
+    assert not await store.received(reception, received, tiff_key, None)
+    assert not await store.failed(reception, received, "reception failed: the received fax could not be stored")
+
+    row = await pool.fetchrow("SELECT status, pages, tiff_key, error_message FROM inbound_faxes")
+    assert dict(row) == {"status": "received", "pages": 2, "tiff_key": tiff_key, "error_message": ""}
+    events = [decode_event(r["payload"]) for r in await pool.fetch("SELECT payload FROM outbox ORDER BY id")]
+    assert [(type(e).__name__, e.fax_id) for e in events] == [("InboundReceived", reception.fax_id)]  # type: ignore[attr-defined]

@@ -4,6 +4,12 @@ The reception is visible under Kazoo's ``faxes/incoming`` from the moment we ans
 the call ends its TIFF and a PDF copy go to S3 and the row becomes ``received`` (or ``failed``), with its event
 committed in the same transaction. A call to a number nobody owns is refused before anything is stored. The
 answered call is saved with the reception, so that a successor can hang up a call this process dies with.
+
+The pages of a finished call are a known outcome: filing them is retried through S3 or Postgres being away until it
+commits, with the TIFF kept in the call's temporary directory meanwhile, and a second run of the record (after a
+commit whose answer was lost) changes nothing. Writes during the call (its pages so far, the answered call) never
+hold up or end the call. A process that dies while a filing waits loses the TIFF: its successor on the same SIP
+address fails the reception as interrupted (``end_orphaned_receptions``).
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import logging
 import tempfile
 import time
 import uuid
+from collections.abc import Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +40,7 @@ from fax_runtime.outbox import enqueue
 from fax_runtime.pdfcopy import PdfCopyError, tiff_to_pdf
 from fax_runtime.sandbox import Sandbox
 from fax_runtime.sql import load_queries
+from fax_runtime.transient import UNBOUNDED, RetryPolicy, retry_transient
 from fax_sip import IncomingCall, SessionDescription
 from fax_transmitter.lines import AnsweredCall
 from fax_transmitter.outcome import record_call
@@ -63,6 +72,19 @@ def rx_result(outcome: TransmissionOutcome) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Reception:
+    """One call to one of our numbers, answered or about to be: whose fax it is and who sent it."""
+
+    fax_id: uuid.UUID
+    account_id: str
+    faxbox_id: str | None
+    call_id: str
+    from_number: str
+    from_name: str
+    to_number: str
+
+
 class InboundStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -71,16 +93,16 @@ class InboundStore:
         row = await self._pool.fetchrow(Q["number_owner"], number)
         return (row["account_id"], row["faxbox_id"]) if row else None
 
-    async def started(self, fax_id: uuid.UUID, account_id: str, faxbox_id: str | None, incoming: IncomingCall) -> None:
+    async def started(self, reception: Reception) -> None:
         await self._pool.execute(
             Q["reception_started"],
-            fax_id,
-            account_id,
-            faxbox_id,
-            incoming.call_id,
-            incoming.from_number,
-            incoming.from_name,
-            incoming.to_number,
+            reception.fax_id,
+            reception.account_id,
+            reception.faxbox_id,
+            reception.call_id,
+            reception.from_number,
+            reception.from_name,
+            reception.to_number,
         )
 
     async def page(self, fax_id: uuid.UUID, pages: int) -> None:
@@ -112,73 +134,66 @@ class InboundStore:
         return calls
 
     async def received(
-        self,
-        fax_id: uuid.UUID,
-        account_id: str,
-        faxbox_id: str | None,
-        incoming: IncomingCall,
-        outcome: TransmissionOutcome,
-        tiff_key: str,
-        pdf_key: str | None,
-    ) -> None:
+        self, reception: Reception, outcome: TransmissionOutcome, tiff_key: str, pdf_key: str | None
+    ) -> bool:
+        """Record the reception ``received``, with its event; False (and no event) if it was already finished."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
+            filed = await conn.fetchval(
                 Q["reception_received"],
-                fax_id,
+                reception.fax_id,
                 outcome.pages_sent,
                 outcome.remote_ident,
                 tiff_key,
                 pdf_key,
                 rx_result(outcome),
             )
+            if filed is None:
+                return False
             await enqueue(
                 conn,
                 InboundReceived(
                     event_id=uuid.uuid4(),
                     occurred_at=_now(),
-                    fax_id=fax_id,
-                    account_id=account_id,
-                    faxbox_id=faxbox_id,
-                    from_number=incoming.from_number,
-                    to_number=incoming.to_number,
+                    fax_id=reception.fax_id,
+                    account_id=reception.account_id,
+                    faxbox_id=reception.faxbox_id,
+                    from_number=reception.from_number,
+                    to_number=reception.to_number,
                     pages=outcome.pages_sent,
                     tiff_key=tiff_key,
                 ),
             )
+        return True
 
-    async def failed(
-        self,
-        fax_id: uuid.UUID,
-        account_id: str,
-        faxbox_id: str | None,
-        incoming: IncomingCall,
-        outcome: TransmissionOutcome | None,
-        error: str,
-    ) -> None:
+    async def failed(self, reception: Reception, outcome: TransmissionOutcome | None, error: str) -> bool:
+        """Record the reception ``failed``, with its event; False (and no event) if it was already finished."""
         pages = outcome.pages_sent if outcome else 0
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
+            ended = await conn.fetchval(
                 Q["reception_failed"],
-                fax_id,
+                reception.fax_id,
                 pages,
                 outcome.remote_ident if outcome else "",
                 rx_result(outcome) if outcome else {},
                 error,
             )
+            if ended is None:
+                return False
             await enqueue(
                 conn,
                 InboundFailed(
                     event_id=uuid.uuid4(),
                     occurred_at=_now(),
-                    fax_id=fax_id,
-                    account_id=account_id,
-                    faxbox_id=faxbox_id,
-                    from_number=incoming.from_number,
-                    to_number=incoming.to_number,
+                    fax_id=reception.fax_id,
+                    account_id=reception.account_id,
+                    faxbox_id=reception.faxbox_id,
+                    from_number=reception.from_number,
+                    to_number=reception.to_number,
                     pages=pages,
                     error=error,
                 ),
             )
+        return True
 
 
 class FaxReceiver:
@@ -195,6 +210,7 @@ class FaxReceiver:
         station_ident: str,
         sandbox: Sandbox,
         max_call_seconds: float = 1800.0,
+        filing: RetryPolicy = UNBOUNDED,
     ) -> None:
         self._sandbox = sandbox
         self._store = store
@@ -204,6 +220,8 @@ class FaxReceiver:
         self._media_host = media_host
         self._station_ident = station_ident
         self._max_call_seconds = max_call_seconds
+        self._filing = filing
+        self._writes: set[asyncio.Task[None]] = set()
 
     async def on_incoming(self, incoming: IncomingCall) -> None:
         try:
@@ -230,10 +248,19 @@ class FaxReceiver:
             await incoming.reject(488, "Not Acceptable Here")
             return
         account_id, faxbox_id = owner
-        fax_id = uuid.uuid4()
+        reception = Reception(
+            fax_id=uuid.uuid4(),
+            account_id=account_id,
+            faxbox_id=faxbox_id,
+            call_id=incoming.call_id,
+            from_number=incoming.from_number,
+            from_name=incoming.from_name,
+            to_number=incoming.to_number,
+        )
+        fax_id = reception.fax_id
+        # The received TIFF stays here until the reception is filed, however long S3 or Postgres keeps that waiting.
         with tempfile.TemporaryDirectory(prefix="fax-rx-") as tmp:
             received = Path(tmp) / "fax.tif"
-            loop = asyncio.get_running_loop()
             media = await FaxCall.open(
                 self._dsp,
                 self._ports,
@@ -241,55 +268,117 @@ class FaxReceiver:
                 receive_file=received,
                 options=FaxOptions(local_ident=self._station_ident),
                 max_duration=self._max_call_seconds,
-                on_page=lambda pages: loop.create_task(self._store.page(fax_id, pages)),
+                on_page=lambda pages: self._write_aside(
+                    self._store.page(fax_id, pages), f"inbound fax {fax_id}: recording page {pages}"
+                ),
             )
+            try:
+                await self._store.started(reception)
+            except Exception:
+                # Not answered yet: the sending machine calls again later, as after a busy line.
+                log.exception("inbound call %s: could not record the reception", incoming.call_id)
+                await media.close()
+                await incoming.reject(503, "Service Unavailable")
+                return
             outcome: TransmissionOutcome | None = None
+            broke: str | None = None
+            saving: asyncio.Task[None] | None = None
             metrics = default_metrics()
             metrics.calls_active.labels("inbound").inc()
             began = time.monotonic()
             try:
-                await self._store.started(fax_id, account_id, faxbox_id, incoming)
                 call = await incoming.answer(
                     SessionDescription.audio_only(self._media_host, media.rtp_port, [payload_type])
                 )
                 call.on_reinvite = lambda offer: accept_t38_reinvite(offer, media, self._media_host, call)
                 media.start_audio(audio.host, audio.port, payload_type, signalling_host=signalling_host(call))
-                await self._store.answered(fax_id, answered_call(call, media, self._media_host))
+                saving = self._save_answered_call(fax_id, answered_call(call, media, self._media_host))
                 outcome = await until_call_ends(call, media)
                 await call.hangup()
             except Exception as exc:
                 log.exception("inbound call %s: reception broke", incoming.call_id)
-                await self._store.failed(fax_id, account_id, faxbox_id, incoming, outcome, f"reception failed: {exc}")
-                return
+                broke = f"reception failed: {exc}"
             finally:
                 await media.close()
                 metrics.calls_active.labels("inbound").dec()
-            record_call(metrics, "inbound", outcome, retry=False, seconds=time.monotonic() - began)
-            await self._file(fax_id, account_id, faxbox_id, incoming, outcome, received)
+            try:
+                if broke is not None or outcome is None:
+                    await self._end_failed(reception, outcome, broke or "reception failed")
+                    return
+                record_call(metrics, "inbound", outcome, retry=False, seconds=time.monotonic() - began)
+                await self._file(reception, outcome, received)
+            finally:
+                if saving is not None:
+                    saving.cancel()
 
-    async def _file(
-        self,
-        fax_id: uuid.UUID,
-        account_id: str,
-        faxbox_id: str | None,
-        incoming: IncomingCall,
-        outcome: TransmissionOutcome,
-        received: Path,
-    ) -> None:
+    def _write_aside(self, write: Coroutine[Any, Any, object], what: str) -> asyncio.Task[None]:
+        """Run a write off the call's path: the media never waits for Postgres, and a write that fails is logged,
+        never the end of the call. Page progress is written so, once: the record that files the reception carries
+        its pages."""
+
+        async def run() -> None:
+            try:
+                await write
+            except Exception as error:
+                log.warning("%s failed: %s: %s", what, type(error).__name__, error)
+
+        task = asyncio.create_task(run())
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+        task.add_done_callback(lambda _: write.close())  # cancelled before it began: not "never awaited"
+        return task
+
+    def _save_answered_call(self, fax_id: uuid.UUID, call: AnsweredCall) -> asyncio.Task[None]:
+        # Until it commits (or the reception is filed): it is what lets our successor hang up a call we die with.
+        what = f"inbound fax {fax_id}: saving the answered call"
+        return self._write_aside(
+            retry_transient(lambda: self._store.answered(fax_id, call), what=what, policy=self._filing), what
+        )
+
+    async def _file(self, reception: Reception, outcome: TransmissionOutcome, received: Path) -> None:
+        """File a finished call: its pages (TIFF, PDF copy) in S3, then ``received`` with its event. Each step is
+        retried through S3 or Postgres being away until it commits; any other error fails the reception."""
+        fax_id = reception.fax_id
         if outcome.pages_sent == 0 or not await asyncio.to_thread(received.exists):
-            await self._store.failed(fax_id, account_id, faxbox_id, incoming, outcome, outcome.result_text)
+            await self._end_failed(reception, outcome, outcome.result_text)
             return
         # A call cut after some pages still delivered those pages: keep them, as a fax machine would print them.
         tiff_key = f"inbound/{fax_id}/fax.tif"
-        await self._blobs.put_file(tiff_key, received, content_type="image/tiff")
-        pdf_key = await self._pdf_copy(fax_id, received)
-        await self._store.received(fax_id, account_id, faxbox_id, incoming, outcome, tiff_key, pdf_key)
+        try:
+            await self._until_stored(fax_id, tiff_key, received, "image/tiff")
+            pdf_key = await self._pdf_copy(fax_id, received)
+            filed = await retry_transient(
+                lambda: self._store.received(reception, outcome, tiff_key, pdf_key),
+                what=f"inbound fax {fax_id}: recording it received",
+                policy=self._filing,
+            )
+        except Exception:
+            log.exception("inbound fax %s: could not be filed", fax_id)
+            await self._end_failed(reception, outcome, "reception failed: the received fax could not be stored")
+            return
+        if not filed:
+            log.warning("inbound fax %s: already finished; not filed again", fax_id)
+            return
         log.info(
             "inbound fax %s: %d page(s) from %s to %s",
             fax_id,
             outcome.pages_sent,
-            incoming.from_number,
-            incoming.to_number,
+            reception.from_number,
+            reception.to_number,
+        )
+
+    async def _end_failed(self, reception: Reception, outcome: TransmissionOutcome | None, error: str) -> None:
+        await retry_transient(
+            lambda: self._store.failed(reception, outcome, error),
+            what=f"inbound fax {reception.fax_id}: recording it failed",
+            policy=self._filing,
+        )
+
+    async def _until_stored(self, fax_id: uuid.UUID, key: str, path: Path, content_type: str) -> None:
+        await retry_transient(
+            lambda: self._blobs.put_file(key, path, content_type=content_type),
+            what=f"inbound fax {fax_id}: storing {key}",
+            policy=self._filing,
         )
 
     async def _pdf_copy(self, fax_id: uuid.UUID, tiff: Path) -> str | None:
@@ -301,5 +390,5 @@ class FaxReceiver:
             log.warning("inbound fax %s: no PDF copy: %s", fax_id, error)
             return None
         key = f"inbound/{fax_id}/fax.pdf"
-        await self._blobs.put_file(key, pdf, content_type="application/pdf")
+        await self._until_stored(fax_id, key, pdf, "application/pdf")
         return key

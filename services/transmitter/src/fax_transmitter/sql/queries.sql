@@ -28,16 +28,21 @@ UPDATE inbound_faxes SET pages = $2, updated_at = now(), revision = revision + 1
  WHERE id = $1 AND status = 'receiving';
 
 -- name: reception_received
+-- Filed until it commits: a run after a commit whose answer was lost finds it filed, returns no row, and its event
+-- is not enqueued again.
 UPDATE inbound_faxes
    SET status = 'received', pages = $2, remote_station_id = $3, tiff_key = $4, pdf_key = $5, rx_result = $6,
        error_message = '', updated_at = now(), completed_at = now(), revision = revision + 1
- WHERE id = $1 AND status = 'receiving';
+ WHERE id = $1 AND status = 'receiving'
+RETURNING id;
 
 -- name: reception_failed
+-- As reception_received: no row when the reception was already finished.
 UPDATE inbound_faxes
    SET status = 'failed', pages = $2, remote_station_id = $3, rx_result = $4, error_message = $5,
        updated_at = now(), completed_at = now(), revision = revision + 1
- WHERE id = $1 AND status = 'receiving';
+ WHERE id = $1 AND status = 'receiving'
+RETURNING id;
 
 -- name: abandoned_receptions
 -- Receptions a stopped transmitter left behind: nobody will finish them.

@@ -41,7 +41,7 @@ from fax_runtime.pdfcopy import PdfCopyError, tiff_to_pdf
 from fax_runtime.sandbox import Sandbox
 from fax_runtime.sql import load_queries
 from fax_runtime.transient import UNBOUNDED, RetryPolicy, retry_transient
-from fax_sip import IncomingCall, SessionDescription
+from fax_sip import AudioStream, IncomingCall, SessionDescription
 from fax_transmitter.lines import AnsweredCall
 from fax_transmitter.outcome import record_call
 from fax_transmitter.sip_line import answered_call
@@ -257,6 +257,12 @@ class FaxReceiver:
             from_name=incoming.from_name,
             to_number=incoming.to_number,
         )
+        await self._receive(incoming, reception, audio, payload_type)
+
+    async def _receive(
+        self, incoming: IncomingCall, reception: Reception, audio: AudioStream, payload_type: int
+    ) -> None:
+        """Answer the call, receive the fax and file it."""
         fax_id = reception.fax_id
         # The received TIFF stays here until the reception is filed, however long S3 or Postgres keeps that waiting.
         with tempfile.TemporaryDirectory(prefix="fax-rx-") as tmp:

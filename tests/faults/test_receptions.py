@@ -15,8 +15,9 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
@@ -24,7 +25,15 @@ import pytest
 
 from fax_contracts import decode_event
 from tests.faults.conftest import ONE_PAGE
-from tests.faults.harness import CallbackReceiver, ControlledInfra, FaultStack, Figures, fault_platform, until
+from tests.faults.harness import (
+    CallbackReceiver,
+    ControlledInfra,
+    FaultStack,
+    Figures,
+    ReceivedCallback,
+    fault_platform,
+    until,
+)
 from tests.integration.documents import make_pdf
 from tests.integration.stack import REPO
 
@@ -33,6 +42,7 @@ CALLS = 2
 # The outage outlasts the calls by this much, so that anything but retrying until the filing commits would show.
 AFTER_CALLS_S = 10
 RECEIVED_WITHIN_S = 60
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -75,32 +85,38 @@ async def _send(stack: FaultStack, document: Path, from_number: str, index: int)
     )  # fmt: skip
 
 
-async def _receptions(stack: FaultStack, callers: list[str]) -> dict[str, asyncpg.Record]:
-    """The receptions of calls from ``callers``, by caller; {} while Postgres does not answer."""
+async def _receptions(stack: FaultStack, callers: list[str]) -> dict[str, dict[str, Any]]:
+    """The receptions of calls from ``callers`` by caller, each with the names of its events; {} while Postgres does
+    not answer."""
     try:
         conn = await asyncpg.connect(stack.database_url, timeout=5)
     except (OSError, asyncpg.PostgresError, TimeoutError):
         return {}
     try:
         rows = await conn.fetch(
-            "SELECT id, from_number, status, pages, tiff_key, pdf_key, error_message, sip_call IS NOT NULL AS answered"
+            "SELECT id, from_number, status, pages, error_message, sip_call IS NOT NULL AS answered"
             " FROM inbound_faxes WHERE from_number = ANY($1::text[])",
             callers,
         )
-        events = await conn.fetch("SELECT routing_key, payload FROM outbox WHERE routing_key LIKE 'fax.inbound.%'")
+        payloads = await conn.fetch("SELECT payload FROM outbox WHERE routing_key LIKE 'fax.inbound.%'")
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
         return {}
     finally:
-        await conn.close()
-    found = {row["from_number"]: row for row in rows}
-    stack_events = [decode_event(bytes(event["payload"])) for event in events]
+        with contextlib.suppress(Exception):
+            await conn.close()
+    events = [decode_event(row["payload"]) for row in payloads]
     return {
-        caller: {**dict(row), "events": [type(e).__name__ for e in stack_events if e.fax_id == row["id"]]}  # type: ignore[attr-defined]
-        for caller, row in found.items()
+        row["from_number"]: {
+            **dict(row),
+            "events": [type(event).__name__ for event in events if getattr(event, "fax_id", None) == row["id"]],
+        }
+        for row in rows
     }
 
 
-async def _until(condition, seconds: float, what: str, stack: FaultStack):  # type: ignore[no-untyped-def]
+async def _until(condition: Callable[[], Awaitable[T | None]], seconds: float, what: str, stack: FaultStack) -> T:
+    """Poll ``condition`` until it returns something; fail naming ``what`` (with the services' logs) after
+    ``seconds``."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         found = await condition()
@@ -131,7 +147,7 @@ async def _reception_through_outage(
     for sender, output in zip(senders, outputs, strict=True):
         assert sender.returncode == 0 and "sent: 1 page(s)" in output, output
 
-    async def all_filed() -> dict[str, dict] | None:
+    async def all_filed() -> dict[str, dict[str, Any]] | None:
         found = await _receptions(stack, callers)
         done = len(found) == CALLS and all(row["status"] != "receiving" for row in found.values())
         return found if done else None
@@ -170,7 +186,7 @@ async def _reception_through_outage(
             assert len(ids) == 1 and None not in ids, f"reception {row['id']}'s callbacks: delivery ids {ids}"
 
 
-def _callbacks(receiver: CallbackReceiver, fax_id: uuid.UUID) -> list:  # type: ignore[type-arg]
+def _callbacks(receiver: CallbackReceiver, fax_id: uuid.UUID) -> list[ReceivedCallback]:
     return [callback for callback in receiver.received if callback.fields.get("uuid") == fax_id.hex]
 
 

@@ -126,34 +126,46 @@ async def _until(condition: Callable[[], Awaitable[T | None]], seconds: float, w
     raise AssertionError(f"{what} not within {seconds:.0f} s:\n{stack.running.logs()}")
 
 
-async def _reception_through_outage(
-    stack: FaultStack, infra: ControlledInfra, receiver: CallbackReceiver, document: Path, dependency: str, prefix: int
-) -> None:
-    figures = Figures(f"{dependency} stopped from mid-reception until {AFTER_CALLS_S} s after its calls ended", "sip")
+async def _calls_answered(
+    stack: FaultStack, document: Path, prefix: int
+) -> tuple[list[str], list[asyncio.subprocess.Process]]:
+    """``CALLS`` faxes from faxsim, once the transmitter answered every one: their callers and senders."""
     callers = [f"+1555{prefix:03d}{2000 + n}" for n in range(CALLS)]
     senders = [await _send(stack, document, caller, n) for n, caller in enumerate(callers)]
-    figures.accepted = CALLS
 
     async def all_answered() -> bool:
         found = await _receptions(stack, callers)
         return len(found) == CALLS and all(row["answered"] for row in found.values())
 
-    await _until(all_answered, 60, "both calls answered", stack)
+    await _until(all_answered, 60, "every call answered", stack)
+    return callers, senders
+
+
+async def _calls_ended(senders: list[asyncio.subprocess.Process]) -> None:
+    """Wait for every sender's call to end, each with its page confirmed by the transmitter."""
+    for sender in senders:
+        output = (await sender.communicate())[0].decode()
+        assert sender.returncode == 0 and "sent: 1 page(s)" in output, output
+
+
+async def _all_finished(stack: FaultStack, callers: list[str]) -> dict[str, dict[str, Any]] | None:
+    found = await _receptions(stack, callers)
+    return found if len(found) == CALLS and all(row["status"] != "receiving" for row in found.values()) else None
+
+
+async def _reception_through_outage(
+    stack: FaultStack, infra: ControlledInfra, receiver: CallbackReceiver, document: Path, dependency: str, prefix: int
+) -> None:
+    figures = Figures(f"{dependency} stopped from mid-reception until {AFTER_CALLS_S} s after its calls ended", "sip")
+    callers, senders = await _calls_answered(stack, document, prefix)
+    figures.accepted = CALLS
     async with infra.down(dependency):
-        outputs = [(await sender.communicate())[0].decode() for sender in senders]
+        await _calls_ended(senders)
         await asyncio.sleep(AFTER_CALLS_S)
     fault_over = time.monotonic()
     ready_task = asyncio.create_task(stack.wait_ready(120))
-    for sender, output in zip(senders, outputs, strict=True):
-        assert sender.returncode == 0 and "sent: 1 page(s)" in output, output
-
-    async def all_filed() -> dict[str, dict[str, Any]] | None:
-        found = await _receptions(stack, callers)
-        done = len(found) == CALLS and all(row["status"] != "receiving" for row in found.values())
-        return found if done else None
-
     try:
-        found = await _until(all_filed, RECEIVED_WITHIN_S, "every reception filed", stack)
+        found = await _until(lambda: _all_finished(stack, callers), RECEIVED_WITHIN_S, "every reception filed", stack)
         figures.drained_s = round(time.monotonic() - fault_over, 1)
     except AssertionError:
         found = await _receptions(stack, callers)
@@ -206,3 +218,24 @@ async def test_postgres_away_as_receptions_end_files_every_fax_once(
     """Caught: recording ``received`` failed with Postgres away (the TIFF and PDF copy already in S3), and the
     reception stayed ``receiving`` for good."""
     await _reception_through_outage(stack, fault_infra, receiver, document, "postgres", 302)
+
+
+@pytest.mark.full_faults
+@pytest.mark.timeout(300)
+async def test_a_transmitter_killed_while_its_filings_wait_for_s3_leaves_no_reception_receiving(
+    stack: FaultStack, fault_infra: ControlledInfra, document: Path
+) -> None:
+    """What remains (docs/RELIABILITY.md): the TIFF lives in the transmitter until S3 takes it. Killed after the
+    calls ended, while S3 is away, it loses them; its successor on the same SIP address (which waits for S3 to start)
+    ends each reception failed as interrupted, with one ``fax.inbound.failed``: none stays ``receiving``."""
+    callers, senders = await _calls_answered(stack, document, 303)
+    async with fault_infra.down("s3"):
+        await _calls_ended(senders)
+        await asyncio.sleep(2)  # the filings are waiting for S3
+        pid = stack.service_pid("fax_transmitter")
+        assert pid is not None
+        await stack.kill("fax_transmitter")
+    await stack.wait_restarted("fax_transmitter", pid, 120)
+    found = await _until(lambda: _all_finished(stack, callers), 60, "every reception ended", stack)
+    ended = {caller: (row["status"], row["error_message"], tuple(row["events"])) for caller, row in found.items()}
+    assert set(ended.values()) == {("failed", "reception interrupted: transmitter stopped", ("InboundFailed",))}, ended

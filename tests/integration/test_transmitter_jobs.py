@@ -521,7 +521,7 @@ async def test_a_reception_is_filed_once_however_often_its_filing_runs(world) ->
         remote_ident="FAR END", line_seconds=40.0,
     )  # fmt: skip
     tiff_key = f"inbound/{reception.fax_id}/fax.tif"
-    await store.started(reception)
+    await store.started(reception, lease_s=60)
 
     assert await store.received(reception, received, tiff_key, None)
     assert not await store.received(reception, received, tiff_key, None)

@@ -8,19 +8,24 @@ answered call is saved with the reception, so that a successor can hang up a cal
 The pages of a finished call are a known outcome: filing them is retried through S3 or Postgres being away until it
 commits, with the TIFF kept in the call's temporary directory meanwhile, and a second run of the record (after a
 commit whose answer was lost) changes nothing. Writes during the call (its pages so far, the answered call) never
-hold up or end the call. A process that dies while a filing waits loses the TIFF: its successor on the same SIP
-address fails the reception as interrupted (``end_orphaned_receptions``).
+hold up or end the call.
+
+From the answer until its outcome commits a reception is held under a lease its transmitter renews
+(``HeldReceptions``). A process that dies in the call or while a filing waits loses the TIFF: once the lease runs
+out any transmitter's sweeper fails the reception as interrupted and hangs up its call (at once: a successor on the
+same SIP address, at its start).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import tempfile
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,12 +47,16 @@ from fax_runtime.sandbox import Sandbox
 from fax_runtime.sql import load_queries
 from fax_runtime.transient import UNBOUNDED, RetryPolicy, retry_transient
 from fax_sip import AudioStream, IncomingCall, SessionDescription
+from fax_transmitter.leases import keep_lease
 from fax_transmitter.lines import AnsweredCall
 from fax_transmitter.outcome import record_call
 from fax_transmitter.sip_line import answered_call
 
 log = logging.getLogger(__name__)
 Q = load_queries("fax_transmitter")
+
+# The job error of a call that broke in our hands: the exception is logged, never shown to the fax's owner.
+RECEPTION_BROKE = "reception failed: the call could not be received"
 
 
 def _now() -> dt.datetime:
@@ -93,7 +102,7 @@ class InboundStore:
         row = await self._pool.fetchrow(Q["number_owner"], number)
         return (row["account_id"], row["faxbox_id"]) if row else None
 
-    async def started(self, reception: Reception) -> None:
+    async def started(self, reception: Reception, *, lease_s: int) -> None:
         await self._pool.execute(
             Q["reception_started"],
             reception.fax_id,
@@ -103,7 +112,11 @@ class InboundStore:
             reception.from_number,
             reception.from_name,
             reception.to_number,
+            lease_s,
         )
+
+    async def renew_lease(self, fax_id: uuid.UUID, lease_s: int) -> None:
+        await self._pool.execute(Q["renew_reception_lease"], fax_id, lease_s)
 
     async def page(self, fax_id: uuid.UUID, pages: int) -> None:
         await self._pool.execute(Q["reception_page"], fax_id, pages)
@@ -111,11 +124,15 @@ class InboundStore:
     async def answered(self, fax_id: uuid.UUID, call: AnsweredCall) -> None:
         await self._pool.execute(Q["reception_answered"], fax_id, call)
 
-    async def end_orphaned_receptions(self, owner: str) -> list[AnsweredCall]:
-        """At start: fail the receptions whose call belongs to our SIP contact (a dead predecessor); their calls."""
+    async def reap_abandoned_receptions(
+        self, *, predecessor: str | None = None, running: frozenset[uuid.UUID] = frozenset()
+    ) -> list[AnsweredCall]:
+        """Fail the receptions whose transmitter is gone (their lease ran out, or their call carries
+        ``predecessor``'s SIP contact), except those in ``running``, each with its event; their answered calls."""
         calls: list[AnsweredCall] = []
         async with self._pool.acquire() as conn, conn.transaction():
-            for row in await conn.fetch(Q["orphaned_receptions"], owner):
+            for row in await conn.fetch(Q["reap_abandoned_receptions"], predecessor, list(running)):
+                log.warning("inbound fax %s: its transmitter stopped; failed as interrupted", row["id"])
                 await enqueue(
                     conn,
                     InboundFailed(
@@ -130,7 +147,8 @@ class InboundStore:
                         error=row["error_message"],
                     ),
                 )
-                calls.append(msgspec.convert(row["sip_call"], AnsweredCall))
+                if row["sip_call"] is not None:
+                    calls.append(msgspec.convert(row["sip_call"], AnsweredCall))
         return calls
 
     async def received(
@@ -196,12 +214,48 @@ class InboundStore:
         return True
 
 
+class HeldReceptions:
+    """The receptions this process holds, from the answer until their outcome commits: each under a lease renewed
+    every third of it, never taken by this process's own sweeper (a lease that ran out while Postgres was away is
+    renewed by its holder), and waited for by a stopping transmitter's drain."""
+
+    def __init__(self, store: InboundStore, lease_s: int) -> None:
+        self.store = store
+        self.lease_s = lease_s
+        self._held: dict[uuid.UUID, asyncio.Task[Any]] = {}
+
+    @property
+    def tasks(self) -> frozenset[asyncio.Task[Any]]:
+        """The tasks receiving or filing the receptions held now."""
+        return frozenset(self._held.values())
+
+    @contextlib.asynccontextmanager
+    async def hold(self, fax_id: uuid.UUID) -> AsyncIterator[None]:
+        """Hold a started reception (its lease taken by ``InboundStore.started``) for as long as the block runs."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._held[fax_id] = task
+        keeper = asyncio.create_task(
+            keep_lease(lambda: self.store.renew_lease(fax_id, self.lease_s), self.lease_s, f"inbound fax {fax_id}")
+        )
+        try:
+            yield
+        finally:
+            keeper.cancel()
+            del self._held[fax_id]
+
+    async def reap_abandoned(self, *, predecessor: str | None = None) -> list[AnsweredCall]:
+        """End the receptions a gone transmitter left (never ours); their calls, to hang up."""
+        return await self.store.reap_abandoned_receptions(predecessor=predecessor, running=frozenset(self._held))
+
+
 class FaxReceiver:
     """Answers inbound calls for the SIP line (its ``on_incoming``)."""
 
     def __init__(
         self,
         store: InboundStore,
+        receptions: HeldReceptions,
         blobs: BlobStore,
         dsp: DspLoop,
         ports: PortRange,
@@ -214,6 +268,7 @@ class FaxReceiver:
     ) -> None:
         self._sandbox = sandbox
         self._store = store
+        self._receptions = receptions
         self._blobs = blobs
         self._dsp = dsp
         self._ports = ports
@@ -279,43 +334,44 @@ class FaxReceiver:
                 ),
             )
             try:
-                await self._store.started(reception)
+                await self._store.started(reception, lease_s=self._receptions.lease_s)
             except Exception:
                 # Not answered yet: the sending machine calls again later, as after a busy line.
                 log.exception("inbound call %s: could not record the reception", incoming.call_id)
                 await media.close()
                 await incoming.reject(503, "Service Unavailable")
                 return
-            outcome: TransmissionOutcome | None = None
-            broke: str | None = None
-            saving: asyncio.Task[None] | None = None
-            metrics = default_metrics()
-            metrics.calls_active.labels("inbound").inc()
-            began = time.monotonic()
-            try:
-                call = await incoming.answer(
-                    SessionDescription.audio_only(self._media_host, media.rtp_port, [payload_type])
-                )
-                call.on_reinvite = lambda offer: accept_t38_reinvite(offer, media, self._media_host, call)
-                media.start_audio(audio.host, audio.port, payload_type, signalling_host=signalling_host(call))
-                saving = self._save_answered_call(fax_id, answered_call(call, media, self._media_host))
-                outcome = await until_call_ends(call, media)
-                await call.hangup()
-            except Exception as exc:
-                log.exception("inbound call %s: reception broke", incoming.call_id)
-                broke = f"reception failed: {exc}"
-            finally:
-                await media.close()
-                metrics.calls_active.labels("inbound").dec()
-            try:
-                if broke is not None or outcome is None:
-                    await self._end_failed(reception, outcome, broke or "reception failed")
-                    return
-                record_call(metrics, "inbound", outcome, retry=False, seconds=time.monotonic() - began)
-                await self._file(reception, outcome, received)
-            finally:
-                if saving is not None:
-                    saving.cancel()
+            async with self._receptions.hold(fax_id):
+                outcome: TransmissionOutcome | None = None
+                broke: str | None = None
+                saving: asyncio.Task[None] | None = None
+                metrics = default_metrics()
+                metrics.calls_active.labels("inbound").inc()
+                began = time.monotonic()
+                try:
+                    call = await incoming.answer(
+                        SessionDescription.audio_only(self._media_host, media.rtp_port, [payload_type])
+                    )
+                    call.on_reinvite = lambda offer: accept_t38_reinvite(offer, media, self._media_host, call)
+                    media.start_audio(audio.host, audio.port, payload_type, signalling_host=signalling_host(call))
+                    saving = self._save_answered_call(fax_id, answered_call(call, media, self._media_host))
+                    outcome = await until_call_ends(call, media)
+                    await call.hangup()
+                except Exception:
+                    log.exception("inbound call %s: reception broke", incoming.call_id)
+                    broke = RECEPTION_BROKE
+                finally:
+                    await media.close()
+                    metrics.calls_active.labels("inbound").dec()
+                try:
+                    if broke is not None or outcome is None:
+                        await self._end_failed(reception, outcome, broke or RECEPTION_BROKE)
+                        return
+                    record_call(metrics, "inbound", outcome, retry=False, seconds=time.monotonic() - began)
+                    await self._file(reception, outcome, received)
+                finally:
+                    if saving is not None:
+                        saving.cancel()
 
     def _write_aside(self, write: Coroutine[Any, Any, object], what: str) -> asyncio.Task[None]:
         """Run a write off the call's path: the media never waits for Postgres, and a write that fails is logged,

@@ -70,11 +70,6 @@ class ScriptedLine:
         return outcome
 
 
-class NoReceptions:
-    async def end_orphaned_receptions(self, owner: str) -> list[AnsweredCall]:
-        return []
-
-
 def _answered(contact: str) -> AnsweredCall:
     return AnsweredCall(
         dialog=DialogIdentity(call_id=uuid.uuid4().hex, local="<sip:a>;tag=1", remote="<sip:b>;tag=2",
@@ -220,7 +215,7 @@ async def test_a_successor_hangs_up_the_calls_its_dead_predecessor_left_up(
     await jobs.record_answered_call(job_id, attempt.attempts, left_up)
     line = ScriptedLine(owner=PREDECESSOR)
 
-    await _transmitter(jobs, blobs, line).end_predecessors_calls(NoReceptions())  # type: ignore[arg-type]
+    await _transmitter(jobs, blobs, line).end_predecessors_calls()
 
     assert line.hung_up == [left_up]
     job = jobs.jobs[job_id]

@@ -20,7 +20,7 @@ from fax_jobs.testing import MemoryBlobs
 from fax_media.t30 import TransmissionOutcome
 from fax_runtime.sandbox import Sandbox
 from fax_runtime.transient import RetryPolicy
-from fax_transmitter.inbound import FaxReceiver, Reception
+from fax_transmitter.inbound import FaxReceiver, HeldReceptions, Reception
 
 RECEIVED = TransmissionOutcome(
     success=True, result_code=0, result_text="OK", pages_sent=1, bit_rate=14400, ecm_used=True, bad_rows=0,
@@ -78,6 +78,7 @@ class FlakyBlobs(MemoryBlobs):
 def _receiver(store: ScriptedStore, blobs: MemoryBlobs) -> FaxReceiver:
     return FaxReceiver(
         store,  # type: ignore[arg-type]
+        HeldReceptions(store, lease_s=60),  # type: ignore[arg-type]
         blobs,  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]  # the DSP loop and media ports: no call is made here
         None,  # type: ignore[arg-type]

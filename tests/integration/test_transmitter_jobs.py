@@ -21,7 +21,7 @@ from fax_runtime.db import create_pool
 from fax_sip import DialogIdentity
 from fax_transmitter.config import TransmitterSettings
 from fax_transmitter.handlers import Transmitter
-from fax_transmitter.inbound import InboundStore
+from fax_transmitter.inbound import HeldReceptions, InboundStore, Reception
 from fax_transmitter.lines import AnsweredCall, CallRequest, CallRoute, LoopbackLine
 
 
@@ -358,7 +358,7 @@ async def test_a_dead_transmitters_answered_calls_are_hung_up_by_its_successor_o
 
     successor_line = HeldLine(owner=PREDECESSOR)
     successor = Transmitter(store, blobs, settings, successor_line)
-    await successor.end_predecessors_calls(InboundStore(pool))
+    await successor.end_predecessors_calls()
     assert [(c.dialog.contact, c.media_ports) for c in successor_line.hung_up] == [(PREDECESSOR, (40000, 40002))]
     assert await _status_is(pool, by_successor, "failed")
 
@@ -373,6 +373,63 @@ async def test_a_dead_transmitters_answered_calls_are_hung_up_by_its_successor_o
     assert await _status_is(pool, by_sweeper, "failed")
     await _until(lambda: _equals(dead_line.active, 0))
     assert await _status_is(pool, by_successor, "failed")  # the dead process's late result changes nothing
+
+
+async def test_a_reception_whose_holder_is_gone_is_failed_once_by_any_sweeper_never_one_still_held(world) -> None:
+    """Caught: a reception whose transmitter died stayed ``receiving`` for good unless a successor started on the same
+    SIP address (a restarted Kubernetes pod has a new one). Receptions now hold a lease their transmitter renews (in
+    the call, and while the filing waits for S3 or Postgres); any transmitter's sweeper fails one whose lease ran
+    out, with one ``fax.inbound.failed``, and hangs up its call."""
+    pool, blobs, _, settings = world
+    store = InboundStore(pool)
+    gone = Reception(uuid.uuid4(), "acc", None, "call-gone", "+15557770001", "", "+15550001111")
+    held = Reception(uuid.uuid4(), "acc", None, "call-held", "+15557770002", "", "+15550001111")
+    for reception in (gone, held):
+        await store.started(reception, lease_s=1)
+    left_up = _answered(SIBLING)  # the dead transmitter's address: a successor, if any, starts on another
+    await store.answered(gone.fax_id, left_up)
+    holder = HeldReceptions(store, lease_s=1)  # a live transmitter, its filing of ``held`` waiting for S3
+    filed = asyncio.Event()
+
+    async def file_held() -> None:
+        async with holder.hold(held.fax_id):
+            await filed.wait()
+
+    holding = asyncio.create_task(file_held())
+    line = HeldLine(owner=PREDECESSOR)
+    successor = Transmitter(
+        AttemptJobStore(pool, AnsweredCall), blobs, settings, line, receptions=HeldReceptions(store, lease_s=1)
+    )
+    await successor.end_predecessors_calls()
+    assert await _reception_is(pool, gone.fax_id, "receiving")  # not its address: only the lease tells
+    sweeper = asyncio.create_task(successor.sweep(poll_seconds=0.2))
+    try:
+        await _until(lambda: _reception_is(pool, gone.fax_id, "failed"), seconds=10)
+        await asyncio.sleep(1.5)  # longer than a lease: ``held`` is renewed, never swept
+        assert await _reception_is(pool, held.fax_id, "receiving")
+    finally:
+        sweeper.cancel()
+        filed.set()
+        await holding
+    received = TransmissionOutcome(
+        success=True, result_code=0, result_text="OK", pages_sent=1, bit_rate=14400, ecm_used=True, bad_rows=0,
+        remote_ident="FAR END", line_seconds=20.0,
+    )  # fmt: skip
+    assert await store.received(held, received, f"inbound/{held.fax_id}/fax.tif", None)
+    assert not await store.failed(gone, None, "reception failed")  # the dead process's late record changes nothing
+
+    assert line.hung_up == [left_up]
+    error = await pool.fetchval("SELECT error_message FROM inbound_faxes WHERE id = $1", gone.fax_id)
+    assert error == "reception interrupted: transmitter stopped"
+    events = [decode_event(r["payload"]) for r in await pool.fetch("SELECT payload FROM outbox ORDER BY id")]
+    assert [(type(e).__name__, e.fax_id) for e in events] == [  # type: ignore[attr-defined]
+        ("InboundFailed", gone.fax_id),
+        ("InboundReceived", held.fax_id),
+    ]
+
+
+async def _reception_is(pool, fax_id: uuid.UUID, status: str) -> bool:
+    return await pool.fetchval("SELECT status = $2 FROM inbound_faxes WHERE id = $1", fax_id, status)
 
 
 async def _all_in(pool, status: str) -> bool:
@@ -450,3 +507,27 @@ async def test_an_attempt_learns_the_faxbox_policy_and_the_attempts_before_it(wo
         (1, "carrier-a", True, 49),
         (2, "carrier-a", False, 0),
     ]
+
+
+async def test_a_reception_is_filed_once_however_often_its_filing_runs(world) -> None:
+    """Filing runs until it commits, so it runs again after a commit whose answer was lost: that run (and a late
+    failure) must change nothing and enqueue no second event. Before, the second run's UPDATE matched no row but its
+    ``fax.inbound.received`` was enqueued anyway: a second event, a second notification plan."""
+    pool, _, _, _ = world
+    store = InboundStore(pool)
+    reception = Reception(uuid.uuid4(), "acc", None, "call-1", "+15557770001", "", "+15550001111")
+    received = TransmissionOutcome(
+        success=True, result_code=0, result_text="OK", pages_sent=2, bit_rate=14400, ecm_used=True, bad_rows=0,
+        remote_ident="FAR END", line_seconds=40.0,
+    )  # fmt: skip
+    tiff_key = f"inbound/{reception.fax_id}/fax.tif"
+    await store.started(reception, lease_s=60)
+
+    assert await store.received(reception, received, tiff_key, None)
+    assert not await store.received(reception, received, tiff_key, None)
+    assert not await store.failed(reception, received, "reception failed: the received fax could not be stored")
+
+    row = await pool.fetchrow("SELECT status, pages, tiff_key, error_message FROM inbound_faxes")
+    assert dict(row) == {"status": "received", "pages": 2, "tiff_key": tiff_key, "error_message": ""}
+    events = [decode_event(r["payload"]) for r in await pool.fetch("SELECT payload FROM outbox ORDER BY id")]
+    assert [(type(e).__name__, e.fax_id) for e in events] == [("InboundReceived", reception.fax_id)]  # type: ignore[attr-defined]

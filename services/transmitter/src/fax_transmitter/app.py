@@ -15,14 +15,16 @@ from fax_runtime.worker import WorkerContext, WorkerSpec
 from fax_sip import SipSettings, TlsSettings
 from fax_transmitter.config import TransmitterSettings
 from fax_transmitter.handlers import Transmitter
-from fax_transmitter.inbound import FaxReceiver, InboundStore
+from fax_transmitter.inbound import FaxReceiver, HeldReceptions, InboundStore
 from fax_transmitter.lines import AnsweredCall, Line, LoopbackLine
 from fax_transmitter.sip_line import SipLine, SipLineSettings
 
 SERVICE = "transmitter"
 
 
-def build_line(settings: TransmitterSettings, context: WorkerContext, sandbox: Sandbox) -> Line:
+def build_line(
+    settings: TransmitterSettings, context: WorkerContext, sandbox: Sandbox, receptions: HeldReceptions
+) -> Line:
     if settings.line == "loopback":
         return LoopbackLine(settings.loopback_received_dir)
     sip = settings.sip
@@ -47,7 +49,8 @@ def build_line(settings: TransmitterSettings, context: WorkerContext, sandbox: S
         )
     )
     receiver = FaxReceiver(
-        InboundStore(context.pool),
+        receptions.store,
+        receptions,
         context.blobs,
         line.dsp,
         line.ports,
@@ -63,10 +66,14 @@ def create_worker(settings: TransmitterSettings) -> WorkerSpec:
     async def wire(context: WorkerContext) -> None:
         # Probing bubblewrap starts a process: off the event loop. FAX_SANDBOX=bwrap without it stops the start here.
         sandbox = await asyncio.to_thread(Sandbox.from_setting, settings.runtime.sandbox)
-        line = build_line(settings, context, sandbox)
+        # Any transmitter, whatever its line, ends the receptions a gone one left; a SIP line also holds its own.
+        receptions = HeldReceptions(InboundStore(context.pool), settings.call_lease_s)
+        line = build_line(settings, context, sandbox, receptions)
         await line.start()
-        transmitter = Transmitter(AttemptJobStore(context.pool, AnsweredCall), context.blobs, settings, line)
-        await transmitter.end_predecessors_calls(InboundStore(context.pool))
+        transmitter = Transmitter(
+            AttemptJobStore(context.pool, AnsweredCall), context.blobs, settings, line, receptions=receptions
+        )
+        await transmitter.end_predecessors_calls()
         context.broker.subscriber(
             event_queue(SERVICE, DocumentReady), events_exchange, ack_policy=AckPolicy.NACK_ON_ERROR
         )(transmitter.on_document_ready)

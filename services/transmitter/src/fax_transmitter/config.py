@@ -295,8 +295,8 @@ class TransmitterSettings(msgspec.Struct, frozen=True, kw_only=True):
     retry_delay_busy_s: int = 120
     retry_delay_no_answer_s: int = 300
     max_calls_per_account: int = 10
-    call_lease_s: int = 60  # renewed every third of it while a call runs
-    drain_s: int = 900  # how long a stopping transmitter lets its calls finish
+    call_lease_s: int = 60  # renewed every third of it while a call runs (a received fax: until it is filed)
+    drain_s: int = 900  # how long a stopping transmitter lets its calls finish and its receptions be filed
     health_host: str = "127.0.0.1"
     health_port: int = 8002
 

@@ -36,7 +36,8 @@ from fax_runtime.logs import fax_context
 from fax_runtime.metrics import default_metrics
 from fax_runtime.transient import UNBOUNDED, RetryPolicy, retry_transient
 from fax_transmitter.config import TransmitterSettings
-from fax_transmitter.inbound import InboundStore
+from fax_transmitter.inbound import HeldReceptions
+from fax_transmitter.leases import keep_lease
 from fax_transmitter.lines import AnsweredCall, CallRequest, CallRoute, Line
 from fax_transmitter.media_policy import attempt_log
 from fax_transmitter.options import fax_options_for
@@ -51,9 +52,18 @@ DOCUMENT_READ = RetryPolicy(give_up_after_s=600.0)
 
 class Transmitter:
     def __init__(
-        self, jobs: AttemptJobs[AnsweredCall], blobs: BlobStore, settings: TransmitterSettings, line: Line
+        self,
+        jobs: AttemptJobs[AnsweredCall],
+        blobs: BlobStore,
+        settings: TransmitterSettings,
+        line: Line,
+        *,
+        receptions: HeldReceptions | None = None,
     ) -> None:
+        """``receptions``: the receptions this process holds, and the store that ends those any transmitter left
+        behind (the sweeper's other half); None only where receptions are not the concern (tests of sending)."""
         self._jobs = jobs
+        self._receptions = receptions
         self._blobs = blobs
         self._settings = settings
         self._line = line
@@ -68,14 +78,15 @@ class Transmitter:
             other_s=settings.retry_delay_s,
         )
 
-    async def end_predecessors_calls(self, inbound: InboundStore) -> None:
+    async def end_predecessors_calls(self) -> None:
         """At start, before any call: end the attempts and receptions whose calls a dead predecessor on our SIP
         address left up, and hang those calls up, so the far end stops streaming into ports we are about to use."""
         owner = self._line.owner
         if owner is None:
             return
         calls = [ended.call for ended in await self._jobs.reap_abandoned_attempts(predecessor=owner) if ended.call]
-        calls += await inbound.end_orphaned_receptions(owner)
+        if self._receptions is not None:
+            calls += await self._receptions.reap_abandoned(predecessor=owner)
         if calls:
             log.info("hanging up %d call(s) a stopped transmitter left up", len(calls))
         self._line.hang_up_abandoned(calls)
@@ -118,7 +129,10 @@ class Transmitter:
         metrics.job_transitions.labels("processing").inc()
         metrics.calls_active.labels("outbound").inc()
         began = time.monotonic()
-        heartbeat = asyncio.create_task(self._keep_lease(job_id, attempt))
+        lease_s = self._settings.call_lease_s
+        heartbeat = asyncio.create_task(
+            keep_lease(lambda: self._jobs.renew_lease(job_id, attempt, lease_s), lease_s, f"job {job_id}")
+        )
         progress: asyncio.Queue[int] = asyncio.Queue()
         reporter = asyncio.create_task(self._report_progress(job_id, attempt, progress))
         routes: list[CallRoute] = []
@@ -166,15 +180,6 @@ class Transmitter:
         )
         log.info("job %s: attempt %d failed (%s); retry=%s", job_id, attempt, outcome.result_text, retry)
         return retry
-
-    async def _keep_lease(self, job_id: uuid.UUID, attempt: int) -> None:
-        lease = self._settings.call_lease_s
-        while True:
-            await asyncio.sleep(lease / 3)
-            try:
-                await self._jobs.renew_lease(job_id, attempt, lease)
-            except Exception:
-                log.warning("job %s: could not renew the call's lease", job_id, exc_info=True)
 
     async def _report_progress(self, job_id: uuid.UUID, attempt: int, pages: asyncio.Queue[int]) -> None:
         # One consumer per call keeps the progress events in page order.
@@ -260,18 +265,28 @@ class Transmitter:
             for ended in abandoned:
                 if ended.completed:
                     log.info("job %s: every page was confirmed before its transmitter stopped: delivered", ended.job_id)
-            self._line.hang_up_abandoned(ended.call for ended in abandoned if ended.call)
+            calls = [ended.call for ended in abandoned if ended.call]
+            if self._receptions is not None:
+                calls += await self._receptions.reap_abandoned()
+            self._line.hang_up_abandoned(calls)
         due = await self._jobs.due_jobs(self._settings.retry_delay_s, held_back_s=held_back_s)
         for job_id in due:
             await self.start_attempt(job_id)
 
     async def drain(self, grace_s: float) -> None:
-        """Let calls in progress finish (a stopping pod); those still up after ``grace_s`` are cut, and their
-        leases run out for the next sweep to record."""
-        if self._calls:
-            log.info("waiting up to %.0f s for %d call(s) to finish", grace_s, len(self._calls))
-            _, pending = await asyncio.wait(set(self._calls), timeout=grace_s)
-            for task in pending:
+        """Let calls in progress finish, and receptions be filed (a stopping pod). Calls still up after ``grace_s``
+        are cut here, receptions by the line's close; their leases run out for a sweeper to record."""
+        receiving = self._receptions.tasks if self._receptions is not None else frozenset()
+        if self._calls or receiving:
+            log.info(
+                "waiting up to %.0f s for %d call(s) and %d reception(s) to finish",
+                grace_s,
+                len(self._calls),
+                len(receiving),
+            )
+            _, pending = await asyncio.wait(self._calls | receiving, timeout=grace_s)
+            cut = pending - receiving
+            for task in cut:
                 task.cancel()
             with contextlib.suppress(Exception):
-                await asyncio.gather(*pending, return_exceptions=True)
+                await asyncio.gather(*cut, return_exceptions=True)

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 # Reading the fax from S3 before dialling: an outage of minutes is waited out (the lease renewed meanwhile); after
 # that the attempt fails as not made, and is retried later if attempts remain.
 DOCUMENT_READ = RetryPolicy(give_up_after_s=600.0)
+ATTEMPT_BROKE = "transmitter error: the call could not be placed"
 
 
 class Transmitter:
@@ -139,10 +140,11 @@ class Transmitter:
         try:
             try:
                 outcome = await self._place_call(job_id, attempt, job, progress.put_nowait, routes.append)
-            except Exception as exc:
+            except Exception:
                 # The attempt is claimed: whatever broke, it must end recorded, or the job would hang in 'processing'.
+                # The exception (a path, an S3 key, a library's words) goes to the log, not to the fax's owner.
                 log.exception("job %s: attempt %d could not be made", job_id, attempt)
-                outcome = call_not_made(f"transmitter error: {exc}")
+                outcome = call_not_made(ATTEMPT_BROKE)
             finally:
                 metrics.calls_active.labels("outbound").dec()
             # The confirmed pages first, then the outcome; the lease is renewed until both have committed.

@@ -195,11 +195,13 @@ async def test_an_attempt_that_breaks_is_recorded_not_left_processing(
     jobs: MemoryJobs[AnsweredCall], blobs: MemoryBlobs
 ) -> None:
     job_id = await _ready(jobs, blobs, retries=2)
-    transmitter = _transmitter(jobs, blobs, ScriptedLine(RuntimeError("the DSP loop stopped")))
+    broke = RuntimeError("the DSP loop stopped reading /tmp/fax-tx-1234/fax.tif")
+    transmitter = _transmitter(jobs, blobs, ScriptedLine(broke))
 
     await transmitter.attempt(job_id)
     job = jobs.jobs[job_id]
-    assert (job.status, job.error_message) == (PENDING, "transmitter error: the DSP loop stopped")
+    # The owner reads a reason, never the exception's own words (they named a path of ours before).
+    assert (job.status, job.error_message) == (PENDING, "transmitter error: the call could not be placed")
 
     blobs.objects.clear()  # the fax went missing from S3: the call is never placed, the attempt still ends
     await transmitter.attempt(job_id)

@@ -25,6 +25,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -214,22 +215,29 @@ class FaultStack:
 
     async def jobs(self, fax_ids: list[str] | None = None) -> dict[str, asyncpg.Record]:
         """The jobs (all of the account's, or ``fax_ids``) by Kazoo id; {} while Postgres does not answer."""
-        try:
-            conn = await asyncpg.connect(self.database_url, timeout=5)
-        except (OSError, asyncpg.PostgresError, TimeoutError):
-            return {}
-        try:
-            rows = await conn.fetch(
+        answers = await self.query(
+            (
                 "SELECT id, status, attempts, pages, to_number, error_message, tx_result::text AS tx_result,"
                 " lease_expires_at FROM fax_jobs WHERE $1::uuid[] IS NULL OR id = ANY($1::uuid[])",
                 None if fax_ids is None else [uuid.UUID(fax_id) for fax_id in fax_ids],
             )
+        )
+        return {} if answers is None else {row["id"].hex: row for row in answers[0]}
+
+    async def query(self, *statements: tuple[Any, ...]) -> list[list[asyncpg.Record]] | None:
+        """Each ``(sql, *arguments)``'s rows, on one connection; None while Postgres does not answer (it may be the
+        fault under test)."""
+        try:
+            conn = await asyncpg.connect(self.database_url, timeout=5)
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            return None
+        try:
+            return [await conn.fetch(sql, *arguments) for sql, *arguments in statements]
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            return {}
+            return None
         finally:
             with contextlib.suppress(Exception):
                 await conn.close()
-        return {row["id"].hex: row for row in rows}
 
     async def wait_terminal(self, fax_ids: list[str], seconds: float) -> float | None:
         """Wait until every job of ``fax_ids`` is finished; the monotonic time it happened, None if not in time."""

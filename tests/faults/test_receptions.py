@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg
 import httpx
 import pytest
 
@@ -88,22 +87,17 @@ async def _send(stack: FaultStack, document: Path, from_number: str, index: int)
 async def _receptions(stack: FaultStack, callers: list[str]) -> dict[str, dict[str, Any]]:
     """The receptions of calls from ``callers`` by caller, each with the names of its events; {} while Postgres does
     not answer."""
-    try:
-        conn = await asyncpg.connect(stack.database_url, timeout=5)
-    except (OSError, asyncpg.PostgresError, TimeoutError):
-        return {}
-    try:
-        rows = await conn.fetch(
+    answers = await stack.query(
+        (
             "SELECT id, from_number, status, pages, error_message, sip_call IS NOT NULL AS answered"
             " FROM inbound_faxes WHERE from_number = ANY($1::text[])",
             callers,
-        )
-        payloads = await conn.fetch("SELECT payload FROM outbox WHERE routing_key LIKE 'fax.inbound.%'")
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        ),
+        ("SELECT payload FROM outbox WHERE routing_key LIKE 'fax.inbound.%'",),
+    )
+    if answers is None:
         return {}
-    finally:
-        with contextlib.suppress(Exception):
-            await conn.close()
+    rows, payloads = answers
     events = [decode_event(row["payload"]) for row in payloads]
     return {
         row["from_number"]: {

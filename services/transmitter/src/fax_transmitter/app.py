@@ -49,7 +49,6 @@ def build_line(
         )
     )
     receiver = FaxReceiver(
-        receptions.store,
         receptions,
         context.blobs,
         line.dsp,

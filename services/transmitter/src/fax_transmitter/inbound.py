@@ -254,7 +254,6 @@ class FaxReceiver:
 
     def __init__(
         self,
-        store: InboundStore,
         receptions: HeldReceptions,
         blobs: BlobStore,
         dsp: DspLoop,
@@ -267,7 +266,7 @@ class FaxReceiver:
         filing: RetryPolicy = UNBOUNDED,
     ) -> None:
         self._sandbox = sandbox
-        self._store = store
+        self._store = receptions.store
         self._receptions = receptions
         self._blobs = blobs
         self._dsp = dsp
@@ -343,7 +342,7 @@ class FaxReceiver:
                 return
             async with self._receptions.hold(fax_id):
                 outcome: TransmissionOutcome | None = None
-                broke: str | None = None
+                broke = False
                 saving: asyncio.Task[None] | None = None
                 metrics = default_metrics()
                 metrics.calls_active.labels("inbound").inc()
@@ -359,13 +358,13 @@ class FaxReceiver:
                     await call.hangup()
                 except Exception:
                     log.exception("inbound call %s: reception broke", incoming.call_id)
-                    broke = RECEPTION_BROKE
+                    broke = True
                 finally:
                     await media.close()
                     metrics.calls_active.labels("inbound").dec()
                 try:
-                    if broke is not None or outcome is None:
-                        await self._end_failed(reception, outcome, broke or RECEPTION_BROKE)
+                    if broke or outcome is None:
+                        await self._end_failed(reception, outcome, RECEPTION_BROKE)
                         return
                     record_call(metrics, "inbound", outcome, retry=False, seconds=time.monotonic() - began)
                     await self._file(reception, outcome, received)

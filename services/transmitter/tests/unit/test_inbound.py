@@ -77,7 +77,6 @@ class FlakyBlobs(MemoryBlobs):
 
 def _receiver(store: ScriptedStore, blobs: MemoryBlobs) -> FaxReceiver:
     return FaxReceiver(
-        store,  # type: ignore[arg-type]
         HeldReceptions(store, lease_s=60),  # type: ignore[arg-type]
         blobs,  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]  # the DSP loop and media ports: no call is made here
